@@ -1,0 +1,165 @@
+"""The read API's base: read-key authentication, tenant scoping and one error shape.
+
+Every read API view subclasses `TenantAPIView`. The tenant comes from the key,
+never from the URL or payload; subclasses may not replace the authentication,
+permission or scoping hooks (checked when the class is defined), and read rows
+through `self.scoped(Model)`.
+"""
+
+import base64
+import binascii
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .models import ApiKeyKind
+from .services import api_key_authenticate
+
+# --- Errors ---------------------------------------------------------------------
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _first_field_error(detail) -> tuple[str | None, str]:
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            sub_field, message = _first_field_error(value)
+            name = field if field != "non_field_errors" else None
+            return (f"{name}.{sub_field}" if name and sub_field else name or sub_field), message
+    if isinstance(detail, list) and detail:
+        return _first_field_error(detail[0])
+    return None, str(detail)
+
+
+def exception_handler(exc, context):
+    """One error shape for the whole API: {"error": {"code", "message", "field"}}."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_field_error(exc.detail)
+        response.data = error_body("invalid", message, field)
+    else:
+        code = getattr(exc, "default_code", "error")
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        response.data = error_body(code, str(detail))
+    return response
+
+
+# --- Authentication ---------------------------------------------------------------
+
+
+def key_from_request(request) -> str | None:
+    """The key from `Authorization: Bearer <key>` or Basic with the key as user name.
+
+    Keys in the query string are refused on purpose: URLs end up in logs.
+    """
+    header = get_authorization_header(request).decode("latin-1")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            return base64.b64decode(value, validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
+
+
+class ReadKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        if "key" in request.query_params or "api_key" in request.query_params:
+            raise exceptions.AuthenticationFailed("Send the key in the Authorization header, never in the URL.")
+        plaintext = key_from_request(request)
+        if plaintext is None:
+            return None
+        key = api_key_authenticate(plaintext, ApiKeyKind.READ)
+        if key is None:
+            if api_key_authenticate(plaintext, ApiKeyKind.WRITE) is not None:
+                raise exceptions.PermissionDenied("A write key can only send events; use a read key here.")
+            raise exceptions.AuthenticationFailed("Unknown or revoked read key.")
+        return (None, key)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class ReadKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = ReadKeyAuthentication
+    name = "readKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A read key (rk_…) from Settings → API keys."}
+
+
+class HasReadKey(BasePermission):
+    def has_permission(self, request, view):
+        if request.auth is None:
+            raise exceptions.NotAuthenticated("A read key is required: Authorization: Bearer rk_…")
+        return True
+
+
+class TenantAPIView(APIView):
+    authentication_classes = [ReadKeyAuthentication]
+    permission_classes = [HasReadKey]
+
+    _PROTECTED = ("get_authenticators", "get_permissions", "initial", "perform_authentication")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        overridden = [name for name in cls._PROTECTED if name in cls.__dict__]
+        if overridden or cls.__dict__.get("authentication_classes") or cls.__dict__.get("permission_classes"):
+            raise TypeError(
+                f"{cls.__name__} may not override tenant scoping ({', '.join(overridden) or 'auth classes'})."
+            )
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self.tenant = request.auth.tenant
+
+    def scoped(self, model):
+        return model.objects.for_tenant(self.tenant)
+
+
+# --- Endpoints --------------------------------------------------------------------
+
+
+class TenantInfoApi(TenantAPIView):
+    """Which workspace a read key belongs to: lets clients check their key."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "TenantInfo",
+            {
+                "name": serializers.CharField(),
+                "slug": serializers.CharField(),
+                "product_name": serializers.CharField(),
+                "time_zone": serializers.CharField(),
+            },
+        )
+    )
+    def get(self, request):
+        tenant = self.tenant
+        return Response(
+            {
+                "name": tenant.name,
+                "slug": tenant.slug,
+                "product_name": tenant.product_name,
+                "time_zone": tenant.time_zone,
+            }
+        )

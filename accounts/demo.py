@@ -1,0 +1,41 @@
+"""The demo tenant: a photo-sharing product with a small team of every role."""
+
+from .models import Department, Membership, Role, Tenant, User
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password-2026"
+
+# Teammates from different departments, so every view of engagement is present.
+DEMO_TEAM = [
+    ("pat.product@example.com", "Pat Product", Role.ADMIN, Department.PRODUCT),
+    ("sam.sales@example.com", "Sam Sales", Role.EDITOR, Department.SALES),
+    ("cara.success@example.com", "Cara Success", Role.EDITOR, Department.CUSTOMER_SUCCESS),
+    ("finn.finance@example.com", "Finn Finance", Role.VIEWER, Department.FINANCE),
+    ("eli.engineer@example.com", "Eli Engineer", Role.VIEWER, Department.ENGINEERING),
+]
+
+
+def _user(email: str, full_name: str, password: str | None) -> User:
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    return user
+
+
+def seed_demo_tenant() -> tuple[Tenant, bool]:
+    tenant, created = Tenant.objects.get_or_create(
+        slug=DEMO_SLUG,
+        defaults={"name": "Snapshot Labs", "product_name": "PhotoShare", "time_zone": "America/New_York"},
+    )
+    owner = _user(DEMO_EMAIL, "Dana Demo", DEMO_PASSWORD)
+    # Keep the documented password working even if someone changed it.
+    owner.set_password(DEMO_PASSWORD)
+    owner.save(update_fields=["password"])
+    Membership.objects.update_or_create(
+        tenant=tenant, user=owner, defaults={"role": Role.OWNER, "department": Department.LEADERSHIP}
+    )
+    for email, name, role, department in DEMO_TEAM:
+        member = _user(email, name, None)
+        Membership.objects.get_or_create(tenant=tenant, user=member, defaults={"role": role, "department": department})
+    return tenant, created

@@ -1,0 +1,312 @@
+"""Tenants, members, invitations and API keys.
+
+Every tenant-owned row in the project inherits `TenantOwned`, whose manager
+only hands out rows through `for_tenant(tenant)`; that method refuses a missing
+tenant instead of returning every row (fail closed).
+"""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+import zoneinfo
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# --- Users ----------------------------------------------------------------------
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, username):
+        # Emails are stored lower-cased; log-in must not depend on the case typed.
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in. The email is the login."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    def __str__(self):
+        return self.email
+
+    def clean(self):
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+
+    def get_full_name(self):
+        return self.full_name or self.email
+
+    def get_short_name(self):
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+# --- Tenants --------------------------------------------------------------------
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known time zone (e.g. Europe/Paris, America/New_York, UTC).")
+
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",
+    "Use 1-50 lower-case letters, digits and hyphens, not starting or ending with a hyphen.",
+)
+
+# Slugs that would shadow our own top-level paths if we ever moved tenants there.
+RESERVED_SLUGS = {"admin", "api", "new", "settings", "static", "t", "v1", "signup", "login", "logout"}
+
+
+class Tenant(models.Model):
+    """One customer company of ours and its product."""
+
+    name = models.CharField("company name", max_length=100)
+    slug = models.SlugField(max_length=50, unique=True, validators=[slug_validator])
+    product_name = models.CharField(max_length=100)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        super().clean()
+        if self.slug in RESERVED_SLUGS:
+            raise ValidationError({"slug": f"“{self.slug}” is reserved; choose another."})
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def today(self):
+        """The current date in the tenant's time zone: a "day" is a tenant day."""
+        return timezone.now().astimezone(self.tzinfo).date()
+
+
+class TenantScopeError(RuntimeError):
+    """Raised when tenant-owned rows are asked for without a tenant."""
+
+
+class TenantQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: "Tenant"):
+        if tenant is None or getattr(tenant, "pk", None) is None:
+            raise TenantScopeError(f"{self.model.__name__} rows must be read through a tenant.")
+        return self.filter(tenant=tenant)
+
+
+class TenantOwned(models.Model):
+    """Base for every row that belongs to a tenant."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+# --- Members --------------------------------------------------------------------
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    EDITOR = "editor", "Editor"
+    ADMIN = "admin", "Admin"
+    OWNER = "owner", "Owner"
+
+
+# Each role can do everything of the roles before it.
+ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+
+def role_at_least(role: str, minimum: str) -> bool:
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(minimum)]
+
+
+class Department(models.TextChoices):
+    PRODUCT = "product", "Product"
+    ENGINEERING = "engineering", "Engineering"
+    DESIGN = "design", "Design"
+    MARKETING = "marketing", "Marketing"
+    SALES = "sales", "Sales"
+    CUSTOMER_SUCCESS = "customer_success", "Customer success"
+    SUPPORT = "support", "Support"
+    FINANCE = "finance", "Finance"
+    LEADERSHIP = "leadership", "Leadership"
+    OTHER = "other", "Other"
+
+
+class Membership(TenantOwned):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    department = models.CharField(max_length=20, choices=Department.choices, default=Department.OTHER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user_per_tenant")]
+        ordering = ["user__email"]
+
+    def __str__(self):
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+    def can(self, minimum_role: str) -> bool:
+        return role_at_least(self.role, minimum_role)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def default_invitation_expiry():
+    return timezone.now() + settings.INVITATION_TTL
+
+
+class Invitation(TenantOwned):
+    """An invitation to join a tenant. Only a hash of the emailed token is kept."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    department = models.CharField(max_length=20, choices=Department.choices, default=Department.OTHER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(default=default_invitation_expiry)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Invitation of {self.email} to {self.tenant}"
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+# --- API keys -------------------------------------------------------------------
+
+
+class ApiKeyKind(models.TextChoices):
+    WRITE = "write", "Write key (ingestion only; safe in a browser)"
+    READ = "read", "Read key (secret; read API)"
+
+
+KEY_PREFIXES = {ApiKeyKind.WRITE: "wk_", ApiKeyKind.READ: "rk_"}
+_LOOKUP_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class ApiKey(TenantOwned):
+    """A key looked up by its short public prefix and checked against a SHA-256 hash.
+
+    Format: `wk_<12 lookup chars>_<43 secret chars>` (256 random bits in the
+    secret). SHA-256 suffices for a high-entropy secret and is cheap enough for
+    the ingestion hot path; the plaintext is shown once and never stored.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=5, choices=ApiKeyKind.choices)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=20, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def generate(cls, kind: str) -> tuple[str, str, str]:
+        """Return (plaintext key, lookup prefix, hash)."""
+        lookup = "".join(secrets.choice(_LOOKUP_ALPHABET) for _ in range(12))
+        prefix = f"{KEY_PREFIXES[ApiKeyKind(kind)]}{lookup}"
+        plaintext = f"{prefix}_{secrets.token_urlsafe(32)}"
+        return plaintext, prefix, hash_token(plaintext)
+
+    @staticmethod
+    def split_prefix(plaintext: str) -> str | None:
+        # The secret may itself contain "_", so split by position, not separator.
+        if len(plaintext) > 16 and plaintext[15] == "_" and plaintext[:3] in KEY_PREFIXES.values():
+            return plaintext[:15]
+        return None
+
+    def matches(self, plaintext: str) -> bool:
+        return hmac.compare_digest(self.secret_hash, hash_token(plaintext))
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    # Writing last_used_at on every ingestion request would turn reads into
+    # writes on the hot path; a minute of precision is enough for the page.
+    LAST_USED_PRECISION = timedelta(minutes=1)

@@ -1,0 +1,21 @@
+"""Reads shared by the accounts pages and APIs."""
+
+from django.db.models import QuerySet
+
+from .models import ApiKey, Invitation, Membership, Tenant
+
+
+def tenants_for_user(user) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+
+
+def members_of(tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__email")
+
+
+def invitations_of(tenant: Tenant) -> QuerySet[Invitation]:
+    return Invitation.objects.for_tenant(tenant).filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+
+def api_keys_of(tenant: Tenant) -> QuerySet[ApiKey]:
+    return ApiKey.objects.for_tenant(tenant).select_related("created_by").order_by("revoked_at", "-created_at")

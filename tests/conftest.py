@@ -1,0 +1,103 @@
+"""Shared fixtures: the named actors of every test, and service availability.
+
+Tenant A ("Acme") has an owner, an admin, an editor and a viewer; the outsider
+owns tenant B ("Globex"). Tests that need PostgreSQL or Redis use the `postgres`
+/ `redis` fixtures: they skip with a reason on a bare machine and fail when
+REQUIRE_SERVICES=1 (as in CI).
+"""
+
+import os
+
+import pytest
+from django.conf import settings as django_settings
+
+from accounts.models import Department, Membership, Role, User
+from accounts.services import tenant_create
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _missing(service: str, how: str):
+    if django_settings.REQUIRE_SERVICES or os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{service} is required (REQUIRE_SERVICES=1) but {how}.")
+    pytest.skip(f"{service} not available: {how}.")
+
+
+@pytest.fixture
+def postgres():
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        _missing("PostgreSQL", "DATABASE_URL does not point at PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = django_settings.REDIS_URL
+    if not url:
+        _missing("Redis", "REDIS_URL is not set")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        _missing("Redis", f"{url} does not answer ({error})")
+    return url
+
+
+def make_user(email: str, name: str) -> User:
+    return User.objects.create_user(email=email, password=PASSWORD, full_name=name)
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("olivia.owner@acme.test", "Olivia Owner")
+
+
+@pytest.fixture
+def tenant(owner):
+    return tenant_create(owner=owner, name="Acme", product_name="Rocket", time_zone="Europe/Paris")
+
+
+def _member(tenant, email, name, role, department=Department.OTHER):
+    user = make_user(email, name)
+    Membership.objects.create(tenant=tenant, user=user, role=role, department=department)
+    return user
+
+
+@pytest.fixture
+def admin_user(tenant):
+    return _member(tenant, "adam.admin@acme.test", "Adam Admin", Role.ADMIN, Department.ENGINEERING)
+
+
+@pytest.fixture
+def editor(tenant):
+    return _member(tenant, "eve.editor@acme.test", "Eve Editor", Role.EDITOR, Department.PRODUCT)
+
+
+@pytest.fixture
+def viewer(tenant):
+    return _member(tenant, "vic.viewer@acme.test", "Vic Viewer", Role.VIEWER, Department.SALES)
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("oscar.outsider@globex.test", "Oscar Outsider")
+
+
+@pytest.fixture
+def other_tenant(outsider):
+    return tenant_create(owner=outsider, name="Globex", product_name="Widget", time_zone="UTC")
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def owner_client(client, owner, tenant):
+    return client_for(client, owner)
+
+
+@pytest.fixture
+def outsider_client(client, outsider, other_tenant):
+    return client_for(client, outsider)

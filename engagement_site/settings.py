@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "accounts",
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -196,6 +197,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Requests per second per write key on the ingestion API (0 = unlimited); 429 + Retry-After above.
+INGEST_RATE_LIMIT_PER_SECOND = env.int("INGEST_RATE_LIMIT_PER_SECOND", default=1000)
 
 # --- Security baseline ----------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/", include((api_v1, "api"))),
+    path("", include("events.urls")),
     path("", include("accounts.urls")),
 ]

@@ -16,6 +16,10 @@ from accounts.services import tenant_create
 
 PASSWORD = "correct-horse-battery-staple"
 
+# Live-server and thread tests open connections in short-lived threads; persistent
+# connections would outlive them and block dropping the test database.
+django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
 
 def _missing(service: str, how: str):
     if django_settings.REQUIRE_SERVICES or os.environ.get("REQUIRE_SERVICES") == "1":

@@ -1,0 +1,160 @@
+"""End users, customer accounts, the activity catalog, events and their daily rollup.
+
+The rollup (`DailyActivityCount`) is maintained in the same transaction that
+inserts events, from the rows the insert actually stored (duplicates skipped),
+so for every (end user, activity, day) its count equals the stored events.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import TenantOwned
+
+
+class CustomerAccount(TenantOwned):
+    """A company among the tenant's customers (Segment's `group`)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    group_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "group_id"], name="account_unique_group_id")]
+        ordering = ["name", "group_id"]
+
+    def __str__(self):
+        return self.name or self.group_id
+
+    @property
+    def plan(self) -> str | None:
+        return self.traits.get("plan")
+
+
+class EndUser(TenantOwned):
+    """A user of the tenant's product, known by `userId` and/or anonymous ids."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user_id = models.CharField(max_length=255, null=True, blank=True)
+    # The anonymous id that created an anonymous end user; makes that creation idempotent.
+    anonymous_id = models.CharField(max_length=255, null=True, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+    account = models.ForeignKey(CustomerAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="users")
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user_id"], condition=Q(user_id__isnull=False), name="enduser_unique_user_id"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "anonymous_id"],
+                condition=Q(anonymous_id__isnull=False),
+                name="enduser_unique_anonymous_id",
+            ),
+        ]
+        ordering = ["user_id"]
+
+    def __str__(self):
+        return self.user_id or f"anonymous {self.anonymous_id}"
+
+    @property
+    def display_name(self) -> str:
+        return self.traits.get("name") or self.traits.get("email") or self.user_id or f"anonymous {self.anonymous_id}"
+
+
+class Identity(TenantOwned):
+    """An anonymous id and the end user it belongs to (set by identify/alias or a message with both ids)."""
+
+    anonymous_id = models.CharField(max_length=255)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="identities")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "anonymous_id"], name="identity_unique_anonymous_id")]
+
+
+class Activity(TenantOwned):
+    """An event name in the tenant's catalog; proposed ones are not tracked until events arrive."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=255)
+    display_name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    # Null until the first event arrives: such an activity is "not tracked yet" (tracking plan).
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="activity_unique_name")]
+        ordering = ["name"]
+        verbose_name_plural = "activities"
+
+    def __str__(self):
+        return self.display_name or self.name
+
+    @property
+    def is_tracked(self) -> bool:
+        return self.first_seen_at is not None
+
+
+class Event(TenantOwned):
+    """One stored message. `day` is the event's date in the tenant's time zone."""
+
+    id = models.BigAutoField(primary_key=True)
+    message_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=10)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events")
+    activity = models.ForeignKey(Activity, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    account = models.ForeignKey(CustomerAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    day = models.DateField()
+    payload = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "message_id"], name="event_unique_message_id")]
+        indexes = [
+            models.Index(fields=["tenant", "-received_at"], name="event_tenant_received"),
+            models.Index(fields=["end_user", "-timestamp"], name="event_user_timestamp"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} {self.message_id}"
+
+
+class DailyActivityCount(TenantOwned):
+    """How many times an end user did an activity on a tenant day (the scoring input)."""
+
+    id = models.BigAutoField(primary_key=True)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["end_user", "activity", "day"], name="rollup_unique_user_activity_day")
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="rollup_tenant_day")]
+
+
+class RejectedMessage(TenantOwned):
+    """A message refused inside an accepted batch, kept with its reason for the debugger."""
+
+    id = models.BigAutoField(primary_key=True)
+    message_id = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=500)
+    field = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField(null=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=20, default="api")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-received_at"], name="rejected_tenant_received")]
+        ordering = ["-received_at"]

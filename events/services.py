@@ -1,0 +1,404 @@
+"""Storing normalised messages: identities, accounts, the catalog, events and the rollup.
+
+`ingest()` is the one write path for events — the HTTP API, the CSV import and
+the demo all go through it. Everything happens in one transaction, so a caller
+acknowledges only committed events. Events are inserted with
+`ON CONFLICT (tenant, message_id) DO NOTHING RETURNING ...`: the rollup is
+incremented from the rows actually stored, which keeps it equal to the event
+count per (end user, activity, day) with duplicates, retries and concurrent
+requests. Rows are written in a sorted order so concurrent batches take row
+locks in the same order and don't deadlock.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Tenant
+
+from .models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, Identity, RejectedMessage
+from .wire import Message, Rejection
+
+INSERT_CHUNK = 500
+
+
+@dataclass
+class IngestResult:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+# --- Activity ids -------------------------------------------------------------------
+
+
+def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime]) -> dict[str, int]:
+    """Ids of the batch's activities, adding new names to the catalog.
+
+    One indexed query per batch; an in-process cache was measured as not worth
+    the staleness risk (ids from rolled-back transactions).
+    """
+    names = sorted(first_seen)
+    qs = Activity.objects.for_tenant(tenant).filter(name__in=names)
+    rows = list(qs.values_list("id", "name", "first_seen_at"))
+    if len(rows) < len(names):
+        known = {name for _, name, _ in rows}
+        Activity.objects.bulk_create(
+            [Activity(tenant=tenant, name=name, first_seen_at=first_seen[name]) for name in names if name not in known],
+            ignore_conflicts=True,
+        )
+        rows = list(qs.values_list("id", "name", "first_seen_at"))
+    untracked = [(pk, name) for pk, name, seen in rows if seen is None]
+    for pk, name in untracked:
+        # Proposed in a survey, now received: it leaves the tracking plan.
+        Activity.objects.filter(pk=pk, first_seen_at__isnull=True).update(first_seen_at=first_seen[name])
+    return {name: pk for pk, name, _ in rows}
+
+
+# --- Identities ---------------------------------------------------------------------
+
+
+class IdentityResolver:
+    """Maps (userId, anonymousId) to end users for one batch, merging where ids meet.
+
+    - a userId always names one end user (created on first sight);
+    - an anonymous id belongs to the end user it was first seen with; an
+      anonymous end user is merged into an identified one when a message (or an
+      alias) carries both ids, so its earlier events move to the user.
+    """
+
+    def __init__(self, tenant: Tenant):
+        self.tenant = tenant
+        self.by_user_id: dict[str, int] = {}
+        self.by_anonymous_id: dict[str, int] = {}
+        self.identified: set[int] = set()
+        self.merged_into: dict[int, int] = {}
+        self.new_identities: dict[str, int] = {}
+
+    def load(self, user_ids: set[str], anonymous_ids: set[str], previous_ids: set[str] = frozenset()) -> None:
+        tenant = self.tenant
+        # An alias's previousId may be an earlier user id: look it up, don't create it.
+        lookup = previous_ids - user_ids
+        if lookup:
+            for pk, uid in EndUser.objects.for_tenant(tenant).filter(user_id__in=lookup).values_list("pk", "user_id"):
+                self.by_user_id[uid] = pk
+                self.identified.add(pk)
+        if user_ids:
+            missing = user_ids - set(
+                EndUser.objects.for_tenant(tenant).filter(user_id__in=user_ids).values_list("user_id", flat=True)
+            )
+            if missing:
+                EndUser.objects.bulk_create(
+                    [EndUser(tenant=tenant, user_id=uid) for uid in sorted(missing)], ignore_conflicts=True
+                )
+            for pk, uid in EndUser.objects.for_tenant(tenant).filter(user_id__in=user_ids).values_list("pk", "user_id"):
+                self.by_user_id[uid] = pk
+                self.identified.add(pk)
+        if anonymous_ids:
+            rows = Identity.objects.for_tenant(tenant).filter(anonymous_id__in=anonymous_ids)
+            self.by_anonymous_id.update(rows.values_list("anonymous_id", "end_user_id"))
+            # Anonymous end users already known by these ids (identified flag matters for merging).
+            known = set(self.by_anonymous_id.values()) - self.identified
+            if known:
+                self.identified.update(
+                    EndUser.objects.filter(pk__in=known, user_id__isnull=False).values_list("pk", flat=True)
+                )
+
+    def create_anonymous(self, anonymous_ids: set[str]) -> None:
+        """Create end users for anonymous ids seen with no user id anywhere."""
+        tenant = self.tenant
+        missing = sorted(anonymous_ids - self.by_anonymous_id.keys())
+        if not missing:
+            return
+        EndUser.objects.bulk_create(
+            [EndUser(tenant=tenant, anonymous_id=aid) for aid in missing], ignore_conflicts=True
+        )
+        created = dict(
+            EndUser.objects.for_tenant(tenant).filter(anonymous_id__in=missing).values_list("anonymous_id", "pk")
+        )
+        Identity.objects.bulk_create(
+            [Identity(tenant=tenant, anonymous_id=aid, end_user_id=created[aid]) for aid in missing],
+            ignore_conflicts=True,
+        )
+        # A concurrent batch may have linked the id first: its mapping wins.
+        self.by_anonymous_id.update(
+            Identity.objects.for_tenant(tenant)
+            .filter(anonymous_id__in=missing)
+            .values_list("anonymous_id", "end_user_id")
+        )
+
+    def final(self, pk: int) -> int:
+        while pk in self.merged_into:
+            pk = self.merged_into[pk]
+        return pk
+
+    def link(self, anonymous_id: str, pk: int) -> None:
+        current = self.by_anonymous_id.get(anonymous_id)
+        if current is None:
+            self.by_anonymous_id[anonymous_id] = pk
+            self.new_identities[anonymous_id] = pk
+            return
+        current = self.final(current)
+        if current != pk and current not in self.identified:
+            self.merged_into[current] = pk
+
+    def resolve(self, message: Message) -> int:
+        if message.type == "alias":
+            target = self.by_user_id[message.user_id]
+            previous = message.previous_id
+            source = self.by_user_id.get(previous)
+            if source is not None and self.final(source) != target:
+                self.merged_into[self.final(source)] = target
+            else:
+                self.link(previous, target)
+            return target
+        if message.user_id is not None:
+            pk = self.by_user_id[message.user_id]
+            if message.anonymous_id is not None:
+                self.link(message.anonymous_id, pk)
+            return pk
+        return self.final(self.by_anonymous_id[message.anonymous_id])
+
+    def apply(self) -> None:
+        """Persist new anonymous-id links and merge end users in the database."""
+        tenant = self.tenant
+        for anonymous_id, pk in self.new_identities.items():
+            Identity.objects.bulk_create(
+                [Identity(tenant=tenant, anonymous_id=anonymous_id, end_user_id=self.final(pk))], ignore_conflicts=True
+            )
+        for source in sorted(self.merged_into):
+            _merge_end_users(tenant, source, self.final(source))
+
+
+def _merge_end_users(tenant: Tenant, source_pk: int, target_pk: int) -> None:
+    """Move everything of `source` to `target` (an alias): events, rollup, ids, traits."""
+    source = EndUser.objects.for_tenant(tenant).select_for_update().filter(pk=source_pk).first()
+    target = EndUser.objects.for_tenant(tenant).select_for_update().filter(pk=target_pk).first()
+    if source is None or target is None:
+        return
+    Event.objects.for_tenant(tenant).filter(end_user=source).update(end_user=target)
+    moved = list(
+        DailyActivityCount.objects.for_tenant(tenant).filter(end_user=source).values_list("activity_id", "day", "count")
+    )
+    DailyActivityCount.objects.for_tenant(tenant).filter(end_user=source).delete()
+    _add_to_rollup(tenant, Counter({(target.pk, act, day): n for act, day, n in moved}))
+    Identity.objects.for_tenant(tenant).filter(end_user=source).update(end_user=target)
+    target.traits = {**source.traits, **target.traits}
+    target.account_id = target.account_id or source.account_id
+    target.first_seen_at = min(target.first_seen_at, source.first_seen_at)
+    target.save(update_fields=["traits", "account", "first_seen_at"])
+    anonymous_id = source.anonymous_id
+    source.delete()
+    if anonymous_id:
+        Identity.objects.bulk_create(
+            [Identity(tenant=tenant, anonymous_id=anonymous_id, end_user=target)], ignore_conflicts=True
+        )
+
+
+# --- Accounts and traits ------------------------------------------------------------
+
+
+def _account_ids(tenant: Tenant, group_ids: set[str]) -> dict[str, int]:
+    if not group_ids:
+        return {}
+    qs = CustomerAccount.objects.for_tenant(tenant).filter(group_id__in=group_ids)
+    missing = group_ids - set(qs.values_list("group_id", flat=True))
+    if missing:
+        CustomerAccount.objects.bulk_create(
+            [CustomerAccount(tenant=tenant, group_id=gid) for gid in sorted(missing)], ignore_conflicts=True
+        )
+    return dict(qs.values_list("group_id", "pk"))
+
+
+def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: str | None = None) -> None:
+    """Merge traits into rows (new keys win), locking rows in id order."""
+    if not updates:
+        return
+    now = timezone.now()
+    rows = list(model.objects.for_tenant(tenant).filter(pk__in=updates).order_by("pk").select_for_update())
+    for row in rows:
+        row.traits = {**row.traits, **updates[row.pk]}
+        row.updated_at = now
+        if name_field and isinstance(row.traits.get("name"), str):
+            setattr(row, name_field, row.traits["name"][:255])
+    fields = ["traits", "updated_at"] + ([name_field] if name_field else [])
+    model.objects.bulk_update(rows, fields)
+
+
+# --- Events and the rollup ----------------------------------------------------------
+
+
+def _placeholders(columns: int, rows: int, json_column: int | None) -> str:
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    row = ", ".join(f"%s{cast}" if i == json_column else "%s" for i in range(columns))
+    return ", ".join([f"({row})"] * rows)
+
+
+def _insert_events(tenant: Tenant, rows: list[tuple]) -> list[tuple[int, int | None, object]]:
+    """Insert event rows, skipping duplicate message ids; return (end_user, activity, day) of stored rows."""
+    stored: list[tuple] = []
+    table = Event._meta.db_table
+    columns = "tenant_id, message_id, type, end_user_id, activity_id, account_id, timestamp, received_at, day, payload"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            sql = (
+                f"INSERT INTO {table} ({columns}) VALUES {_placeholders(10, len(chunk), 9)} "  # noqa: S608 - no user input in SQL text
+                "ON CONFLICT (tenant_id, message_id) DO NOTHING RETURNING end_user_id, activity_id, day"
+            )
+            cursor.execute(sql, [value for row in chunk for value in row])
+            stored.extend(cursor.fetchall())
+    return stored
+
+
+def _add_to_rollup(tenant: Tenant, counts: Counter) -> None:
+    if not counts:
+        return
+    table = DailyActivityCount._meta.db_table
+    ops = connection.ops
+    keys = sorted(counts)
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), INSERT_CHUNK):
+            chunk = keys[start : start + INSERT_CHUNK]
+            params = []
+            for end_user_id, activity_id, day in chunk:
+                params += [
+                    tenant.pk,
+                    end_user_id,
+                    activity_id,
+                    ops.adapt_datefield_value(day),
+                    counts[(end_user_id, activity_id, day)],
+                ]
+            cursor.execute(
+                f"INSERT INTO {table} (tenant_id, end_user_id, activity_id, day, count) "  # noqa: S608
+                f"VALUES {_placeholders(5, len(chunk), None)} "
+                f"ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = {table}.count + excluded.count",
+                params,
+            )
+
+
+def _day_value(value):
+    # Rows come back from RETURNING as date (PostgreSQL) or ISO text (SQLite).
+    return value if not isinstance(value, str) else datetime.fromisoformat(value).date()
+
+
+def _group_of(message: Message) -> str | None:
+    return message.group_id
+
+
+@transaction.atomic
+def ingest(
+    *, tenant: Tenant, messages: Iterable[Message], rejections: Iterable[Rejection] = (), source: str = "api"
+) -> IngestResult:
+    """Store a batch of normalised messages for `tenant` in one transaction."""
+    messages = list(messages)
+    rejections = list(rejections)
+    result = IngestResult(received=len(messages) + len(rejections), rejected=len(rejections), rejections=rejections)
+    if rejections:
+        RejectedMessage.objects.bulk_create(
+            [
+                RejectedMessage(
+                    tenant=tenant,
+                    message_id=(r.message_id or "")[:100],
+                    reason=r.reason[:500],
+                    field=(r.field or "")[:100],
+                    payload=r.raw if isinstance(r.raw, (dict, list, str, int, float, bool)) else repr(r.raw),
+                    source=source,
+                )
+                for r in rejections
+            ]
+        )
+    if not messages:
+        return result
+
+    # 1. Identities: every user id and anonymous id of the batch, then each message's end user.
+    resolver = IdentityResolver(tenant)
+    user_ids = {m.user_id for m in messages if m.user_id is not None}
+    anonymous_ids = {m.anonymous_id for m in messages if m.anonymous_id is not None}
+    previous_ids = {m.previous_id for m in messages if m.type == "alias" and m.previous_id}
+    resolver.load(user_ids, anonymous_ids | previous_ids, previous_ids)
+    linked = {m.anonymous_id for m in messages if m.user_id is not None and m.anonymous_id is not None}
+    for m in messages:
+        if m.user_id is not None and m.anonymous_id is not None and m.anonymous_id not in resolver.by_anonymous_id:
+            resolver.link(m.anonymous_id, resolver.by_user_id[m.user_id])
+    resolver.create_anonymous({m.anonymous_id for m in messages if m.user_id is None} - linked)
+    end_users = [resolver.resolve(m) for m in messages]
+    resolver.apply()
+    end_users = [resolver.final(pk) for pk in end_users]
+
+    # 2. Accounts (group calls and context.groupId) and traits.
+    accounts = _account_ids(tenant, {g for m in messages if (g := _group_of(m))})
+    user_traits: dict[int, dict] = {}
+    account_traits: dict[int, dict] = {}
+    attach: dict[int, int] = {}
+    for m, pk in zip(messages, end_users, strict=True):
+        if m.type == "identify" and m.traits:
+            user_traits.setdefault(pk, {}).update(m.traits)
+        group = _group_of(m)
+        if group:
+            if m.type == "group":
+                attach[pk] = accounts[group]
+                if m.traits:
+                    account_traits.setdefault(accounts[group], {}).update(m.traits)
+            else:
+                attach.setdefault(pk, accounts[group])
+    _apply_traits(tenant, EndUser, user_traits)
+    _apply_traits(tenant, CustomerAccount, account_traits, name_field="name")
+    _attach_accounts(
+        tenant, attach, explicit={pk for m, pk in zip(messages, end_users, strict=True) if m.type == "group"}
+    )
+
+    # 3. Catalog, events and rollup.
+    first_seen: dict[str, datetime] = {}
+    for m in messages:
+        if m.activity and (m.activity not in first_seen or m.timestamp < first_seen[m.activity]):
+            first_seen[m.activity] = m.timestamp
+    activity_ids = _activity_ids(tenant, first_seen) if first_seen else {}
+    tz = tenant.tzinfo
+    ops = connection.ops
+    order = sorted(range(len(messages)), key=lambda i: messages[i].message_id)
+    rows = []
+    for i in order:
+        m = messages[i]
+        group = _group_of(m)
+        rows.append(
+            (
+                tenant.pk,
+                m.message_id,
+                m.type,
+                end_users[i],
+                activity_ids.get(m.activity) if m.activity else None,
+                accounts.get(group) if group else None,
+                ops.adapt_datetimefield_value(m.timestamp),
+                ops.adapt_datetimefield_value(m.received_at),
+                ops.adapt_datefield_value(m.timestamp.astimezone(tz).date()),
+                json.dumps(m.raw, ensure_ascii=False, separators=(",", ":")),
+            )
+        )
+    stored = _insert_events(tenant, rows)
+    result.stored = len(stored)
+    result.duplicates = len(messages) - len(stored)
+    _add_to_rollup(
+        tenant,
+        Counter((end_user_id, activity_id, _day_value(day)) for end_user_id, activity_id, day in stored if activity_id),
+    )
+    return result
+
+
+def _attach_accounts(tenant: Tenant, attach: dict[int, int], explicit: set[int]) -> None:
+    """Set end users' account: a group call always does; context.groupId only fills an empty one."""
+    by_account: dict[tuple[int, bool], list[int]] = {}
+    for pk, account_id in attach.items():
+        by_account.setdefault((account_id, pk in explicit), []).append(pk)
+    for (account_id, is_explicit), pks in sorted(by_account.items()):
+        qs = EndUser.objects.for_tenant(tenant).filter(pk__in=sorted(pks))
+        if not is_explicit:
+            qs = qs.filter(account__isnull=True)
+        qs.update(account_id=account_id)

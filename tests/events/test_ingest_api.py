@@ -1,0 +1,423 @@
+"""The Segment-compatible HTTP API: endpoints, auth, limits, errors, and what messages do to the data."""
+
+import base64
+import gzip
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import ApiKeyKind
+from accounts.services import api_key_create, api_key_revoke
+from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, RejectedMessage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def write_key(tenant):
+    return api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="web")[1]
+
+
+def basic(key: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+
+
+def post(client, path, body, key=None, content_type="application/json", **headers):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    if key:
+        headers["HTTP_AUTHORIZATION"] = basic(key)
+    return client.post(path, data, content_type=content_type, **headers)
+
+
+def track(user="u1", event="Added photo", **extra):
+    return {"type": "track", "userId": user, "event": event, "messageId": str(uuid.uuid4()), **extra}
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code
+    assert body["message"]
+    assert response["Access-Control-Allow-Origin"]
+
+
+# --- Endpoints ----------------------------------------------------------------------
+
+SINGLE = {
+    "track": {"event": "Added photo"},
+    "identify": {"traits": {"email": "a@example.com"}},
+    "group": {"groupId": "g1"},
+    "page": {"name": "Home"},
+    "screen": {"name": "Feed"},
+    "alias": {"previousId": "anon-9"},
+}
+SHORT = {"track": "t", "identify": "i", "group": "g", "page": "p", "screen": "s", "alias": "a"}
+
+
+@pytest.mark.parametrize("kind", list(SINGLE))
+@pytest.mark.parametrize("form", ["long", "short", "slash"])
+def test_every_single_endpoint_stores_its_message(client, tenant, write_key, kind, form):
+    path = {"long": f"/v1/{kind}", "short": f"/v1/{SHORT[kind]}", "slash": f"/v1/{kind}/"}[form]
+    message_id = str(uuid.uuid4())
+    response = post(client, path, {"userId": "u1", "messageId": message_id, **SINGLE[kind]}, key=write_key)
+    assert response.status_code == 200, response.content
+    assert response.json() == {"success": True}
+    event = Event.objects.for_tenant(tenant).get(message_id=message_id)
+    assert event.type == kind
+
+
+@pytest.mark.parametrize("path", ["/v1/batch", "/v1/batch/", "/v1/import", "/v1/b", "/v1/b/"])
+def test_batch_endpoints(client, tenant, write_key, path):
+    response = post(client, path, {"batch": [track(), track(event="Shared photo")]}, key=write_key)
+    assert response.status_code == 200
+    assert Event.objects.for_tenant(tenant).count() == 2
+
+
+def test_no_path_redirects(client, tenant, write_key):
+    for path in ["/v1/batch", "/v1/batch/", "/v1/track", "/v1/t/"]:
+        response = post(client, path, {"batch": [track()]} if "batch" in path else track(), key=write_key)
+        assert response.status_code == 200, path
+
+
+def test_text_plain_json_is_accepted(client, tenant, write_key):
+    response = post(client, "/v1/batch", {"batch": [track()]}, key=write_key, content_type="text/plain")
+    assert response.status_code == 200
+    assert Event.objects.for_tenant(tenant).count() == 1
+
+
+def test_gzip_body_is_decompressed(client, tenant, write_key):
+    body = gzip.compress(json.dumps({"batch": [track(), track()]}).encode())
+    response = post(client, "/v1/batch", body, key=write_key, HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 200
+    assert Event.objects.for_tenant(tenant).count() == 2
+
+
+def test_get_is_405_with_cors(client):
+    response = client.get("/v1/batch", HTTP_ORIGIN="https://app.example.com")
+    assert_error(response, 405, "method_not_allowed")
+    assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+def test_cors_preflight(client):
+    response = client.options(
+        "/v1/batch",
+        HTTP_ORIGIN="https://app.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization,content-type,x-retry-count",
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+    allowed = response["Access-Control-Allow-Headers"].lower()
+    for header in ("content-type", "authorization", "x-retry-count"):
+        assert header in allowed
+    assert "POST" in response["Access-Control-Allow-Methods"]
+
+
+# --- Authentication ---------------------------------------------------------------------
+
+
+def test_write_key_in_batch_body(client, tenant, write_key):
+    response = post(client, "/v1/batch", {"batch": [track()], "writeKey": write_key})
+    assert response.status_code == 200
+    assert Event.objects.for_tenant(tenant).count() == 1
+
+
+def test_write_key_in_single_message(client, tenant, write_key):
+    response = post(client, "/v1/track", {**track(), "writeKey": write_key})
+    assert response.status_code == 200
+    assert Event.objects.for_tenant(tenant).count() == 1
+
+
+def test_missing_key_is_401(client, tenant):
+    assert_error(post(client, "/v1/batch", {"batch": [track()]}), 401, "unauthorized")
+    assert Event.objects.count() == 0
+
+
+def test_unknown_key_is_401(client, tenant, write_key):
+    forged = write_key[:-4] + "AAAA"
+    assert_error(post(client, "/v1/batch", {"batch": [track()]}, key=forged), 401, "unauthorized")
+    assert_error(post(client, "/v1/batch", {"batch": [track()]}, key="not-a-key"), 401, "unauthorized")
+    assert Event.objects.count() == 0
+
+
+def test_read_key_is_refused(client, tenant):
+    _, read_key = api_key_create(tenant=tenant, kind=ApiKeyKind.READ, name="reader")
+    assert_error(post(client, "/v1/batch", {"batch": [track()]}, key=read_key), 401, "unauthorized")
+    assert Event.objects.count() == 0
+
+
+def test_revoked_key_is_401(client, tenant):
+    key, plaintext = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="old")
+    assert post(client, "/v1/batch", {"batch": [track()]}, key=plaintext).status_code == 200
+    api_key_revoke(key=key)
+    assert_error(post(client, "/v1/batch", {"batch": [track()]}, key=plaintext), 401, "unauthorized")
+    assert Event.objects.for_tenant(tenant).count() == 1
+
+
+def test_a_key_writes_only_to_its_tenant(client, tenant, other_tenant, write_key):
+    post(client, "/v1/batch", {"batch": [track(user="shared-id")]}, key=write_key)
+    assert Event.objects.for_tenant(tenant).count() == 1
+    assert Event.objects.for_tenant(other_tenant).count() == 0
+    assert not EndUser.objects.for_tenant(other_tenant).exists()
+
+
+# --- Bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "invalid_body"),
+        (b'"a string"', "invalid_body"),
+        (b'{"batch": {"not": "a list"}}', "invalid_body"),
+        (b"\xff\xfe garbage", "invalid_json"),
+        (b"[" * 100_000, "invalid_json"),
+    ],
+)
+def test_malformed_bodies_are_400(client, tenant, write_key, body, code):
+    assert_error(post(client, "/v1/batch", body, key=write_key), 400, code)
+    assert Event.objects.count() == 0
+
+
+def test_request_over_512000_bytes_is_400(client, tenant, write_key):
+    messages = [track(properties={"pad": "x" * 20_000}) for _ in range(26)]
+    body = json.dumps({"batch": messages})
+    assert len(body) > 512_000
+    assert_error(post(client, "/v1/batch", body, key=write_key), 400, "request_too_large")
+    assert Event.objects.count() == 0
+
+
+def test_gzip_bomb_is_400(client, tenant, write_key):
+    bomb = gzip.compress(b'{"batch": [' + b" " * 5_000_000 + b"]}")
+    assert_error(post(client, "/v1/batch", bomb, key=write_key, HTTP_CONTENT_ENCODING="gzip"), 400, "request_too_large")
+
+
+def test_invalid_gzip_is_400(client, tenant, write_key):
+    assert_error(
+        post(client, "/v1/batch", b"not gzip", key=write_key, HTTP_CONTENT_ENCODING="gzip"), 400, "invalid_gzip"
+    )
+
+
+def test_more_than_2500_messages_is_400(client, tenant, write_key):
+    batch = [{"type": "track", "userId": "u", "event": "e"} for _ in range(2501)]
+    assert_error(post(client, "/v1/batch", {"batch": batch}, key=write_key), 400, "too_many_messages")
+    assert Event.objects.count() == 0
+
+
+def test_oversized_single_message_is_400(client, tenant, write_key):
+    message = track(properties={"pad": "x" * 33_000})
+    assert_error(post(client, "/v1/track", message, key=write_key), 400, "message_too_large")
+
+
+def test_invalid_single_message_is_400_naming_the_field(client, tenant, write_key):
+    response = post(client, "/v1/track", {"event": "Added photo"}, key=write_key)
+    assert_error(response, 400, "invalid_message")
+    assert "userId" in response.json()["message"]
+    assert Event.objects.count() == 0
+    assert RejectedMessage.objects.for_tenant(tenant).count() == 1
+
+
+def test_batch_keeps_valid_messages_and_records_invalid_ones(client, tenant, write_key):
+    good = track()
+    batch = [
+        good,
+        {"type": "track", "event": "No user"},
+        {"type": "track", "userId": "u1"},
+        {"type": "group", "userId": "u1"},
+        {"type": "track", "userId": "u1", "event": "x", "timestamp": "yesterday"},
+        track(properties={"pad": "x" * 33_000}),
+        "not an object",
+        {"type": "unknown", "userId": "u1"},
+    ]
+    response = post(client, "/v1/batch", {"batch": batch}, key=write_key)
+    assert response.status_code == 200
+    assert list(Event.objects.for_tenant(tenant).values_list("message_id", flat=True)) == [good["messageId"]]
+    reasons = list(RejectedMessage.objects.for_tenant(tenant).values_list("reason", flat=True))
+    assert len(reasons) == 7
+    joined = " | ".join(reasons)
+    for word in ("userId", "event", "groupId", "timestamp", "type"):
+        assert word in joined
+
+
+# --- Data ---------------------------------------------------------------------------------
+
+
+def test_duplicates_within_and_across_requests_are_stored_once(client, tenant, write_key):
+    message = track()
+    post(client, "/v1/batch", {"batch": [message, message]}, key=write_key)
+    post(client, "/v1/batch", {"batch": [message]}, key=write_key)
+    post(client, "/v1/track", message, key=write_key)
+    assert Event.objects.for_tenant(tenant).count() == 1
+    assert DailyActivityCount.objects.for_tenant(tenant).get().count == 1
+
+
+def test_same_message_id_in_two_tenants_is_two_events(client, tenant, other_tenant, write_key):
+    other_key = api_key_create(tenant=other_tenant, kind=ApiKeyKind.WRITE, name="w")[1]
+    message = track()
+    post(client, "/v1/batch", {"batch": [message]}, key=write_key)
+    post(client, "/v1/batch", {"batch": [message]}, key=other_key)
+    assert Event.objects.for_tenant(tenant).count() == 1
+    assert Event.objects.for_tenant(other_tenant).count() == 1
+
+
+def test_missing_message_id_is_assigned(client, tenant, write_key):
+    message = track()
+    del message["messageId"]
+    post(client, "/v1/batch", {"batch": [message]}, key=write_key)
+    event = Event.objects.for_tenant(tenant).get()
+    assert 0 < len(event.message_id) <= 100
+
+
+def test_clock_skew_is_corrected(client, tenant, write_key):
+    # The client's clock is 2 h behind: it says it sent at 10:00:05 an event of 10:00:00.
+    message = track(timestamp="2026-01-01T10:00:00Z")
+    before = datetime.now(UTC)
+    post(client, "/v1/batch", {"batch": [message], "sentAt": "2026-01-01T10:00:05Z"}, key=write_key)
+    event = Event.objects.for_tenant(tenant).get()
+    assert event.timestamp == event.received_at - timedelta(seconds=5)
+    assert event.received_at >= before
+
+
+def test_timestamp_without_sent_at_is_kept(client, tenant, write_key):
+    post(client, "/v1/batch", {"batch": [track(timestamp="2026-03-01T12:30:00+02:00")]}, key=write_key)
+    event = Event.objects.for_tenant(tenant).get()
+    assert event.timestamp == datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
+
+
+def test_day_is_in_the_tenant_time_zone(client, tenant, write_key):
+    # Acme is in Europe/Paris: 23:30 UTC on Mar 1 is already Mar 2 there.
+    post(client, "/v1/batch", {"batch": [track(timestamp="2026-03-01T23:30:00Z")]}, key=write_key)
+    assert str(DailyActivityCount.objects.for_tenant(tenant).get().day) == "2026-03-02"
+
+
+def test_numeric_user_id_becomes_a_string(client, tenant, write_key):
+    post(client, "/v1/batch", {"batch": [track(user=12345)]}, key=write_key)
+    assert EndUser.objects.for_tenant(tenant).get().user_id == "12345"
+
+
+def test_identify_merges_traits(client, tenant, write_key):
+    post(client, "/v1/identify", {"userId": "u1", "traits": {"email": "a@x.com", "plan": "free"}}, key=write_key)
+    post(client, "/v1/identify", {"userId": "u1", "traits": {"plan": "paid", "name": "Ann"}}, key=write_key)
+    user = EndUser.objects.for_tenant(tenant).get(user_id="u1")
+    assert user.traits == {"email": "a@x.com", "plan": "paid", "name": "Ann"}
+
+
+def test_group_creates_account_and_attaches_user(client, tenant, write_key):
+    post(
+        client,
+        "/v1/group",
+        {"userId": "u1", "groupId": "acct-1", "traits": {"name": "BigCo", "plan": "paid"}},
+        key=write_key,
+    )
+    post(client, "/v1/group", {"userId": "u1", "groupId": "acct-1", "traits": {"mrr": 99}}, key=write_key)
+    account = CustomerAccount.objects.for_tenant(tenant).get(group_id="acct-1")
+    assert account.name == "BigCo"
+    assert account.traits == {"name": "BigCo", "plan": "paid", "mrr": 99}
+    assert EndUser.objects.for_tenant(tenant).get(user_id="u1").account == account
+
+
+def test_track_with_context_group_creates_account(client, tenant, write_key):
+    post(client, "/v1/track", {**track(user="u7"), "context": {"groupId": "acct-7"}}, key=write_key)
+    user = EndUser.objects.for_tenant(tenant).get(user_id="u7")
+    assert user.account.group_id == "acct-7"
+    assert Event.objects.for_tenant(tenant).get().account == user.account
+
+
+def test_alias_moves_anonymous_history_to_the_user(client, tenant, write_key):
+    anonymous = {"type": "track", "anonymousId": "anon-1", "event": "Added photo", "messageId": "m-anon"}
+    post(client, "/v1/batch", {"batch": [anonymous, {**anonymous, "messageId": "m-anon-2"}]}, key=write_key)
+    post(client, "/v1/batch", {"batch": [track(user="u1")]}, key=write_key)
+    assert EndUser.objects.for_tenant(tenant).count() == 2
+    post(client, "/v1/alias", {"previousId": "anon-1", "userId": "u1"}, key=write_key)
+    user = EndUser.objects.for_tenant(tenant).get()
+    assert user.user_id == "u1"
+    assert Event.objects.for_tenant(tenant).filter(end_user=user, activity__isnull=False).count() == 3
+    assert DailyActivityCount.objects.for_tenant(tenant).get().count == 3
+    # Later anonymous events with that id now belong to the user too.
+    post(client, "/v1/track", {**anonymous, "messageId": "m-anon-3"}, key=write_key)
+    assert DailyActivityCount.objects.for_tenant(tenant).get().count == 4
+
+
+def test_identify_with_anonymous_id_links_earlier_events(client, tenant, write_key):
+    post(client, "/v1/track", {"anonymousId": "a-5", "event": "Opened email"}, key=write_key)
+    post(client, "/v1/identify", {"anonymousId": "a-5", "userId": "u5"}, key=write_key)
+    user = EndUser.objects.for_tenant(tenant).get()
+    assert user.user_id == "u5"
+    assert Event.objects.for_tenant(tenant).filter(end_user=user).count() == 2
+
+
+def test_page_and_screen_names(client, tenant, write_key):
+    batch = [
+        {"type": "page", "userId": "u1", "name": "Pricing"},
+        {"type": "page", "userId": "u1", "name": None},
+        {"type": "screen", "userId": "u1", "name": "Feed"},
+    ]
+    post(client, "/v1/batch", {"batch": batch}, key=write_key)
+    names = set(Activity.objects.for_tenant(tenant).values_list("name", flat=True))
+    assert names == {"Viewed Pricing Page", "Viewed Page", "Viewed Feed Screen"}
+
+
+def test_catalog_records_first_seen(client, tenant, write_key):
+    post(client, "/v1/batch", {"batch": [track(event="Edited photo", timestamp="2026-02-01T00:00:00Z")]}, key=write_key)
+    activity = Activity.objects.for_tenant(tenant).get(name="Edited photo")
+    assert activity.first_seen_at == datetime(2026, 2, 1, tzinfo=UTC)
+
+
+def test_untracked_activity_becomes_tracked(client, tenant, write_key):
+    Activity.objects.create(tenant=tenant, name="Invited friend")
+    post(client, "/v1/batch", {"batch": [track(event="Invited friend")]}, key=write_key)
+    assert Activity.objects.for_tenant(tenant).get(name="Invited friend").first_seen_at is not None
+
+
+def test_batch_context_merges_into_messages(client, tenant, write_key):
+    body = {
+        "batch": [track(context={"page": {"path": "/x"}})],
+        "context": {"library": {"name": "curl"}, "page": {"path": "/y"}},
+    }
+    post(client, "/v1/batch", body, key=write_key)
+    payload = Event.objects.for_tenant(tenant).get().payload
+    assert payload["context"]["library"] == {"name": "curl"}
+    assert payload["context"]["page"] == {"path": "/x"}
+
+
+def test_rate_limit_answers_429_with_retry_after(client, tenant, write_key, settings):
+    settings.INGEST_RATE_LIMIT_PER_SECOND = 1
+    statuses = [post(client, "/v1/batch", {"batch": [track()]}, key=write_key) for _ in range(3)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert limited, [r.status_code for r in statuses]
+    assert_error(limited[0], 429, "rate_limited")
+    assert int(limited[0]["Retry-After"]) >= 1
+    # Nothing of a refused request was stored.
+    assert Event.objects.for_tenant(tenant).count() == len(statuses) - len(limited)
+
+
+def test_database_down_is_503_with_retry_after(tenant):
+    """A real unreachable database (closed port), in a separate process: 503, never 2xx or 500."""
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().post('/v1/batch', json.dumps({'batch': [{'type': 'track', 'userId': 'u', 'event': 'e'}]}),"
+        " content_type='application/json', HTTP_AUTHORIZATION='Basic d2tfYWJjZGVmZ2hpamtsX3h4eHh4eHh4eHh4eDo=');"
+        "print(r.status_code, r.get('Retry-After'), r.content.decode())"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "engagement_site.settings", "DB_CONNECT_TIMEOUT": "2"}
+    env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:1/nowhere"
+    env.pop("REDIS_URL", None)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    status, retry_after, body = out.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert status == "503", out.stdout + out.stderr
+    assert retry_after.isdigit()
+    assert json.loads(body)["code"] == "unavailable"
+
+
+def test_schema_is_served(client):
+    response = client.get(reverse("schema"))
+    assert response.status_code == 200

@@ -118,15 +118,23 @@ class TenantAPIView(APIView):
     authentication_classes = [ReadKeyAuthentication]
     permission_classes = [HasReadKey]
 
-    _PROTECTED = ("get_authenticators", "get_permissions", "initial", "perform_authentication")
+    _PROTECTED = (
+        "authentication_classes",
+        "permission_classes",
+        "get_authenticators",
+        "get_permissions",
+        "check_permissions",
+        "initial",
+        "perform_authentication",
+    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        overridden = [name for name in cls._PROTECTED if name in cls.__dict__]
-        if overridden or cls.__dict__.get("authentication_classes") or cls.__dict__.get("permission_classes"):
-            raise TypeError(
-                f"{cls.__name__} may not override tenant scoping ({', '.join(overridden) or 'auth classes'})."
-            )
+        # Compare resolved attributes, not cls.__dict__: a mixin placed before this
+        # class, or an empty list, must not slip past the check either.
+        replaced = [name for name in cls._PROTECTED if getattr(cls, name) is not getattr(TenantAPIView, name)]
+        if replaced:
+            raise TypeError(f"{cls.__name__} may not override tenant scoping ({', '.join(replaced)}).")
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

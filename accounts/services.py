@@ -1,6 +1,7 @@
 """Writes for tenants, members, invitations and API keys."""
 
 import logging
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def unique_slug(name: str) -> str:
-    base = slugify(name)[:40].strip("-") or "workspace"
+    # slugify keeps underscores, which our slug rule forbids.
+    base = re.sub(r"[-_]+", "-", slugify(name))[:40].strip("-") or "workspace"
     if base in RESERVED_SLUGS:
         base = f"{base}-co"
     slug, n = base, 2

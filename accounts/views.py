@@ -217,7 +217,9 @@ def accept_invitation(request, token):
         form = AcceptInvitationForm(request.POST or None, email=invitation.email)
         if request.method == "POST" and form.is_valid():
             try:
-                user, _ = services.invitation_accept_as_new_user(token=token, **form.cleaned_data)
+                user, _ = services.invitation_accept_as_new_user(
+                    token=token, full_name=form.cleaned_data["full_name"], password=form.cleaned_data["password"]
+                )
             except services.InvitationError as error:
                 form.add_error(None, str(error))
             else:

@@ -1,0 +1,193 @@
+"""Settings read from the environment, the Celery configuration and the security headers.
+
+The settings tests start `manage.py` in a subprocess with a controlled environment,
+because settings are read once per process. None of them needs a running service.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+# Variables the settings read; each test sets the ones it is about.
+SETTINGS_VARIABLES = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CELERY_TASK_ALWAYS_EAGER",
+    "EMAIL_URL",
+    "SECURE_SSL_REDIRECT",
+    "CELERY_VISIBILITY_TIMEOUT",
+    "CELERY_TASK_TIME_LIMIT",
+    "TEST_DATABASE_NAME",
+}
+
+
+def manage(*args, **env_overrides) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env["DJANGO_SETTINGS_MODULE"] = "engagement_site.settings"
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+PRINT_SETTINGS = """
+import json
+from django.conf import settings as s
+print(json.dumps({
+    "engine": s.DATABASES["default"]["ENGINE"],
+    "cache": s.CACHES["default"]["BACKEND"],
+    "cache_location": s.CACHES["default"].get("LOCATION"),
+    "broker": s.CELERY_BROKER_URL,
+    "eager": s.CELERY_TASK_ALWAYS_EAGER,
+    "email": s.EMAIL_BACKEND,
+    "debug": s.DEBUG,
+    "axes_handler": s.AXES_HANDLER,
+}))
+"""
+
+
+def read_settings(**env) -> dict:
+    result = manage("shell", "-c", PRINT_SETTINGS, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def random_secret_key() -> str:
+    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789!@#%^*(-_=+)") for _ in range(50))
+
+
+def test_the_deploy_check_passes_in_production_mode():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="False",
+        SECRET_KEY=random_secret_key(),
+        ALLOWED_HOSTS="example.com",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_mode_demands_a_secret_key():
+    result = manage("check", DEBUG="False", ALLOWED_HOSTS="example.com")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_production_mode_demands_allowed_hosts():
+    result = manage("check", DEBUG="False", SECRET_KEY=random_secret_key())
+
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr
+
+
+def test_the_embedded_default():
+    values = read_settings()
+
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert values["eager"] is True
+    assert values["broker"] == "memory://"
+    assert values["email"] == "django.core.mail.backends.console.EmailBackend"
+    assert values["debug"] is True
+    assert values["axes_handler"] == "axes.handlers.database.AxesDatabaseHandler"
+
+
+def test_postgres_and_redis_from_the_environment():
+    redis = "redis://127.0.0.1:6379/0"
+
+    values = read_settings(DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", REDIS_URL=redis)
+
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache_location"] == redis
+    assert values["broker"] == redis
+    assert values["eager"] is False
+    assert values["axes_handler"] == "axes.handlers.cache.AxesCacheHandler"
+
+
+# --- Celery ---------------------------------------------------------------------
+
+
+def test_celery_is_configured_for_safe_delivery():
+    from engagement_site.celery import app
+
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.result_serializer == "json"
+    assert list(conf.accept_content) == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    # An unacked task is redelivered after the visibility timeout: every limit must stay below it.
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    assert conf.task_time_limit < visibility
+    assert conf.task_soft_time_limit < conf.task_time_limit
+
+
+# --- Security headers -------------------------------------------------------------
+
+
+def csp_directives(response) -> dict[str, list[str]]:
+    header = response["Content-Security-Policy"]
+    directives = {}
+    for part in header.split(";"):
+        name, *values = part.split()
+        directives[name] = values
+    return directives
+
+
+@pytest.mark.parametrize("path", ["/", "/login/", "/signup/"])
+def test_pages_carry_a_strict_csp(client, db, path):
+    directives = csp_directives(client.get(path))
+
+    assert directives["script-src"][0] == "'self'"
+    assert "'unsafe-inline'" not in directives["script-src"]
+    assert "'unsafe-eval'" not in directives["script-src"]
+    assert directives["object-src"] == ["'none'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["base-uri"] == ["'none'"]
+
+
+def test_tenant_pages_carry_a_strict_csp(owner_client, tenant):
+    directives = csp_directives(owner_client.get(f"/t/{tenant.slug}/"))
+
+    assert directives["script-src"][0] == "'self'"
+    assert directives["object-src"] == ["'none'"]
+
+
+@pytest.mark.urls("tests.accounts.csp_urls")
+def test_an_inline_script_runs_only_with_the_nonce(client, db):
+    response = client.get("/inline-script/")
+
+    directives = csp_directives(response)
+    assert directives["script-src"][:1] == ["'self'"]
+    nonces = [v for v in directives["script-src"] if v.startswith("'nonce-")]
+    assert len(nonces) == 1
+    nonce = nonces[0][len("'nonce-") : -1]
+    assert f'<script nonce="{nonce}">' in response.content.decode()
+    # A new nonce on every response.
+    assert client.get("/inline-script/")["Content-Security-Policy"] != response["Content-Security-Policy"]
+
+
+def test_pages_carry_the_other_security_headers(client, db):
+    response = client.get("/login/")
+
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"

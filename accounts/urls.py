@@ -38,7 +38,6 @@ urlpatterns = [
     path("tenants/new/", views.create_tenant, name="create_tenant"),
     path("invite/<str:token>/", views.accept_invitation, name="accept_invitation"),
     # Everything under t/<tenant_slug>/ is wrapped in accounts.scoping.tenant_view.
-    path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
     path("t/<slug:tenant_slug>/settings/", views.tenant_settings, name="tenant_settings"),
     path("t/<slug:tenant_slug>/settings/delete/", views.delete_tenant, name="delete_tenant"),
     path("t/<slug:tenant_slug>/settings/members/", views.members, name="members"),

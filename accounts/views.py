@@ -40,7 +40,7 @@ def home(request):
         return render(request, "accounts/landing.html")
     memberships = list(selectors.tenants_for_user(request.user)[:2])
     if len(memberships) == 1:
-        return redirect("accounts:tenant_home", tenant_slug=memberships[0].tenant.slug)
+        return redirect("tenant_home", tenant_slug=memberships[0].tenant.slug)
     return redirect("accounts:switch_tenant")
 
 
@@ -57,7 +57,7 @@ def signup(request):
         else:
             login(request, user, backend=BACKEND)
             messages.success(request, f"Welcome! {tenant.name} is ready.")
-            return redirect("accounts:tenant_home", tenant_slug=tenant.slug)
+            return redirect("tenant_home", tenant_slug=tenant.slug)
     return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -82,18 +82,8 @@ def create_tenant(request):
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            return redirect("accounts:tenant_home", tenant_slug=tenant.slug)
+            return redirect("tenant_home", tenant_slug=tenant.slug)
     return render(request, "accounts/create_tenant.html", {"form": form}, status=400 if form.errors else 200)
-
-
-@tenant_view()
-def tenant_home(request):
-    tenant = request.tenant
-    context = {
-        "member_count": selectors.members_of(tenant).count(),
-        "write_key_count": selectors.api_keys_of(tenant).filter(kind="write", revoked_at=None).count(),
-    }
-    return render(request, "accounts/tenant_home.html", context)
 
 
 @tenant_view(write_role=Role.ADMIN)
@@ -210,7 +200,7 @@ def accept_invitation(request, token):
         if request.method == "POST":
             services.invitation_accept(token=token, user=request.user)
             messages.success(request, f"You joined {invitation.tenant.name}.")
-            return redirect("accounts:tenant_home", tenant_slug=invitation.tenant.slug)
+            return redirect("tenant_home", tenant_slug=invitation.tenant.slug)
     else:
         if User.objects.filter(email__iexact=invitation.email).exists():
             return redirect(f"{reverse('accounts:login')}?next={request.path}")
@@ -225,7 +215,7 @@ def accept_invitation(request, token):
             else:
                 login(request, user, backend=BACKEND)
                 messages.success(request, f"Welcome to {invitation.tenant.name}!")
-                return redirect("accounts:tenant_home", tenant_slug=invitation.tenant.slug)
+                return redirect("tenant_home", tenant_slug=invitation.tenant.slug)
     status = 400 if form is not None and form.errors else 200
     return render(request, "accounts/accept_invitation.html", {"invitation": invitation, "form": form}, status=status)
 

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "axes",
     "accounts",
     "events",
+    "scoring",
+    "surveys",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +137,23 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# --- Scoring (scoring app) --------------------------------------------------------
+# How often today's snapshots are refreshed for every tenant; the same sweep
+# finalizes yesterday once a tenant's day has ended.
+SCORING_REFRESH_MINUTES = env.int("SCORING_REFRESH_MINUTES", default=60)
+# Days of history a newly published model version backfills.
+SCORING_BACKFILL_DAYS = env.int("SCORING_BACKFILL_DAYS", default=90)
+# Days per Celery task when a run fans out (a group of chunks).
+SCORING_CHUNK_DAYS = env.int("SCORING_CHUNK_DAYS", default=10)
+# Dashboard: an account is "at risk" when it fell a tier or lost more than this share of its points in 14 days.
+AT_RISK_DROP_SHARE = env.float("AT_RISK_DROP_SHARE", default=0.3)
+# PostgreSQL work_mem for one day's scoring transaction.
+SCORING_WORK_MEM_MB = env.int("SCORING_WORK_MEM_MB", default=64)
+CELERY_BEAT_SCHEDULE["scoring-refresh"] = {
+    "task": "scoring.tasks.refresh_all_tenants",
+    "schedule": SCORING_REFRESH_MINUTES * 60,
+}
+
 # --- Auth -----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -200,6 +219,12 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Requests per second per write key on the ingestion API (0 = unlimited); 429 + Retry-After above.
 INGEST_RATE_LIMIT_PER_SECOND = env.int("INGEST_RATE_LIMIT_PER_SECOND", default=1000)
+# CSV backfill uploads are kept on disk here until imported (see events/csv_import.py).
+IMPORT_DIR = env.path("IMPORT_DIR", default=BASE_DIR / "var" / "imports")
+CSV_IMPORT_MAX_BYTES = env.int("CSV_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
+
+# Answers per IP per share link per hour on a survey's public link (0 = unlimited); 429 above.
+SURVEY_SHARE_LINK_LIMIT_PER_HOUR = env.int("SURVEY_SHARE_LINK_LIMIT_PER_HOUR", default=20)
 
 # --- Security baseline ----------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -3,15 +3,31 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import TenantInfoApi
+from scoring import api as scoring_api
+from scoring.dashboard_views import dashboard
+
+from .api_docs import api_docs
 
 api_v1 = [
     path("tenant", TenantInfoApi.as_view(), name="tenant"),
+    path("users", scoring_api.UserListApi.as_view(), name="users"),
+    path("users/<str:user_id>", scoring_api.UserDetailApi.as_view(), name="user"),
+    path("accounts", scoring_api.AccountListApi.as_view(), name="accounts"),
+    path("accounts/<str:group_id>", scoring_api.AccountDetailApi.as_view(), name="account"),
+    path("product", scoring_api.ProductApi.as_view(), name="product"),
+    path("model", scoring_api.ScoringModelApi.as_view(), name="model"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", api_docs, name="api_docs"),
     path("api/v1/", include((api_v1, "api"))),
     path("", include("events.urls")),
+    path("", include("surveys.urls")),
+    # The tenant home is the scoring dashboard (accounts must not import scoring).
+    path("t/<slug:tenant_slug>/", dashboard, name="tenant_home"),
+    path("", include("scoring.insights_urls")),
     path("", include("accounts.urls")),
+    path("", include("scoring.urls")),
 ]

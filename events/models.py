@@ -158,3 +158,66 @@ class RejectedMessage(TenantOwned):
     class Meta:
         indexes = [models.Index(fields=["tenant", "-received_at"], name="rejected_tenant_received")]
         ordering = ["-received_at"]
+
+
+class CsvImport(TenantOwned):
+    """A CSV backfill: the uploaded file on disk, its preview and the import job's progress.
+
+    scanning (the preview is being read) -> uploaded (preview ready) -> queued -> running
+    -> succeeded or failed. Both reads of the file run in Celery tasks: a big file
+    takes longer than an HTTP request may.
+
+    Rows are counted as "records" (blank lines skipped); `processed_rows` is the
+    checkpoint the task resumes from, written in the same transaction as the
+    chunk's events, so a retried task neither skips nor double-counts a chunk.
+    """
+
+    class Status(models.TextChoices):
+        SCANNING = "scanning", "Checking the file"
+        UPLOADED = "uploaded", "Ready to import"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    original_name = models.CharField(max_length=255)
+    # Relative to settings.IMPORT_DIR, never a user-supplied name.
+    file_path = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCANNING)
+    # The preview scan: first rows, listed errors (capped), and counts over the whole file.
+    preview = models.JSONField(default=dict, blank=True)
+    total_rows = models.PositiveIntegerField(default=0)
+    valid_rows = models.PositiveIntegerField(default=0)
+    invalid_rows = models.PositiveIntegerField(default=0)
+    # Progress of the import job.
+    processed_rows = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "CSV import"
+
+    def __str__(self):
+        return f"CSV import {self.original_name} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status == self.Status.SUCCEEDED else 0
+        return min(100, self.processed_rows * 100 // self.total_rows)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

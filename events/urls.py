@@ -1,6 +1,6 @@
-from django.urls import re_path
+from django.urls import path, re_path
 
-from . import api
+from . import api, views
 
 app_name = "events"
 
@@ -12,4 +12,14 @@ urlpatterns = [
         api.track_endpoint,
         name="track",
     ),
+    # Pages, all wrapped in accounts.scoping.tenant_view.
+    path("t/<slug:tenant_slug>/events/catalog/", views.catalog, name="catalog"),
+    path("t/<slug:tenant_slug>/events/catalog/<uuid:activity_id>/", views.update_activity, name="update_activity"),
+    path("t/<slug:tenant_slug>/events/debugger/", views.debugger, name="debugger"),
+    path("t/<slug:tenant_slug>/events/debugger/feed", views.debugger_feed, name="debugger_feed"),
+    path("t/<slug:tenant_slug>/events/setup/", views.setup, name="setup"),
+    path("t/<slug:tenant_slug>/events/import/", views.imports, name="imports"),
+    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/", views.import_detail, name="import_detail"),
+    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/start/", views.start_import, name="start_import"),
+    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
 ]

@@ -3,9 +3,10 @@
 Pure Python (stdlib only, no Django) so the ingestion view can call it and it
 can be tested and benchmarked in isolation. Typical use from a view::
 
+    kind = ENDPOINT_KINDS[last_path_segment]  # e.g. "b" -> "batch", "t" -> "track"
     body = decode_body(request.body, request.headers.get("Content-Encoding"))
-    parsed = parse_request(body, ENDPOINT_KINDS[endpoint])
-    key = basic_auth_key(request.headers.get("Authorization")) or parsed.write_key
+    parsed = parse_request(body, kind)
+    write_key = basic_auth_key(request.headers.get("Authorization")) or parsed.write_key
     for item in parsed.messages:
         result = normalize(item, kind=kind, received_at=now, batch_sent_at=parsed.sent_at)
         # result is a Message (store it) or a Rejection (report it)
@@ -100,6 +101,17 @@ class ParsedRequest:
 
 @dataclass(slots=True)
 class Message:
+    """A valid message, normalised for storage.
+
+    Ids are strings (integral numbers converted), times are aware UTC
+    datetimes, and ``timestamp`` is corrected for client clock skew.
+    ``activity`` is the event name for track, "Viewed <name> Page/Screen" for
+    page/screen, None otherwise; ``group_id`` is ``groupId`` for group and
+    ``context.groupId`` for track/page/screen. ``raw`` is the message as
+    received (batch context merged, ``writeKey`` dropped, ``messageId`` filled
+    in when we assigned one).
+    """
+
     type: str
     message_id: str
     user_id: str | None
@@ -119,6 +131,13 @@ class Message:
 
 @dataclass(slots=True)
 class Rejection:
+    """A message we refuse, with a human-readable ``reason`` naming ``field``.
+
+    ``message_id`` is the client's id when it was usable. ``raw`` is the
+    message as received, or only a short summary when it was oversize or
+    unstorable, or a preview of a non-object batch item.
+    """
+
     message_id: str | None
     reason: str
     field: str | None
@@ -221,11 +240,11 @@ def _finite_float(text: str) -> float:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _SCAN = _DECODER.scan_once  # the C scanner behind json.loads: (text, index) -> (value, end)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 _JSON_WS = " \t\n\r"
 _WS_CHARS = frozenset(_JSON_WS)
 _SKIP_WS = re.compile(r"[ \t\n\r]*").match
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD]")
 
 
 def parse_request(body: bytes, kind: str) -> ParsedRequest:
@@ -270,9 +289,7 @@ def _parse_single(text: str) -> ParsedRequest:
         raise WireError(400, "invalid_body", "body must be a JSON object")
     size = _utf8_len(text.strip(_JSON_WS))
     if size > MAX_MESSAGE_BYTES:
-        raise WireError(
-            400, "message_too_large", f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} byte limit"
-        )
+        raise WireError(400, "message_too_large", f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} byte limit")
     if _may_hold_surrogates(text, 0, len(text)) and _has_lone_surrogate(data):
         raise WireError(400, "invalid_json", "body contains an unpaired UTF-16 surrogate")
     write_key = _write_key(data.pop("writeKey", None))
@@ -296,11 +313,12 @@ def _parse_batch(text: str) -> ParsedRequest:
     check_surrogates = _may_hold_surrogates(text, 0, len(text))
     messages: list[Any] = []
     for item, (start, end) in zip(items, spans, strict=True):
-        if isinstance(item, dict):  # anything else is left for normalize() to reject
-            write_key = write_key or _write_key(item.get("writeKey"))
-            problem = _unacceptable_item(item, text, start, end, check_surrogates)
-            item = problem or _merge_envelope(item, context, integrations)  # noqa: PLW2901
-        messages.append(item)
+        if not isinstance(item, dict):
+            messages.append(item)  # normalize() turns it into a Rejection
+            continue
+        write_key = write_key or _write_key(item.get("writeKey"))
+        problem = _unacceptable_item(item, text, start, end, check_surrogates)
+        messages.append(problem or _merge_envelope(item, context, integrations))
     return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at)
 
 
@@ -365,21 +383,24 @@ def _scan_array(text: str, pos: int) -> tuple[list[Any], list[tuple[int, int]], 
     pos = _SKIP_WS(text, pos + 1).end()
     if text[pos : pos + 1] == "]":
         return items, spans, pos + 1
+    # Hot loop (once per message): locals avoid repeated global/attribute lookups.
+    scan, skip_ws, ws_chars = _SCAN, _SKIP_WS, _WS_CHARS
+    add_item, add_span = items.append, spans.append
     while True:
-        item, end = _SCAN(text, pos)
-        items.append(item)
-        spans.append((pos, end))
-        pos = end
-        if text[pos : pos + 1] in _WS_CHARS:  # skip the regex call for compact JSON
-            pos = _SKIP_WS(text, pos).end()
-        separator = text[pos : pos + 1]
+        item, end = scan(text, pos)
+        add_item(item)
+        add_span((pos, end))
+        separator = text[end : end + 1]
+        if separator in ws_chars:  # only then pay for the regex call
+            end = skip_ws(text, end).end()
+            separator = text[end : end + 1]
         if separator == "]":
-            return items, spans, pos + 1
+            return items, spans, end + 1
         if separator != ",":
             raise ValueError("malformed array")
-        pos += 1
-        if text[pos : pos + 1] in _WS_CHARS:
-            pos = _SKIP_WS(text, pos).end()
+        pos = end + 1
+        if text[pos : pos + 1] in ws_chars:
+            pos = skip_ws(text, pos).end()
 
 
 def _envelope_object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -439,9 +460,10 @@ def _utf8_len(text: str) -> int:
 
 
 def _may_hold_surrogates(text: str, start: int, end: int) -> bool:
-    # Lone surrogates can only come from \uD800-\uDFFF escapes: a cheap
-    # substring test spares the full walk for nearly every message.
-    return text.find("\\ud", start, end) >= 0 or text.find("\\uD", start, end) >= 0
+    # Lone surrogates can only come from \uD800-\uDFFF escapes. Looking for a
+    # backslash first is a memchr, ~100x faster than the regex, and settles
+    # most bodies; the regex, then the full walk, run only when it may matter.
+    return text.find("\\", start, end) >= 0 and _SURROGATE_ESCAPE.search(text, start, end) is not None
 
 
 def _has_lone_surrogate(value: object) -> bool:
@@ -496,7 +518,7 @@ def parse_timestamp(value: object) -> datetime:
     """
     if not isinstance(value, str):
         # One exception type for every bad wire value keeps callers simple.
-        raise ValueError(f"not an ISO-8601 date string (got {_json_type(value)})")  # noqa: TRY004
+        raise ValueError(f"not an ISO-8601 date string (got {_json_type(value)})")
     if not _ISO_8601.fullmatch(value):
         raise ValueError(f"not an ISO-8601 date: {_short(value)}")
     try:
@@ -520,9 +542,7 @@ _parse_batch_sent_at = lru_cache(maxsize=64)(parse_timestamp)
 # --------------------------------------------------------------------------
 
 
-def normalize(
-    raw: object, *, kind: str, received_at: datetime, batch_sent_at: str | None
-) -> Message | Rejection:
+def normalize(raw: object, *, kind: str, received_at: datetime, batch_sent_at: str | None) -> Message | Rejection:
     """Validate one message and normalise it, or explain why it is rejected.
 
     ``kind`` is "batch" (the message's own ``type`` decides) or the single-call
@@ -606,7 +626,7 @@ def _message_id(value: object) -> str | None:
     try:
         message_id = _coerce_id(value)
     except _Invalid:
-        raise _Invalid("messageId", f"messageId must be a string, got {_json_type(value)}") from None
+        raise _Invalid("messageId", f"messageId must be a string or an integer, got {_json_type(value)}") from None
     if message_id is not None and len(message_id) > MAX_MESSAGE_ID_LEN:
         raise _Invalid("messageId", f"messageId must be at most {MAX_MESSAGE_ID_LEN} characters")
     return message_id
@@ -787,7 +807,14 @@ def _json_type(value: object) -> str:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else _json_type(value)
+    """A bounded repr for messages: scalars shown, containers named by type."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        try:
+            text = repr(value)
+        except ValueError:  # an int too long to convert to decimal
+            text = "<huge number>"
+    else:
+        text = _json_type(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

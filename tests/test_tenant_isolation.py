@@ -101,6 +101,6 @@ def test_anonymous_is_sent_to_login(client, tenant, tenant_a_ids):
 
 def test_outsider_sees_own_tenant(client, outsider, other_tenant):
     client.force_login(outsider)
-    response = client.get(reverse("accounts:tenant_home", args=[other_tenant.slug]))
+    response = client.get(reverse("tenant_home", args=[other_tenant.slug]))
     assert response.status_code == 200
     assert b"Widget" in response.content

@@ -2,6 +2,7 @@
 
 import pytest
 import segment.analytics as segment_analytics
+from segment.analytics import request as segment_request
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
 
@@ -10,6 +11,13 @@ from accounts.services import api_key_create
 from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def close_client_connections():
+    yield
+    # The client keeps a module-level keep-alive session; close it before the live server stops.
+    segment_request._session.close()
 
 
 @pytest.fixture

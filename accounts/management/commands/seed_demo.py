@@ -14,4 +14,10 @@ class Command(BaseCommand):
             tenant, created = seed_demo_tenant()
         verb = "Created" if created else "Refreshed"
         self.stdout.write(f"{verb} demo tenant “{tenant.name}” (slug: {tenant.slug}).")
+        from surveys.demo import seed_demo_survey
+
+        self.stdout.write(seed_demo_survey(tenant))
+        from scoring.demo import seed_demo_scoring
+
+        self.stdout.write(seed_demo_scoring(tenant))
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")

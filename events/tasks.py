@@ -1,0 +1,17 @@
+"""Celery tasks of the events app: thin wrappers that take ids and call a service."""
+
+from celery import shared_task
+
+from .csv_import import csv_import_run, csv_import_scan
+
+
+@shared_task(name="events.run_csv_import")
+def run_csv_import(import_id: int) -> None:
+    """Import (or resume) a CSV backfill job; a finished job is left alone, so redelivery is harmless."""
+    csv_import_run(import_id=import_id)
+
+
+@shared_task(name="events.scan_csv_import")
+def scan_csv_import(import_id: int) -> None:
+    """Read an uploaded CSV once for its preview (counts, first rows, invalid rows)."""
+    csv_import_scan(import_id=import_id)

@@ -1,0 +1,292 @@
+"""The scoring engine: one tenant day under one model version, in four SQL statements.
+
+For a day it deletes the version's rows of that day, then inserts the user
+snapshots straight from the rollup (`events_dailyactivitycount`), the account
+snapshots from the user snapshots, and the product row from the user snapshots,
+all inside one transaction. Nothing loops over events or users in Python, so
+memory stays flat however many events a tenant has; the formulas are written
+out in docs/scoring.md.
+
+The SQL runs unchanged on SQLite (embedded default) and PostgreSQL: dates and
+datetimes are adapted by the connection's own ops, the recency decay comes as a
+small VALUES table of per-day factors (no `power()` needed), the cap is a CASE,
+the median uses ROW_NUMBER. Only constants of this module (table names,
+CASE expressions) are formatted into the SQL; every value is a parameter.
+Sums are rounded to 4 decimals so a recompute gives
+identical rows whatever order the database adds them in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from .models import AccountRollup, ScoringModel, TierMethod
+
+USER_TABLE = "scoring_userscore"
+ACCOUNT_TABLE = "scoring_accountscore"
+PRODUCT_TABLE = "scoring_productscore"
+
+
+@dataclass(frozen=True)
+class DayResult:
+    day: date
+    users: int
+    accounts: int
+
+    @property
+    def rows(self) -> int:
+        return self.users + self.accounts + 1
+
+
+def _d(value: date):
+    return connection.ops.adapt_datefield_value(value)
+
+
+def _dt(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def day_start(model: ScoringModel, day: date) -> datetime:
+    """The instant a tenant day begins, in the tenant's time zone."""
+    return datetime.combine(day, time.min, tzinfo=model.tenant.tzinfo)
+
+
+def decay_factors(model: ScoringModel, day: date) -> list[tuple[date, float]]:
+    """0.5 ** (age / half-life) for each day of the window ending with `day`."""
+    half_life = model.half_life_days
+    return [(day - timedelta(days=age), 0.5 ** (age / half_life)) for age in range(model.window_days)]
+
+
+def _tier_case(metric: str, model: ScoringModel, dormant: str, new: str) -> tuple[str, list]:
+    sql = (
+        f"CASE WHEN {dormant} THEN 'dormant' WHEN {new} THEN 'new' "
+        f"WHEN {metric} >= %s THEN 'high' WHEN {metric} >= %s THEN 'medium' ELSE 'low' END"
+    )
+    return sql, [model.tier_high, model.tier_medium]
+
+
+def model_weights(model: ScoringModel) -> list[tuple[int, int]]:
+    """(activity id, points) of the activities that count (points > 0)."""
+    return list(model.weights.filter(points__gt=0).order_by("activity_id").values_list("activity_id", "points"))
+
+
+def _weights_cte(model: ScoringModel, weights: list | None) -> tuple[list[str], list]:
+    """The `weights (activity_id, points)` CTE of the activities that count."""
+    if connection.vendor == "sqlite":
+        # SQLite's planner would loop over a VALUES list and rescan the window once per
+        # activity; reading the table, it looks each rollup row's weight up by index.
+        sql = "SELECT activity_id, points FROM scoring_activityweight WHERE model_id = %s AND points > 0"
+        return [f"weights (activity_id, points) AS ({sql})"], [model.pk]
+    # PostgreSQL gets a VALUES list: exact row estimates for the planner (no dependency on the
+    # weights table's statistics), so it reads the window through the rollup's (tenant, day) index.
+    weights = model_weights(model) if weights is None else weights
+    if not weights:
+        return ["weights (activity_id, points) AS (SELECT 0, 0 WHERE 1 = 0)"], []
+    values = ", ".join(["(%s, %s)"] * len(weights))
+    return [f"weights (activity_id, points) AS (VALUES {values})"], [v for pair in weights for v in pair]
+
+
+def contrib_ctes(
+    model: ScoringModel, day: date, subject_sql: str = "", subject_params=(), weights: list | None = None
+) -> tuple[list[str], list]:
+    """CTEs ending in `contrib`: one row per rollup row in the window with its weighted points `pts`.
+
+    points_a x min(count, cap) x 0.5 ** ((day - t) / half_life), for activities with points > 0.
+    `subject_sql` narrows the rows (e.g. one end user, for the explanation).
+    """
+    ctes, params = _weights_cte(model, weights)
+    decay_join, factor_sql, factor_params = "", "1", []
+    if model.half_life_days and connection.vendor == "sqlite":
+        # SQLite cannot use the (tenant, day) index for a join on a VALUES day, so the factor
+        # is a CASE over the window's days instead (SQLite may also lack power()).
+        factors = decay_factors(model, day)
+        factor_sql = f"(CASE r.day {' '.join(['WHEN %s THEN %s'] * len(factors))} ELSE 0 END)"
+        factor_params = [value for when, factor in factors for value in (_d(when), factor)]
+    elif model.half_life_days:
+        factors = decay_factors(model, day)
+        # Float factors, so PostgreSQL sums in floating point rather than in numeric (slower);
+        # the result is rounded to 4 decimals, which keeps recomputes identical.
+        values = ", ".join(["(%s, CAST(%s AS DOUBLE PRECISION))"] * len(factors))
+        ctes.append(f"decay (day, factor) AS (VALUES {values})")
+        for when, factor in factors:
+            params += [_d(when), factor]
+        decay_join, factor_sql = "JOIN decay ON decay.day = r.day", "decay.factor"
+    if model.daily_cap:
+        count_sql = 'CASE WHEN r."count" > %s THEN %s ELSE r."count" END'
+    else:
+        count_sql = 'r."count"'
+    first_day = day - timedelta(days=model.window_days - 1)
+    ctes.append(
+        f"""contrib AS (
+        SELECT r.end_user_id AS end_user_id, r.activity_id AS activity_id, r.day AS day,
+               ({count_sql}) AS times, w.points * ({count_sql}) * {factor_sql} AS pts
+        FROM events_dailyactivitycount r
+        JOIN weights w ON w.activity_id = r.activity_id
+        {decay_join}
+        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0 {subject_sql}
+    )"""  # noqa: S608 - only module constants are formatted in; values are parameters
+    )
+    # In SQL order: times (cap), pts (cap, factor), then the WHERE clause.
+    cap = [model.daily_cap, model.daily_cap] if model.daily_cap else []
+    params += cap + cap + factor_params
+    params += [model.tenant_id, _d(first_day), _d(day), *subject_params]
+    return ctes, params
+
+
+def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
+    tenant_id = model.tenant_id
+    ctes, params = contrib_ctes(model, day)
+    ctes.append(
+        """per_user AS (
+        SELECT end_user_id, ROUND(CAST(SUM(pts) AS NUMERIC), 4) AS points,
+               COUNT(DISTINCT activity_id) AS breadth, COUNT(DISTINCT day) AS active_days
+        FROM contrib GROUP BY end_user_id
+    )"""
+    )
+    ctes.append(
+        """ranked AS (
+        SELECT end_user_id, points, breadth, active_days,
+               ROUND(CAST(100.0 * CUME_DIST() OVER (ORDER BY points) AS NUMERIC), 2) AS percentile
+        FROM per_user WHERE points > 0
+    )"""
+    )
+    select_params = [tenant_id, model.pk, _d(day)]
+    if model.grace_days:
+        # New: first seen inside the grace period, and no activity at all before it
+        # (imported history makes first_seen_at later than the first activity).
+        # No tenant filter on r2: the end user pins it, and the (end_user, ...) index serves it.
+        new_sql = (
+            "(e.first_seen_at >= %s AND NOT EXISTS (SELECT 1 FROM events_dailyactivitycount r2 "
+            "WHERE r2.end_user_id = e.id AND r2.day <= %s))"
+        )
+        grace_start = day - timedelta(days=model.grace_days - 1)
+        select_params += [_dt(day_start(model, grace_start)), _d(grace_start - timedelta(days=1))]
+    else:
+        new_sql = "1 = 0"
+    metric = "k.percentile" if model.tier_method == TierMethod.PERCENTILE else "k.points"
+    tier_sql, tier_params = _tier_case(metric, model, "1 = 0", new_sql)
+    select_params += tier_params
+    # Scored users, then the tenant's other end users seen by the end of the day as dormant:
+    # first seen before it ends, or (imported history) with any activity up to that day.
+    select_params += [tenant_id, model.pk, _d(day), tenant_id, _dt(day_start(model, day + timedelta(days=1))), _d(day)]
+    sql = f"""INSERT INTO {USER_TABLE} (tenant_id, model_id, day, end_user_id, points, breadth, active_days,
+        percentile, tier)
+    WITH {", ".join(ctes)}
+    SELECT %s, %s, %s, k.end_user_id, k.points, k.breadth, k.active_days, k.percentile, {tier_sql}
+    FROM ranked k JOIN events_enduser e ON e.id = k.end_user_id
+    UNION ALL
+    SELECT %s, %s, %s, e.id, 0, 0, 0, NULL, 'dormant'
+    FROM events_enduser e
+    WHERE e.tenant_id = %s AND e.id NOT IN (SELECT end_user_id FROM ranked)
+      AND (e.first_seen_at < %s OR EXISTS (
+          SELECT 1 FROM events_dailyactivitycount r3 WHERE r3.end_user_id = e.id AND r3.day <= %s))"""  # noqa: S608
+    return sql, params + select_params
+
+
+ROLLUPS = {
+    AccountRollup.SUM: "COALESCE(agg.total, 0)",
+    AccountRollup.MEAN: "CASE WHEN COALESCE(agg.active, 0) > 0 THEN agg.total * 1.0 / agg.active ELSE 0 END",
+    AccountRollup.SEATS: (
+        "CASE WHEN COALESCE(seats.seats, 0) > 0 THEN 100.0 * COALESCE(agg.engaged, 0) / seats.seats ELSE 0 END"
+    ),
+}
+
+
+def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
+    tenant_id = model.tenant_id
+    metric = "ranked.percentile" if model.tier_method == TierMethod.PERCENTILE else "acc.points"
+    # An account is new while every one of its active users is still new.
+    tier_sql, tier_params = _tier_case(metric, model, "acc.active = 0", "acc.established = 0")
+    sql = f"""INSERT INTO {ACCOUNT_TABLE} (tenant_id, model_id, day, account_id, points, active_users, seats,
+        percentile, tier)
+    WITH seats AS (
+        SELECT account_id, COUNT(*) AS seats FROM events_enduser
+        WHERE tenant_id = %s AND account_id IS NOT NULL GROUP BY account_id
+    ),
+    agg AS (
+        SELECT e.account_id AS account_id, SUM(s.points) AS total,
+               SUM(CASE WHEN s.points > 0 THEN 1 ELSE 0 END) AS active,
+               SUM(CASE WHEN s.tier IN ('high', 'medium') THEN 1 ELSE 0 END) AS engaged,
+               SUM(CASE WHEN s.tier IN ('high', 'medium', 'low') THEN 1 ELSE 0 END) AS established
+        FROM {USER_TABLE} s JOIN events_enduser e ON e.id = s.end_user_id
+        WHERE s.tenant_id = %s AND s.model_id = %s AND s.day = %s AND e.account_id IS NOT NULL
+        GROUP BY e.account_id
+    ),
+    acc AS (
+        SELECT a.id AS account_id, COALESCE(seats.seats, 0) AS seats, COALESCE(agg.active, 0) AS active,
+               COALESCE(agg.established, 0) AS established,
+               ROUND(CAST({ROLLUPS[AccountRollup(model.account_rollup)]} AS NUMERIC), 4) AS points
+        FROM events_customeraccount a
+        LEFT JOIN seats ON seats.account_id = a.id
+        LEFT JOIN agg ON agg.account_id = a.id
+        WHERE a.tenant_id = %s
+    ),
+    ranked AS (
+        SELECT account_id, ROUND(CAST(100.0 * CUME_DIST() OVER (ORDER BY points) AS NUMERIC), 2) AS percentile
+        FROM acc WHERE active > 0
+    )
+    SELECT %s, %s, %s, acc.account_id, acc.points, acc.active, acc.seats, ranked.percentile, {tier_sql}
+    FROM acc LEFT JOIN ranked ON ranked.account_id = acc.account_id"""  # noqa: S608
+    params = [tenant_id, tenant_id, model.pk, _d(day), tenant_id, tenant_id, model.pk, _d(day), *tier_params]
+    return sql, params
+
+
+def product_score_sql(model: ScoringModel, day: date) -> tuple[str, list]:
+    active = "COALESCE(SUM(CASE WHEN points > 0 THEN 1 ELSE 0 END), 0)"
+
+    def tier_count(*tiers: str) -> str:
+        names = ", ".join(f"'{t}'" for t in tiers)
+        return f"COALESCE(SUM(CASE WHEN tier IN ({names}) THEN 1 ELSE 0 END), 0)"
+
+    sql = f"""INSERT INTO {PRODUCT_TABLE} (tenant_id, model_id, day, total_points, mean_points, median_points,
+        active_users, engaged_users, high_users, medium_users, low_users, new_users, dormant_users)
+    WITH s AS (
+        SELECT points, tier FROM {USER_TABLE} WHERE tenant_id = %s AND model_id = %s AND day = %s
+    ),
+    act AS (SELECT points, ROW_NUMBER() OVER (ORDER BY points) AS rn, COUNT(*) OVER () AS n FROM s WHERE points > 0),
+    med AS (SELECT AVG(points) AS m FROM act WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2)
+    SELECT %s, %s, %s, COALESCE(SUM(points), 0),
+        CASE WHEN {active} > 0 THEN ROUND(CAST(SUM(points) * 1.0 / {active} AS NUMERIC), 4) ELSE 0 END,
+        COALESCE((SELECT ROUND(CAST(m AS NUMERIC), 4) FROM med), 0),
+        {active}, {tier_count("high", "medium")}, {tier_count("high")}, {tier_count("medium")},
+        {tier_count("low")}, {tier_count("new")}, {tier_count("dormant")}
+    FROM s"""  # noqa: S608
+    return sql, [model.tenant_id, model.pk, _d(day), model.tenant_id, model.pk, _d(day)]
+
+
+def lock_key(tenant_id: int, day: date) -> int:
+    digest = hashlib.blake2b(f"scoring:{tenant_id}:{day.isoformat()}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_day(cursor, tenant_id: int, day: date) -> None:
+    # Two runs for the same tenant and day must never interleave their delete and
+    # inserts. On PostgreSQL a transaction-scoped advisory lock makes the second
+    # wait and then replace the first one's rows; SQLite serializes writers anyway.
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(tenant_id, day)])
+        # Room for the day's sorts and hashes (COUNT DISTINCT, CUME_DIST) in memory instead
+        # of temporary files; SET LOCAL ends with the transaction.
+        cursor.execute(f"SET LOCAL work_mem = '{int(settings.SCORING_WORK_MEM_MB)}MB'")
+
+
+def compute_day(model: ScoringModel, day: date) -> DayResult:
+    """Replace the snapshots of `day` under `model`: all of them or none (one transaction)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock_day(cursor, model.tenant_id, day)
+        for table in (USER_TABLE, ACCOUNT_TABLE, PRODUCT_TABLE):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE tenant_id = %s AND model_id = %s AND day = %s",  # noqa: S608
+                [model.tenant_id, model.pk, _d(day)],
+            )
+        cursor.execute(*user_scores_sql(model, day))
+        users = cursor.rowcount
+        cursor.execute(*account_scores_sql(model, day))
+        accounts = cursor.rowcount
+        cursor.execute(*product_score_sql(model, day))
+    return DayResult(day=day, users=users, accounts=accounts)

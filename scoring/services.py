@@ -1,0 +1,306 @@
+"""Writes of the scoring app: model versions, publishing, runs and their progress."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from events.models import Activity
+
+from . import engine
+from .modelfile import parse_model_file
+from .models import ActivityWeight, ModelStatus, RunKind, RunStatus, ScoringModel, ScoringRun
+
+log = logging.getLogger(__name__)
+
+MODEL_FIELDS = (
+    "name",
+    "window_days",
+    "daily_cap",
+    "half_life_days",
+    "tier_method",
+    "tier_high",
+    "tier_medium",
+    "grace_days",
+    "account_rollup",
+)
+
+
+# --- Model versions -----------------------------------------------------------------
+
+
+def _next_version(tenant: Tenant) -> int:
+    # Lock the tenant row so two editors creating drafts at once get distinct versions.
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    current = ScoringModel.objects.for_tenant(tenant).aggregate(v=Max("version"))["v"]
+    return (current or 0) + 1
+
+
+def _set_weights(model: ScoringModel, points: dict[int, int]) -> None:
+    """Replace the model's weights; `points` maps activity ids (of the model's tenant) to points."""
+    ActivityWeight.objects.for_tenant(model.tenant).filter(model=model).delete()
+    ActivityWeight.objects.bulk_create(
+        ActivityWeight(tenant=model.tenant, model=model, activity_id=activity_id, points=value)
+        for activity_id, value in points.items()
+    )
+
+
+def _check_points(tenant: Tenant, points: dict[int, int]) -> None:
+    known = set(Activity.objects.for_tenant(tenant).filter(pk__in=points).values_list("pk", flat=True))
+    if set(points) - known:
+        raise ValidationError("Points can only be given to activities of this workspace's catalog.")
+    for value in points.values():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+            raise ValidationError("Points per activity are whole numbers from 0 to 1000.")
+
+
+@transaction.atomic
+def scoring_model_create_draft(
+    *, tenant: Tenant, created_by: User | None = None, source: ScoringModel | None = None
+) -> ScoringModel:
+    """A new draft: a copy of `source`, else of the published version, else the defaults."""
+    if source is None:
+        source = ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED).first()
+    draft = ScoringModel(tenant=tenant, version=_next_version(tenant), created_by=created_by)
+    if source is not None:
+        if source.tenant_id != tenant.pk:
+            raise ValidationError("That model belongs to another workspace.")
+        for field in MODEL_FIELDS:
+            setattr(draft, field, getattr(source, field))
+    draft.full_clean()
+    draft.save()
+    if source is not None:
+        _set_weights(draft, dict(source.weights.values_list("activity_id", "points")))
+    return draft
+
+
+@transaction.atomic
+def scoring_model_update(*, model: ScoringModel, points: dict[int, int] | None = None, **fields: Any) -> ScoringModel:
+    """Edit a draft: its settings and (when given) its points per activity id."""
+    model = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    if not model.is_draft:
+        raise ValidationError(f"v{model.version} is {model.status} and frozen; create a draft to change it.")
+    unknown = set(fields) - set(MODEL_FIELDS)
+    if unknown:
+        raise ValidationError(f"Unknown model field {sorted(unknown)[0]}.")
+    for field, value in fields.items():
+        setattr(model, field, value)
+    model.full_clean()
+    model.save()
+    if points is not None:
+        _check_points(model.tenant, points)
+        _set_weights(model, points)
+    return model
+
+
+@transaction.atomic
+def scoring_model_delete_draft(*, model: ScoringModel) -> None:
+    if not model.is_draft:
+        raise ValidationError("Only drafts can be deleted; published and retired versions stay readable.")
+    model.delete()
+
+
+@transaction.atomic
+def scoring_model_import(*, tenant: Tenant, raw: str | bytes | dict, created_by: User | None = None) -> ScoringModel:
+    """Import a model file as a new draft. Activities not in the catalog are added as proposed ones."""
+    fields = parse_model_file(raw)
+    names = fields.pop("points")
+    draft = ScoringModel(tenant=tenant, version=_next_version(tenant), created_by=created_by, **fields)
+    draft.full_clean()
+    draft.save()
+    points = {}
+    for name, value in names.items():
+        # A proposed activity (first_seen_at empty) is how the catalog marks "not tracked yet".
+        activity, _ = Activity.objects.get_or_create(tenant=tenant, name=name)
+        points[activity.pk] = value
+    _set_weights(draft, points)
+    return draft
+
+
+@transaction.atomic
+def scoring_model_publish(
+    *, model: ScoringModel, published_by: User | None = None, backfill_days: int | None = None
+) -> ScoringRun:
+    """Make a draft the single published version, freeze it and backfill its snapshots."""
+    tenant = model.tenant
+    models = {m.pk: m for m in ScoringModel.objects.for_tenant(tenant).select_for_update()}
+    model = models[model.pk]
+    if not model.is_draft:
+        raise ValidationError(f"v{model.version} is already {model.status}.")
+    if not model.weights.filter(points__gt=0).exists():
+        raise ValidationError("Give at least one activity some points before publishing.")
+    ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED).update(status=ModelStatus.RETIRED)
+    model.status, model.published_at, model.published_by = ModelStatus.PUBLISHED, timezone.now(), published_by
+    model.save(update_fields=["status", "published_at", "published_by"])
+    days = backfill_days if backfill_days is not None else settings.SCORING_BACKFILL_DAYS
+    today = tenant.today()
+    run = run_create(
+        model=model,
+        kind=RunKind.BACKFILL,
+        first_day=today - timedelta(days=days - 1),
+        last_day=today,
+        requested_by=published_by,
+    )
+    run_enqueue(run)
+    return run
+
+
+def published_model(tenant: Tenant) -> ScoringModel | None:
+    return ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED).first()
+
+
+# --- Runs -----------------------------------------------------------------------------
+
+
+def run_create(
+    *, model: ScoringModel, kind: str, first_day: date, last_day: date, requested_by: User | None = None
+) -> ScoringRun:
+    if last_day < first_day:
+        raise ValidationError("The last day comes before the first day.")
+    run = ScoringRun(
+        tenant=model.tenant, model=model, kind=kind, first_day=first_day, last_day=last_day, requested_by=requested_by
+    )
+    run.full_clean()
+    run.save()
+    return run
+
+
+def run_enqueue(run: ScoringRun) -> None:
+    """Send the run to Celery once the transaction that created it has committed.
+
+    robust=True: a broker outage must not turn the committed request into a 500;
+    the run stays queued and the next periodic sweep shows it.
+    """
+    from .tasks import score_run
+
+    transaction.on_commit(lambda: score_run.delay(run.pk), robust=True)
+
+
+@transaction.atomic
+def recompute_request(*, tenant: Tenant, days: int, requested_by: User | None = None) -> ScoringRun:
+    model = published_model(tenant)
+    if model is None:
+        raise ValidationError("Publish a scoring model first: there is nothing to recompute.")
+    if not 1 <= days <= 366:
+        raise ValidationError("Recompute between 1 and 366 days.")
+    today = tenant.today()
+    run = run_create(
+        model=model,
+        kind=RunKind.RECOMPUTE,
+        first_day=today - timedelta(days=days - 1),
+        last_day=today,
+        requested_by=requested_by,
+    )
+    run_enqueue(run)
+    return run
+
+
+def run_days(run: ScoringRun) -> list[date]:
+    return [run.first_day + timedelta(days=i) for i in range(run.days_total)]
+
+
+def run_claim(run_id: int) -> ScoringRun | None:
+    """Mark a queued (or redelivered running) run as running; None when it already ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().select_related("model", "tenant").get(pk=run_id)
+        if not run.is_active:
+            return None
+        run.status = RunStatus.RUNNING
+        run.started_at = run.started_at or now
+        run.attempts += 1
+        run.save(update_fields=["status", "started_at", "attempts"])
+    return run
+
+
+def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        run.day_rows[day.isoformat()] = rows
+        fields = ["day_rows"]
+        if run.days_done >= run.days_total and run.status != RunStatus.SUCCEEDED:
+            run.status, run.finished_at, run.error = RunStatus.SUCCEEDED, timezone.now(), ""
+            fields += ["status", "finished_at", "error"]
+        run.save(update_fields=fields)
+    return run
+
+
+def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
+    """Compute `days` of a run, each in its own transaction, skipping the days already done.
+
+    A redelivered chunk (worker killed half-way) therefore only computes what is
+    missing, and any day it does recompute is replaced whole by the engine.
+    """
+    run = ScoringRun.objects.select_related("model__tenant").get(pk=run_id)
+    if not run.is_active:
+        return
+    for day in days:
+        if day.isoformat() in run.day_rows:
+            continue
+        result = engine.compute_day(run.model, day)
+        run = _record_day(run_id, day, result.rows)
+        if on_day is not None:
+            on_day(run, result)
+
+
+def run_fail(run_id: int, error: BaseException | str) -> None:
+    message = str(error) or type(error).__name__
+    if isinstance(error, BaseException):
+        message = f"{type(error).__name__}: {message}"
+    ScoringRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.FAILED, error=message[:2000], finished_at=timezone.now()
+    )
+
+
+def run_in_foreground(run: ScoringRun, *, on_day=None) -> ScoringRun:
+    """Compute a run in this process (the `score` command): same service, no broker."""
+    claimed = run_claim(run.pk)
+    if claimed is None:
+        return run
+    try:
+        run_compute_days(run.pk, run_days(claimed), on_day=on_day)
+    except Exception as error:
+        run_fail(run.pk, error)
+        raise
+    run.refresh_from_db()
+    return run
+
+
+# --- Periodic refresh ----------------------------------------------------------------------
+
+
+def refresh_tenant(tenant: Tenant) -> list[ScoringRun]:
+    """Refresh today and, once the tenant's day has ended, finalize yesterday (once)."""
+    model = published_model(tenant)
+    if model is None:
+        return []
+    runs = []
+    today = tenant.today()
+    yesterday = today - timedelta(days=1)
+    with transaction.atomic():
+        finalized = ScoringRun.objects.for_tenant(tenant).filter(
+            model=model, kind=RunKind.FINALIZE, first_day=yesterday, status__in=[RunStatus.SUCCEEDED, *ACTIVE]
+        )
+        if not finalized.exists():
+            runs.append(run_create(model=model, kind=RunKind.FINALIZE, first_day=yesterday, last_day=yesterday))
+        pending = ScoringRun.objects.for_tenant(tenant).filter(
+            model=model, kind=RunKind.REFRESH, last_day=today, status=RunStatus.QUEUED
+        )
+        # A refresh still waiting in the queue will see the newest rollup anyway.
+        if not pending.exists():
+            runs.append(run_create(model=model, kind=RunKind.REFRESH, first_day=today, last_day=today))
+        for run in runs:
+            run_enqueue(run)
+    return runs
+
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)

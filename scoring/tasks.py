@@ -1,0 +1,94 @@
+"""Celery tasks: thin, take ids, idempotent (see services.run_compute_days).
+
+`score_run` claims a run and computes it, fanning out into a group of day
+chunks when it spans more than SCORING_CHUNK_DAYS days. No chord: results are
+not stored (CELERY_TASK_IGNORE_RESULT), so each chunk records its days on the
+run row and the chunk that records the last day marks the run succeeded.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date
+
+from celery import Task, group, shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from accounts.models import Tenant
+
+from . import services
+from .models import ModelStatus, ScoringModel
+
+# Database hiccups (a restart, a dropped connection, a lock timeout) are worth
+# retrying; a bug is not, and ends the run as failed with its message.
+RETRYABLE = (OperationalError, InterfaceError)
+
+
+class ScoringTask(Task):
+    autoretry_for = RETRYABLE
+    retry_backoff = True
+    retry_backoff_max = 600
+    retry_jitter = True
+    max_retries = 5
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Called once retries are exhausted (or for a non-retryable error).
+        run_id = args[0] if args else kwargs.get("run_id")
+        if run_id is not None:
+            services.run_fail(run_id, exc)
+
+
+@contextmanager
+def _failing_ends_the_run(task: Task, run_id: int):
+    """Mark the run failed on a bug, or on a database error once retries are exhausted.
+
+    (`on_failure` does the same on a worker; eager mode does not call it.)
+    """
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error, RETRYABLE) or task.request.retries >= task.max_retries:
+            services.run_fail(run_id, error)
+        raise
+
+
+@shared_task(base=ScoringTask, bind=True)
+def score_run(self, run_id: int) -> None:
+    with _failing_ends_the_run(self, run_id):
+        _score_run(run_id)
+
+
+def _score_run(run_id: int) -> None:
+    run = services.run_claim(run_id)
+    if run is None:
+        return  # already finished: a redelivered message has nothing left to do
+    days = services.run_days(run)
+    size = max(1, settings.SCORING_CHUNK_DAYS)
+    chunks = [days[i : i + size] for i in range(0, len(days), size)]
+    if len(chunks) == 1:
+        services.run_compute_days(run_id, days)
+        return
+    group(score_chunk.si(run_id, [d.isoformat() for d in chunk]) for chunk in chunks).apply_async()
+
+
+@shared_task(base=ScoringTask, bind=True)
+def score_chunk(self, run_id: int, days: list[str]) -> None:
+    with _failing_ends_the_run(self, run_id):
+        services.run_compute_days(run_id, [date.fromisoformat(d) for d in days])
+
+
+@shared_task(bind=True, autoretry_for=RETRYABLE, retry_backoff=True, max_retries=5)
+def refresh_tenant(self, tenant_id: int) -> None:
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is not None:
+        services.refresh_tenant(tenant)
+
+
+@shared_task
+def refresh_all_tenants() -> None:
+    """Beat entry: one refresh task per tenant with a published model."""
+    # The one cross-tenant read of the app: only tenant ids, each handled apart.
+    tenant_ids = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).values_list("tenant_id", flat=True)
+    for tenant_id in tenant_ids:
+        refresh_tenant.delay(tenant_id)

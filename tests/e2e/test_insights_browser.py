@@ -1,0 +1,236 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright (no `playwright install`).
+
+(a) a new user walks the onboarding: sign up -> write key -> events from the official
+    Python client -> the checklist ticks live -> publish a model through the page -> scores;
+(b) every page of a demo-like tenant opens without a server error or a browser console
+    error (CSP violations are console errors);
+(c) screenshots of the dashboard, a user page and growth accounting in test-artifacts/.
+"""
+
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from accounts.models import Membership, Role, User
+from accounts.services import tenant_create
+from events.models import CustomerAccount, EndUser
+from tests.conftest import PASSWORD, _missing
+from tests.insights.conftest import seed_demo_subset
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+TENANT_PREFIX = "t/<slug:tenant_slug>/"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are synchronous
+    # and safe. Set per test, not for the module: a process-wide value leaks into `check --deploy`
+    # (tests/accounts/test_settings.py), which rightly warns about it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not Path(CHROMIUM).exists():
+        # Skips with the reason on a bare machine; fails when REQUIRE_SERVICES=1 (CI).
+        _missing("Debian's chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+    # ORM calls made while Playwright's loop was live leave connections that teardown doesn't
+    # close; PostgreSQL would then refuse to drop the test database.
+    connections.close_all()
+
+
+@pytest.fixture
+def eager_celery(settings):
+    """The e2e run has no worker: publishing computes its backfill in process, as in the embedded default."""
+    from engagement_site.celery import app
+
+    previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def _watch(page) -> list[str]:
+    errors: list[str] = []
+
+    def on_console(message):
+        # The browser asks for /favicon.ico on its own; the site has none (not a page's error).
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            errors.append(f"{page.url}: {message.text} ({message.location.get('url')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+    return errors
+
+
+def _log_in(page, base, email):
+    page.goto(f"{base}/login/")
+    page.fill("input[name=username]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+
+
+# --- (a) Onboarding ----------------------------------------------------------------------------------
+
+
+def test_onboarding_as_a_new_user(browser, live_server, eager_celery):
+    try:
+        _walk_onboarding(browser, live_server)
+    finally:
+        # ORM connections opened while Playwright's loop is live belong to this context: close them
+        # here, or PostgreSQL refuses to drop the test database at the end of the run.
+        connections.close_all()
+
+
+def _walk_onboarding(browser, live_server):
+    from segment.analytics import request as segment_request
+    from segment.analytics.client import Client
+
+    base = live_server.url
+    page = browser.new_page()
+    errors = _watch(page)
+    page.goto(f"{base}/signup/")
+    page.fill("input[name=full_name]", "Nora New")
+    page.fill("input[name=email]", "nora@newco.test")
+    page.fill("input[name=company_name]", "NewCo")
+    page.fill("input[name=product_name]", "Rocket")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/t/newco/")
+    checklist = page.locator("#checklist")
+    assert "0 of 5 done" in checklist.inner_text()
+    assert "No engagement scores yet" in page.content()
+
+    # A write key, read from the page that shows it once.
+    page.goto(f"{base}/t/newco/settings/api-keys/")
+    page.fill("input[name=name]", "Backend")
+    page.check("input[name=kind][value=write]")
+    page.click("main form button[type=submit]:has-text('Create key')")
+    key = page.locator("#new-key").inner_text().strip()
+    assert key.startswith("wk_")
+
+    # Back home: the key step is done; events sent now tick "first event" without a reload.
+    page.goto(f"{base}/t/newco/")
+    assert page.locator('[data-step="write_key"]').get_attribute("class").split() == ["step", "done"]
+    assert "todo" in page.locator('[data-step="first_event"]').get_attribute("class")
+    client = Client(write_key=key, host=base, sync_mode=True, max_retries=0)
+    try:
+        client.identify("ana", {"email": "ana@example.com", "plan": "paid"})
+        client.group("ana", "acct-1", {"name": "Acme Photo", "plan": "paid", "mrr": 120})
+        for _ in range(3):
+            client.track("ana", "Logged in")
+        client.track("ana", "Shared photo")
+        client.track("ben", "Logged in")
+        client.flush()
+    finally:
+        segment_request._session.close()
+    page.wait_for_selector('[data-step="first_event"].done', timeout=15_000)
+
+    # Publish weights through the pages; the backfill computes the first scores.
+    page.goto(f"{base}/t/newco/scoring/models/")
+    page.click("button:has-text('Create a draft')")
+    page.get_by_label("Logged in").fill("1")
+    page.get_by_label("Shared photo").fill("20")
+    page.click("button:has-text('Save draft')")
+    page.click("button:has-text('Publish v1')")
+    page.wait_for_load_state()
+
+    page.goto(f"{base}/t/newco/")
+    assert page.locator('[data-step="published"]').get_attribute("class").split() == ["step", "done"]
+    assert page.locator('[data-step="scores"]').get_attribute("class").split() == ["step", "done"]
+    assert "4 of 5 done" in page.locator("#checklist").inner_text()  # the team survey is still to run
+    assert "Product score over time" in page.content()
+    page.goto(f"{base}/t/newco/scoring/users/")
+    assert "ana" in page.content()
+    assert errors == []
+
+
+# --- (b) + (c) Every page of a demo-like tenant -----------------------------------------------------------
+
+
+def _walk(patterns, prefix="", namespace=""):
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        if isinstance(p, URLResolver):
+            ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
+            yield from _walk(p.url_patterns, route, ns)
+        elif isinstance(p, URLPattern) and p.name:
+            yield route, f"{namespace}{p.name}", p
+
+
+def tenant_urls(tenant) -> list[str]:
+    """Every named route under /t/<slug>/ that takes no object id."""
+    urls = []
+    for route, name, pattern in _walk(get_resolver().url_patterns):
+        if route.startswith(TENANT_PREFIX) and set(pattern.pattern.converters) == {"tenant_slug"}:
+            urls.append(reverse(name, kwargs={"tenant_slug": tenant.slug}))
+    return sorted(set(urls))
+
+
+def _open(page, base, path, errors):
+    """Fetch every URL; render the HTML ones in the page and let their images and scripts load."""
+    response = page.request.get(base + path)
+    assert response.status < 500, f"GET {path} gave {response.status}"
+    if response.status == 405 or "text/html" not in response.headers.get("content-type", ""):
+        return response.status
+    before = len(errors)
+    navigation = page.goto(base + path, wait_until="load")
+    assert navigation.status < 500, f"GET {path} gave {navigation.status}"
+    page.wait_for_timeout(100)
+    for image in page.locator("img").all():
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), f"{path}: broken image"
+    assert len(errors) == before, f"console errors on {path}: {errors[before:]}"
+    return navigation.status
+
+
+def test_every_page_of_a_demo_tenant(browser, live_server, eager_celery):
+    try:
+        _open_every_page(browser, live_server)
+    finally:
+        connections.close_all()  # see test_onboarding_as_a_new_user
+
+
+def _open_every_page(browser, live_server):
+    owner = User.objects.create_user(email="demo.owner@e2e.test", password=PASSWORD, full_name="Dana Demo")
+    tenant = tenant_create(owner=owner, name="Demo Photo", product_name="Snapshot", time_zone="Europe/Paris")
+    Membership.objects.filter(tenant=tenant, user=owner).update(role=Role.OWNER)
+    seed_demo_subset(tenant, users=80)
+    end_user = EndUser.objects.for_tenant(tenant).filter(user_id="user-0001").get()
+    account = CustomerAccount.objects.for_tenant(tenant).order_by("group_id").first()
+
+    base = live_server.url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = _watch(page)
+    _log_in(page, base, owner.email)
+    paths = tenant_urls(tenant)
+    assert f"/t/{tenant.slug}/" in paths and len(paths) > 20
+    paths += [
+        reverse("scoring:user_detail", args=[tenant.slug, end_user.public_id]),
+        reverse("scoring:account_detail", args=[tenant.slug, account.public_id]),
+    ]
+    opened = {path: _open(page, base, path, errors) for path in paths}
+    assert all(status < 500 for status in opened.values())
+    assert errors == []
+
+    # (c) Screenshots for people to look at.
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = {
+        "insights-dashboard.png": f"/t/{tenant.slug}/",
+        "insights-user.png": paths[-2],
+        "insights-growth.png": reverse("insights:growth", args=[tenant.slug]),
+    }
+    for filename, path in shots.items():
+        page.goto(base + path, wait_until="load")
+        page.screenshot(path=str(ARTIFACTS / filename), full_page=True)
+        assert (ARTIFACTS / filename).stat().st_size > 10_000
+    assert errors == []

@@ -1,0 +1,61 @@
+import pytest
+
+from accounts.models import Membership, Role, User
+from accounts.services import tenant_create
+from events import demo as events_demo
+from scoring import demo as scoring_demo
+from tests.conftest import PASSWORD
+
+from .helpers import send
+
+
+def seed_demo_subset(tenant, *, users: int = 60, days: int = 90) -> None:
+    """The demo's messages for its first `users` end users, then the demo model published and scored."""
+    keep = {f"user-{i:04d}" for i in range(1, users + 1)}
+    batch = []
+    for raw in events_demo.generate_messages(tenant.today()):
+        if raw["userId"] in keep:
+            batch.append(raw)
+            if len(batch) == 1000:
+                send(tenant, batch)
+                batch = []
+    if batch:
+        send(tenant, batch)
+    scoring_demo.seed_demo_scoring(tenant, days=days)
+
+
+@pytest.fixture(scope="module")
+def scored_world(django_db_setup, django_db_blocker):
+    """A demo-like tenant scored over 90 days, built once per module (seeding takes seconds) and removed after."""
+    from engagement_site.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # publishing enqueues the backfill: run it here, never on a broker
+    with django_db_blocker.unblock():
+        owner = User.objects.create_user(email="ines.owner@insights.test", password=PASSWORD, full_name="Ines Owner")
+        viewer = User.objects.create_user(email="val.viewer@insights.test", password=PASSWORD, full_name="Val Viewer")
+        tenant = tenant_create(owner=owner, name="Snapshot Co", product_name="Snapshot", time_zone="Europe/Paris")
+        Membership.objects.create(tenant=tenant, user=viewer, role=Role.VIEWER)
+        try:
+            seed_demo_subset(tenant)
+        finally:
+            app.conf.task_always_eager = eager
+    yield {"tenant": tenant, "owner": owner, "viewer": viewer}
+    with django_db_blocker.unblock():
+        tenant.delete()
+        User.objects.filter(pk__in=[owner.pk, viewer.pk]).delete()
+
+
+@pytest.fixture
+def scored_tenant(scored_world, db):
+    return scored_world["tenant"]
+
+
+@pytest.fixture
+def scored_viewer(scored_world, db):
+    return scored_world["viewer"]
+
+
+@pytest.fixture
+def scored_owner(scored_world, db):
+    return scored_world["owner"]

@@ -1,0 +1,164 @@
+"""Each insight page: it works, it checks the tenant, its queries are bounded, and a new tenant sees an empty state."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import ApiKeyKind
+from accounts.services import api_key_create
+from events.models import CustomerAccount, EndUser
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    ("tenant_home", {}),
+    ("insights:onboarding", {}),
+    ("insights:growth", {}),
+    ("insights:growth", {"subject": "accounts", "period": "month"}),
+    ("insights:transitions", {}),
+    ("insights:transitions", {"subject": "accounts"}),
+    ("insights:adoption", {}),
+    ("insights:adoption", {"window": "7"}),
+    ("insights:segments", {}),
+    ("insights:segments", {"subject": "accounts", "dimension": "cohort"}),
+    ("insights:outcomes", {}),
+    ("insights:outcomes", {"subject": "accounts"}),
+]
+FILES = [
+    ("insights:product_chart", {}, "image/svg+xml"),
+    ("insights:users_chart", {}, "image/svg+xml"),
+    ("insights:tiers_chart", {}, "image/svg+xml"),
+    ("insights:growth_chart", {"measure": "engaged"}, "image/svg+xml"),
+    ("insights:growth_csv", {}, "text/csv"),
+    ("insights:transitions_csv", {}, "text/csv"),
+    ("insights:adoption_chart", {}, "image/svg+xml"),
+    ("insights:adoption_trend_chart", {}, "image/svg+xml"),
+    ("insights:adoption_csv", {}, "text/csv"),
+    ("insights:segments_chart", {}, "image/svg+xml"),
+    ("insights:segments_chart", {"view": "tiers"}, "image/svg+xml"),
+    ("insights:segments_csv", {}, "text/csv"),
+    ("insights:outcomes_chart", {"view": "deciles"}, "image/svg+xml"),
+    ("insights:outcomes_csv", {"subject": "accounts"}, "text/csv"),
+    ("insights:onboarding_status", {}, "application/json"),
+]
+# Queries per page, including the session, the user and the membership lookups.
+MAX_QUERIES = 16
+
+
+def url(name, tenant, **query):
+    base = reverse(name, args=[tenant.slug])
+    return base + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+@pytest.mark.parametrize("name,query", PAGES)
+def test_it_works_with_bounded_queries(client, scored_tenant, scored_viewer, name, query,
+                                       django_assert_max_num_queries):
+    client.force_login(scored_viewer)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        response = client.get(url(name, scored_tenant, **query))
+    assert response.status_code == 200
+    assert b"<img" in response.content or name in ("insights:onboarding", "insights:transitions")
+    assert b"<table" in response.content or name == "insights:onboarding"
+
+
+@pytest.mark.parametrize("name,query,content_type", FILES)
+def test_charts_and_csv(client, scored_tenant, scored_viewer, name, query, content_type,
+                        django_assert_max_num_queries):
+    client.force_login(scored_viewer)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        response = client.get(url(name, scored_tenant, **query))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(content_type)
+    if content_type == "image/svg+xml":
+        assert b"<svg" in response.content
+        assert b"kozea.github.io" not in response.content  # pygal's CDN tooltip script is off
+    else:
+        assert len(response.content) > 10
+
+
+def test_dashboard_shows_the_context(client, scored_tenant, scored_viewer):
+    client.force_login(scored_viewer)
+    response = client.get(reverse("tenant_home", args=[scored_tenant.slug]))
+    text = response.content.decode()
+    for heading in ("Product score over time", "Active and engaged users", "Tiers today and 30 days earlier",
+                    "Biggest risers and fallers", "Accounts at risk", "Power users", "Last scoring run"):
+        assert heading in text
+    assert "Succeeded" in text
+    assert "style=" not in text  # the CSP forbids inline styles
+
+
+@pytest.mark.parametrize("name,query", PAGES + [(n, q) for n, q, _ in FILES])
+def test_it_checks_the_tenant(client, scored_tenant, outsider, other_tenant, name, query):
+    client.force_login(outsider)
+    assert client.get(url(name, scored_tenant, **query)).status_code == 404
+
+
+@pytest.mark.parametrize("name,query", PAGES + [(n, q) for n, q, _ in FILES])
+def test_a_new_tenant_sees_an_empty_state(client, tenant, owner, name, query, django_assert_max_num_queries):
+    client.force_login(owner)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        response = client.get(url(name, tenant, **query))
+    assert response.status_code == 200
+
+
+def test_dashboard_of_a_new_tenant_shows_the_checklist(client, tenant, owner):
+    client.force_login(owner)
+    text = client.get(reverse("tenant_home", args=[tenant.slug])).content.decode()
+    assert "Get started" in text and "No engagement scores yet" in text
+    assert "Next step:" in text
+
+
+@pytest.mark.parametrize("name", ["insights:growth", "insights:adoption", "insights:segments", "insights:outcomes",
+                                  "insights:transitions"])
+def test_it_rejects_bad_input(client, tenant, owner, name):
+    client.force_login(owner)
+    bad = {"insights:growth": "period=decade", "insights:adoption": "window=3",
+           "insights:segments": "dimension=nope", "insights:outcomes": "day=yesterday",
+           "insights:transitions": "day_from=2026-02-01&day_to=2026-01-01"}[name]
+    response = client.get(reverse(name, args=[tenant.slug]) + "?" + bad)
+    assert response.status_code == 400
+    assert b'role="alert"' in response.content
+
+
+def test_chart_rejects_bad_input(client, tenant, owner):
+    client.force_login(owner)
+    response = client.get(url("insights:growth_chart", tenant, period="decade"))
+    assert response.status_code == 400 and b"period" in response.content
+
+
+@pytest.mark.parametrize("name", ["insights:growth", "insights:adoption", "tenant_home"])
+def test_it_rejects_the_wrong_method(client, tenant, owner, name):
+    client.force_login(owner)
+    assert client.post(reverse(name, args=[tenant.slug])).status_code == 405
+
+
+def test_dashboard_links_users_and_accounts(client, scored_tenant, scored_viewer):
+    client.force_login(scored_viewer)
+    text = client.get(reverse("tenant_home", args=[scored_tenant.slug])).content.decode()
+    some_user = EndUser.objects.filter(tenant=scored_tenant).first()
+    assert "/scoring/users/" in text and "/scoring/accounts/" in text
+    assert some_user is not None and CustomerAccount.objects.filter(tenant=scored_tenant).exists()
+
+
+def test_checklist_hides_and_reopens(client, tenant, owner):
+    client.force_login(owner)
+    home = reverse("tenant_home", args=[tenant.slug])
+    assert "Get started" in client.get(home).content.decode()
+    response = client.post(url("insights:onboarding", tenant), {"action": "hide"})
+    assert response.status_code == 302 and response["Location"] == home
+    text = client.get(home).content.decode()
+    assert "Get started" not in text and "Show the setup checklist" in text
+    client.post(url("insights:onboarding", tenant), {"action": "show"})
+    assert "Get started" in client.get(home).content.decode()
+
+
+def test_complete_checklist_hides_itself_and_can_be_reopened(client, scored_tenant, scored_owner):
+    api_key_create(tenant=scored_tenant, kind=ApiKeyKind.WRITE, name="web")
+    from tests.surveys import factories
+
+    factories.answer(factories.survey(scored_tenant))
+    client.force_login(scored_owner)
+    home = reverse("tenant_home", args=[scored_tenant.slug])
+    assert "Get started" not in client.get(home).content.decode()
+    client.post(url("insights:onboarding", scored_tenant), {"action": "show"})
+    text = client.get(home).content.decode()
+    assert "Get started" in text and "All set" in text

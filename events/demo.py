@@ -127,11 +127,22 @@ def _users(rng: random.Random, accounts: list[dict]) -> list[dict]:
     return users
 
 
-def generate_messages(today, seed: int = 42) -> Iterator[dict]:
-    """Yield Segment messages (raw dicts) in time order for the 90 days ending `today`."""
+def generate_messages(today, seed: int = 42, users: int | None = None) -> Iterator[dict]:
+    """Yield Segment messages (raw dicts) in time order for the 90 days ending `today`.
+
+    `users` keeps only the first N end users (the others are still drawn, so the
+    kept ones get the same events as in the full demo).
+    """
     rng = random.Random(seed)
     accounts = _accounts(rng)
-    users = _users(rng, accounts)
+    everyone = _users(rng, accounts)
+    keep = {u["user_id"] for u in everyone[:users]} if users is not None else None
+    for message in _messages(rng, today, everyone):
+        if keep is None or message["userId"] in keep:
+            yield message
+
+
+def _messages(rng: random.Random, today, users: list[dict]) -> Iterator[dict]:
     start = today - timedelta(days=DAYS - 1)
     seq = 0
     introduced: set[str] = set()
@@ -179,13 +190,13 @@ def generate_messages(today, seed: int = 42) -> Iterator[dict]:
                     }
 
 
-def seed_demo_events(tenant: Tenant, progress=None) -> int:
-    """Send the demo events for `tenant`; returns how many were newly stored."""
+def seed_demo_events(tenant: Tenant, users: int | None = None, progress=None) -> int:
+    """Send the demo events for `tenant` (the first `users` end users); returns how many were newly stored."""
     if Event.objects.for_tenant(tenant).filter(message_id__startswith="demo-").exists():
         return 0  # already seeded: every message would be a duplicate anyway
     received_at = timezone.now()
     stored, batch = 0, []
-    for raw in generate_messages(tenant.today()):
+    for raw in generate_messages(tenant.today(), users=users):
         batch.append(raw)
         if len(batch) == BATCH:
             stored += _send(tenant, batch, received_at)

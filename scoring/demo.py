@@ -1,14 +1,12 @@
 """The demo tenant's scoring: publish a model and compute 90 days, idempotently.
 
-Called by `manage.py seed_demo` after the demo events. Weights come from the
-team survey's proposal when the surveys app has one with answers; otherwise
-from the fixed demo weights below (rare "power user" actions high, frequent
-ones low).
+Called by `manage.py seed_demo` after the demo events and the demo survey, with
+the draft the survey proposed. Without a draft it imports the fixed demo
+weights below (rare "power user" actions high, frequent ones low).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,9 +17,7 @@ from events.models import DailyActivityCount
 
 from . import services
 from .modelfile import FORMAT
-from .models import ProductScore, RunKind
-
-log = logging.getLogger(__name__)
+from .models import ProductScore, RunKind, ScoringModel
 
 DEMO_POINTS = {
     "Logged in": 1,
@@ -37,50 +33,40 @@ DEMO_POINTS = {
 }
 
 
-def _survey_points(tenant: Tenant) -> dict[str, int] | None:
-    """The points proposed by the tenant's latest answered survey, when the surveys app offers them."""
-    try:
-        from surveys import services as survey_services
-        from surveys.models import Survey
-    except ImportError:
-        return None
-    propose = getattr(survey_services, "survey_propose_weights", None)
-    if propose is None:
-        return None
-    for survey in Survey.objects.for_tenant(tenant).order_by("-created_at")[:5]:
-        try:
-            proposal = propose(survey=survey)
-        except Exception:  # a proposal is a nicety for the demo, never a reason to fail seeding
-            log.exception("survey proposal failed for the demo")
-            return None
-        points = {w.activity.name: max(0, min(1000, w.points)) for w in proposal if w.points}
-        if points:
-            return points
-    return None
+# The demo's settings; its points come from the team survey when seed_demo has one.
+DEMO_SETTINGS = {
+    "window_days": 30,
+    "daily_cap": 10,
+    "half_life_days": None,
+    "grace_days": 14,
+    "account_rollup": "sum",
+}
 
 
-def demo_model_file(tenant: Tenant) -> dict:
-    points = _survey_points(tenant) or DEMO_POINTS
+def demo_model_file() -> dict:
     return {
         "format": FORMAT,
         "name": "Demo model",
-        "window_days": 30,
-        "daily_cap": 10,
-        "half_life_days": None,
+        **DEMO_SETTINGS,
         "tier_rule": {"method": "percentile", "high": 80, "medium": 40},
-        "grace_days": 14,
-        "account_rollup": "sum",
-        "points": points,
+        "points": DEMO_POINTS,
     }
 
 
-def seed_demo_scoring(tenant: Tenant, days: int | None = None) -> str:
-    """Publish the demo model once, then make sure every one of the last `days` days is scored."""
+def seed_demo_scoring(tenant: Tenant, days: int | None = None, draft: ScoringModel | None = None) -> str:
+    """Publish the demo model once, then make sure every one of the last `days` days is scored.
+
+    `draft` is the model to publish (seed_demo passes the one the team survey proposed);
+    without it the fixed DEMO_POINTS are imported.
+    """
     days = days or settings.SCORING_BACKFILL_DAYS
     model = services.published_model(tenant)
     if model is None:
         with transaction.atomic():
-            draft = services.scoring_model_import(tenant=tenant, raw=demo_model_file(tenant))
+            if draft is None:
+                draft = services.scoring_model_import(tenant=tenant, raw=demo_model_file())
+            else:
+                draft = services.scoring_model_update(model=draft, **DEMO_SETTINGS)
             services.scoring_model_publish(model=draft, backfill_days=days)
         model = services.published_model(tenant)
     today = tenant.today()

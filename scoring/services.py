@@ -225,6 +225,8 @@ def run_claim(run_id: int) -> ScoringRun | None:
 def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
     with transaction.atomic():
         run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        if run.status == RunStatus.FAILED:
+            return run  # another chunk failed the run: it stays as it ended
         run.day_rows[day.isoformat()] = rows
         fields = ["day_rows"]
         if run.days_done >= run.days_total and run.status != RunStatus.SUCCEEDED:
@@ -248,6 +250,8 @@ def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
             continue
         result = engine.compute_day(run.model, day)
         run = _record_day(run_id, day, result.rows)
+        if run.status == RunStatus.FAILED:
+            return  # a sibling chunk failed: stop instead of growing a failed run's progress
         if on_day is not None:
             on_day(run, result)
 

@@ -78,6 +78,13 @@ class Survey(TenantOwned):
         return self.closes_at is not None and self.closes_at <= timezone.now()
 
     @property
+    def closed_since(self):
+        """When the survey closed: an editor's close or the closing date, whichever came first (None if open)."""
+        now = timezone.now()
+        moments = [m for m in (self.closed_at, self.closes_at) if m is not None and m <= now]
+        return min(moments) if moments else None
+
+    @property
     def status(self) -> str:
         return "closed" if self.is_closed else "open"
 

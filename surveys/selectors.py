@@ -12,14 +12,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import Department, Tenant
 from events.models import Activity
 
-from .models import ActivityRating, ProposedActivity, Survey, SurveyInvitee, SurveyResponse
+from .models import ActivityRating, ProposedActivity, Survey, SurveyInvitee, SurveyResponse, SurveyShareLink
 
 DEPARTMENT_LABELS = dict(Department.choices)
 DEPARTMENT_ORDER = {value: i for i, value in enumerate(Department.values)}
@@ -113,6 +114,53 @@ def activity_stats(*, survey: Survey, sort: str = "importance") -> list[Activity
             )
         )
     return sort_stats(stats, sort)
+
+
+@dataclass
+class WeightInput:
+    """What the weights proposal needs for one activity: one importance per respondent."""
+
+    activity: Activity
+    candidate: bool  # rated on the form; False = only proposed by respondents (and accepted)
+    mean: float | None
+    count: int
+
+
+def weight_inputs(*, survey: Survey) -> list[WeightInput]:
+    """The candidate activities and the accepted proposals, each with its importances (three queries).
+
+    A respondent counts once per activity: their rating of it as a candidate if they
+    gave one (also "not relevant"), else the importance they gave when proposing it.
+    An activity accepted after the close was never a candidate, so only its
+    proposers rated it; one accepted while the survey was open adds later raters.
+    """
+    activities = {a.pk: a for a in survey.candidate_activities()}
+    candidates = set(activities)
+    proposed = list(
+        ProposedActivity.objects.for_tenant(survey.tenant)
+        .filter(survey=survey, accepted_activity__isnull=False)
+        .values_list("accepted_activity_id", "response_id", "importance")
+    )
+    extra = {activity_id for activity_id, _, _ in proposed} - candidates
+    if extra:
+        activities.update((a.pk, a) for a in Activity.objects.for_tenant(survey.tenant).filter(pk__in=extra))
+    by_respondent: dict[int, dict[int, int | None]] = defaultdict(dict)
+    for activity_id, response_id, importance in proposed:
+        if activity_id in activities:
+            by_respondent[activity_id][response_id] = importance
+    ratings = (
+        ActivityRating.objects.for_tenant(survey.tenant)
+        .filter(response__survey=survey, activity__in=list(activities))
+        .values_list("activity_id", "response_id", "importance")
+    )
+    for activity_id, response_id, importance in ratings:
+        # The rating on the form is the respondent's considered answer: it replaces the proposal's.
+        by_respondent[activity_id][response_id] = importance
+    inputs = []
+    for activity_id, activity in activities.items():
+        values = [v for v in by_respondent.get(activity_id, {}).values() if v is not None]
+        inputs.append(WeightInput(activity, activity_id in candidates, _mean(values), len(values)))
+    return inputs
 
 
 SORTS = {
@@ -302,6 +350,12 @@ def response_rate(*, survey: Survey) -> dict:
     totals = {key: sum(r[key] for r in ordered) for key in ("invited", "opened", "answered", "share_answers")}
     totals["rate"] = round(100 * totals["answered"] / totals["invited"]) if totals["invited"] else None
     totals["responses"] = totals["answered"] + totals["share_answers"]
+    # Every share link the survey had: opens of a replaced link still happened.
+    totals["share_opens"] = (
+        SurveyShareLink.objects.for_tenant(survey.tenant)
+        .filter(survey=survey)
+        .aggregate(n=Coalesce(Sum("open_count"), 0))["n"]
+    )
     return {"status": survey.status, "departments": ordered, "totals": totals}
 
 

@@ -83,6 +83,15 @@ def survey_create(
     return survey
 
 
+def survey_ensure_editable(*, survey: Survey) -> None:
+    """Refuse to change a closed survey (closed by an editor or past its closing date): results are final."""
+    closed_since = survey.closed_since
+    if closed_since is None:
+        return
+    day = timezone.localtime(closed_since, survey.tenant.tzinfo).date()
+    raise ValidationError(f"This survey closed on {day:%Y-%m-%d}: a closed survey can't be changed.")
+
+
 @transaction.atomic
 def survey_update(
     *,
@@ -94,8 +103,9 @@ def survey_update(
     allow_proposals: bool = True,
     anonymous: bool = False,
 ) -> Survey:
-    if survey.closed_at is not None:
-        raise ValidationError("A closed survey can't be changed.")
+    # Re-read under a row lock: a close racing this edit must win, and a survey past its
+    # closing date must not be reopened by moving the date.
+    survey_ensure_editable(survey=Survey.objects.select_for_update().select_related("tenant").get(pk=survey.pk))
     if anonymous != survey.anonymous and survey.responses.exists():
         # Respondents answered under the promise they were given; never flip it afterwards.
         raise ValidationError({"anonymous": "Anonymity can't change once answers have arrived."})
@@ -300,24 +310,36 @@ def members_to_invite(*, tenant: Tenant, departments: list[str], members: list[M
     return list(chosen.values())
 
 
+# Clicking "remind" twice (or two editors clicking it) must not mail people twice a day.
+REMINDER_COOLDOWN = timedelta(hours=24)
+
+
+@dataclass
+class ReminderResult:
+    sent: int
+    skipped: int  # not answered yet, but reminded less than REMINDER_COOLDOWN ago
+
+
 @transaction.atomic
-def survey_send_reminders(*, survey: Survey) -> int:
-    """Email every invitee who has not answered yet; returns how many were reminded."""
+def survey_send_reminders(*, survey: Survey) -> ReminderResult:
+    """Email every invitee who has not answered yet, except those reminded in the last 24 hours."""
     if survey.is_closed:
         raise ValidationError("The survey is closed: there is nothing to remind anyone of.")
     pending = list(
         SurveyInvitee.objects.for_tenant(survey.tenant)
         # Lock only the invitee rows: the response join is an outer join, which PostgreSQL can't lock.
+        # The lock also makes two simultaneous clicks send one batch: the second sees the new timestamps.
         .select_for_update(of=("self",))
         .filter(survey=survey, revoked_at=None, response__isnull=True)
         .select_related("survey__tenant")
     )
     now = timezone.now()
-    for invitee in pending:
+    due = [i for i in pending if i.last_reminded_at is None or i.last_reminded_at <= now - REMINDER_COOLDOWN]
+    for invitee in due:
         invitee.last_reminded_at, invitee.reminder_count = now, invitee.reminder_count + 1
         invitee.save(update_fields=["last_reminded_at", "reminder_count"])
-    _send_links(pending, "surveys/email/reminder.txt", f"Reminder: {survey.title}")
-    return len(pending)
+    _send_links(due, "surveys/email/reminder.txt", f"Reminder: {survey.title}")
+    return ReminderResult(sent=len(due), skipped=len(pending) - len(due))
 
 
 def invitee_revoke(*, invitee: SurveyInvitee) -> None:
@@ -468,10 +490,13 @@ class ProposedWeight:
     share: float | None  # share of the tenant's events over the window; None when untracked
     rarity: float
     untracked: bool  # not tracked yet (no event ever): points given, but flagged
+    proposed: bool = False  # accepted from respondents' proposals and not rated as a candidate
 
     @property
     def flags(self) -> list[str]:
         flags = []
+        if self.proposed:
+            flags.append("proposed by respondents")
         if self.untracked:
             flags.append("not tracked yet")
         elif not self.share:
@@ -514,13 +539,18 @@ def event_shares(*, tenant: Tenant, days: int = RARITY_WINDOW_DAYS) -> dict[int,
 
 
 def survey_propose_weights(*, survey: Survey) -> list[ProposedWeight]:
-    """points = round(mean importance x 10 x rarity) for every candidate activity (pure computation)."""
-    from .selectors import activity_stats
+    """points = round(mean importance x 10 x rarity) for every candidate and accepted proposal (pure computation).
+
+    An activity respondents proposed and an editor accepted counts too, even when it
+    was accepted after the close and nobody rated it as a candidate: its importance is
+    the one its proposers gave it (see `selectors.weight_inputs`).
+    """
+    from .selectors import weight_inputs
 
     shares = event_shares(tenant=survey.tenant)
     any_events = bool(shares)
     proposal = []
-    for stat in activity_stats(survey=survey):
+    for stat in weight_inputs(survey=survey):
         activity = stat.activity
         untracked = not activity.is_tracked
         if untracked or not any_events:
@@ -537,6 +567,7 @@ def survey_propose_weights(*, survey: Survey) -> list[ProposedWeight]:
                 share=share,
                 rarity=round(rarity, 3),
                 untracked=untracked,
+                proposed=not stat.candidate,
             )
         )
     proposal.sort(key=lambda w: (-w.points, w.activity.name))

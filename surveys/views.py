@@ -70,6 +70,12 @@ def create_survey(request):
 @require_http_methods(["GET", "POST"])
 def edit_survey(request, survey_id):
     survey = _survey(request, survey_id)
+    if request.method == "GET":
+        try:
+            services.survey_ensure_editable(survey=survey)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return _to_detail(survey)
     initial = {
         "title": survey.title,
         "question": survey.question,
@@ -178,11 +184,15 @@ def revoke_share_link(request, survey_id):
 def send_reminders(request, survey_id):
     survey = _survey(request, survey_id)
     try:
-        count = services.survey_send_reminders(survey=survey)
+        result = services.survey_send_reminders(survey=survey)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return _detail_page(request, survey, status=400)
-    messages.success(request, f"Reminder sent to {count} people who have not answered yet.")
+    text = f"Reminder sent to {result.sent} people who have not answered yet."
+    if result.skipped:
+        hours = int(services.REMINDER_COOLDOWN.total_seconds() // 3600)
+        text += f" {result.skipped} skipped: reminded less than {hours} hours ago."
+    messages.success(request, text)
     return redirect("surveys:response_rate", tenant_slug=request.tenant.slug, survey_id=survey.public_id)
 
 

@@ -1,4 +1,4 @@
-"""Operator commands: create_tenant, create_api_key and seed_demo."""
+"""Operator commands: create_tenant and create_api_key (seed_demo: tests/surveys/test_seed_demo.py)."""
 
 from io import StringIO
 from urllib.parse import urlparse
@@ -6,7 +6,6 @@ from urllib.parse import urlparse
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from accounts.models import ApiKey, ApiKeyKind, Membership, Role, Tenant, User
 from accounts.services import api_key_authenticate
 from tests.conftest import PASSWORD
@@ -149,45 +148,3 @@ def test_create_api_key_rejects_an_unknown_kind(tenant):
         run("create_api_key", "--tenant", tenant.slug, "--kind", "admin", "--name", "X")
 
     assert not ApiKey.objects.exists()
-
-
-# --- seed_demo ------------------------------------------------------------------
-
-
-def test_seed_demo_is_idempotent(client, db):
-    first = run("seed_demo")
-    users = User.objects.count()
-    second = run("seed_demo")
-
-    assert Tenant.objects.filter(slug=DEMO_SLUG).count() == 1
-    assert first[0].startswith("Created demo tenant")
-    assert second[0].startswith("Refreshed demo tenant")
-    tenant = Tenant.objects.get(slug=DEMO_SLUG)
-    members = Membership.objects.filter(tenant=tenant)
-    assert members.count() == 6
-    assert User.objects.count() == users
-    assert members.get(user__email=DEMO_EMAIL).role == Role.OWNER
-    assert members.values("department").distinct().count() >= 4
-    assert {m.role for m in members} == {Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER}
-
-
-def test_seed_demo_login_works(client, db):
-    lines = run("seed_demo")
-
-    assert f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}" in lines
-    response = log_in(client, DEMO_EMAIL, DEMO_PASSWORD)
-    assert response.status_code == 302
-    response = client.get("/", follow=True)
-    assert response.redirect_chain[-1][0] == f"/t/{DEMO_SLUG}/"
-    assert "PhotoShare" in response.content.decode()
-
-
-def test_seed_demo_restores_the_demo_password(client, db):
-    run("seed_demo")
-    user = User.objects.get(email=DEMO_EMAIL)
-    user.set_password("someone-changed-it-99")
-    user.save()
-
-    run("seed_demo")
-
-    assert log_in(client, DEMO_EMAIL, DEMO_PASSWORD).status_code == 302

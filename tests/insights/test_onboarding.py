@@ -86,3 +86,13 @@ def test_a_viewer_may_hide_it_for_themselves(client, tenant, viewer):
     response = client.post(reverse("insights:onboarding", args=[tenant.slug]), {"action": "hide"})
     assert response.status_code == 302
     assert "Get started" not in client.get(reverse("tenant_home", args=[tenant.slug])).content.decode()
+
+
+def test_it_can_be_reopened_from_the_settings(client, tenant, viewer):
+    client.force_login(viewer)
+    client.post(reverse("insights:onboarding", args=[tenant.slug]), {"action": "hide"})
+
+    settings_page = client.get(reverse("accounts:tenant_settings", args=[tenant.slug])).content.decode()
+    link = reverse("insights:onboarding", args=[tenant.slug])
+    assert f'href="{link}"' in settings_page
+    assert 'data-step="write_key"' in client.get(link).content.decode()

@@ -204,3 +204,23 @@ def test_concurrent_runs_of_the_same_day_never_interleave(postgres, tenant, acts
         t.join()
     assert errors == []
     assert _snapshot(model) == reference
+
+
+@pytest.mark.django_db
+def test_a_chunk_stops_once_a_sibling_failed_the_run(tenant, acts):
+    _seed(tenant, acts, days=4)
+    model = make_model(tenant, {acts["Logged in"]: 1})
+    today = tenant.today()
+    run = services.run_create(model=model, kind=RunKind.RECOMPUTE, first_day=today - timedelta(days=3), last_day=today)
+    services.run_claim(run.pk)
+    seen = []
+
+    def fail_after_first_day(current, result):
+        seen.append(current.days_done)
+        services.run_fail(run.pk, "a sibling chunk broke")
+
+    services.run_compute_days(run.pk, services.run_days(run), on_day=fail_after_first_day)
+
+    run.refresh_from_db()
+    assert seen == [1]  # the chunk stopped after the run failed
+    assert run.status == RunStatus.FAILED and run.days_done == 1 and "sibling" in run.error

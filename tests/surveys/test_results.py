@@ -154,6 +154,7 @@ def test_response_rate(tenant, viewer):
         "share_answers": 1,
         "rate": 50,
         "responses": 2,
+        "share_opens": 0,
     }
     rows = {r["department"]: r for r in rate["departments"]}
     assert rows["sales"]["invited"] == 1 and rows["sales"]["answered"] == 1 and rows["sales"]["rate"] == 100

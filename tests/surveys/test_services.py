@@ -219,12 +219,57 @@ def test_reminders_go_to_those_who_have_not_answered(tenant, mailoutbox, django_
     factories.answer(survey, invitee=answered)
     mailoutbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.survey_send_reminders(survey=survey) == 1
+        assert services.survey_send_reminders(survey=survey) == services.ReminderResult(sent=1, skipped=0)
     assert [m.to for m in mailoutbox] == [["late@x.test"]]
     # The reminder carries the same personal link as the invitation.
     assert pending.token() in mailoutbox[0].body
     pending.refresh_from_db()
     assert pending.reminder_count == 1 and pending.last_reminded_at is not None
+
+
+def test_reminders_skip_those_reminded_in_the_last_24_hours(tenant, mailoutbox, django_capture_on_commit_callbacks):
+    survey = factories.survey(tenant)
+    recent = factories.invitee(survey, "recent@x.test")
+    earlier = factories.invitee(survey, "earlier@x.test")
+    never = factories.invitee(survey, "never@x.test")
+    now = timezone.now()
+    SurveyInvitee.objects.filter(pk=recent.pk).update(last_reminded_at=now - timedelta(hours=23), reminder_count=1)
+    SurveyInvitee.objects.filter(pk=earlier.pk).update(last_reminded_at=now - timedelta(hours=25), reminder_count=1)
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.survey_send_reminders(survey=survey)
+    assert result == services.ReminderResult(sent=2, skipped=1)
+    assert sorted(m.to[0] for m in mailoutbox) == ["earlier@x.test", "never@x.test"]
+    counts = dict(SurveyInvitee.objects.filter(survey=survey).values_list("email", "reminder_count"))
+    assert counts == {"recent@x.test": 1, "earlier@x.test": 2, "never@x.test": 1}
+    recent.refresh_from_db()
+    assert recent.last_reminded_at < now - timedelta(hours=22)  # untouched: the cooldown is not restarted
+    # A second click right away sends nothing: everyone was reminded just now.
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.survey_send_reminders(survey=survey) == services.ReminderResult(sent=0, skipped=3)
+    assert mailoutbox == []
+    never.refresh_from_db()
+    assert never.reminder_count == 1
+
+
+def test_a_survey_past_its_closing_date_cant_be_edited(tenant):
+    survey = factories.survey(tenant)
+    closed_at = timezone.now() - timedelta(days=2)
+    Survey.objects.filter(pk=survey.pk).update(closes_at=closed_at)
+    survey.refresh_from_db()
+    assert survey.is_closed and survey.closed_since == closed_at
+    day = closed_at.astimezone(tenant.tzinfo).date().isoformat()
+    with pytest.raises(ValidationError, match=f"closed on {day}"):
+        services.survey_update(
+            survey=survey,
+            title="Reopened",
+            question="",
+            activities=list(survey.candidate_activities()),
+            closes_at=timezone.now() + timedelta(days=30),
+        )
+    survey.refresh_from_db()
+    assert survey.title != "Reopened" and survey.closes_at == closed_at and survey.is_closed
 
 
 def test_closed_survey_takes_no_invitations_or_reminders(tenant, mailoutbox):

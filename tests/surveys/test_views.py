@@ -2,9 +2,11 @@
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Department, Membership
 from events.models import Activity
@@ -127,6 +129,26 @@ class TestEdit:
         survey.refresh_from_db()
         assert survey.title != "Late"
 
+    def test_a_survey_past_its_closing_date_cant_be_reopened(self, client, editor, survey):
+        closed_at = timezone.now() - timedelta(days=1)
+        Survey.objects.filter(pk=survey.pk).update(closes_at=closed_at)
+        day = closed_at.astimezone(survey.tenant.tzinfo).date().isoformat()
+        client = login(client, editor)
+        data = {"title": "Reopened", "closes_on": "2030-01-31", "allow_proposals": "on"}
+        response = client.post(u("edit", survey), data)
+        assert response.status_code == 400
+        assert f"This survey closed on {day}".encode() in response.content
+        survey.refresh_from_db()
+        assert survey.title != "Reopened" and survey.closes_at == closed_at
+        # The overview offers no Edit link, and the form itself sends the editor back.
+        assert u("edit", survey).encode() not in client.get(u("detail", survey)).content
+        page = client.get(u("edit", survey), follow=True)
+        assert page.redirect_chain == [(u("detail", survey), 302)]
+        assert f"closed on {day}".encode() in page.content
+
+    def test_an_open_survey_shows_the_edit_link(self, client, editor, survey):
+        assert u("edit", survey).encode() in login(client, editor).get(u("detail", survey)).content
+
 
 class TestDetail:
     def test_it_works(self, client, viewer, survey):
@@ -223,6 +245,20 @@ class TestRemindAndClose:
         assert response.status_code == 302
         assert [m.to for m in mailoutbox] == [["late@x.test"]]
 
+    def test_reminders_say_how_many_were_skipped(
+        self, client, editor, survey, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        factories.invitee(survey, "late@x.test")
+        recent = factories.invitee(survey, "recent@x.test")
+        SurveyInvitee.objects.filter(pk=recent.pk).update(last_reminded_at=timezone.now() - timedelta(hours=1))
+        mailoutbox.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = login(client, editor).post(u("send_reminders", survey), follow=True)
+        assert response.status_code == 200
+        assert [m.to for m in mailoutbox] == [["late@x.test"]]
+        assert b"Reminder sent to 1 people" in response.content
+        assert b"1 skipped: reminded less than 24 hours ago" in response.content
+
     def test_reminders_need_the_editor_role(self, client, viewer, survey, mailoutbox):
         factories.invitee(survey, "late@x.test")
         mailoutbox.clear()
@@ -252,6 +288,17 @@ class TestResponseRate:
         data = client.get(u("response_rate_json", survey)).json()
         assert data["totals"]["answered"] == 1 and data["status"] == "open"
         assert data["departments"][0]["label"] == "Sales"
+
+    def test_it_shows_how_often_the_share_link_was_opened(self, client, viewer, survey):
+        old = services.share_link_create(survey=survey)
+        client.get(reverse("surveys:answer", args=[old.token()]))
+        link = services.share_link_create(survey=survey)  # replaces the first: its opens still count
+        for _ in range(2):
+            assert client.get(reverse("surveys:answer", args=[link.token()])).status_code == 200
+        client = login(client, viewer)
+        page = client.get(u("response_rate", survey))
+        assert b'share link opened <span data-total="share_opens">3</span> times' in page.content
+        assert client.get(u("response_rate_json", survey)).json()["totals"]["share_opens"] == 3
 
 
 class TestResults:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from events.models import Activity, DailyActivityCount, EndUser
 from surveys import services
-from surveys.models import Survey
+from surveys.models import ProposedActivity, Survey
 
 from . import factories
 
@@ -160,3 +160,77 @@ class TestProposalPage:
         assert response.status_code == 400
         assert b"needs ratings first" in response.content
         assert not ScoringModel.objects.exists()
+
+
+class TestAcceptedProposals:
+    def test_one_accepted_after_the_close_gets_points_from_its_proposers(self, owner, survey):
+        factories.answer(survey, proposals=[("Printed album", "Orders prints", 8)])
+        factories.answer(survey, department="sales", proposals=[("printed  album", "", 6)])
+        factories.answer(survey, department="finance", proposals=[("Printed album",)])  # no importance given
+        services.survey_close(survey=survey)
+        proposal = ProposedActivity.objects.filter(survey=survey).first()
+        activity = services.proposal_accept(proposal=proposal, accepted_by=owner)
+        assert activity not in survey.candidate_activities()  # closed: nobody can rate it on the form
+
+        weights = {w.activity.name: w for w in services.survey_propose_weights(survey=survey)}
+        album = weights["Printed album"]
+        assert (album.importance_mean, album.rating_count) == (7.0, 2)
+        assert (album.share, album.rarity, album.untracked, album.points) == (None, 1.0, True, 70)
+        assert album.flags == ["proposed by respondents", "not tracked yet"]
+        # The candidates keep their own ratings: (8 + 8 + 5 + 5 + 5) / 5 = 6.2, x 10 x log10(50) = 105.
+        assert weights["Shared photo"].importance_mean == pytest.approx(6.2)
+        assert weights["Shared photo"].points == 105
+
+        draft = services.survey_create_draft_model(survey=survey, created_by=owner)
+        assert dict(draft.weights.values_list("activity__name", "points"))["Printed album"] == 70
+
+    def test_an_unaccepted_proposal_gets_no_points(self, survey):
+        factories.answer(survey, proposals=[("Printed album", "", 9)])
+        assert "Printed album" not in {w.activity.name for w in services.survey_propose_weights(survey=survey)}
+
+    def test_one_accepted_while_open_adds_the_later_ratings(self, owner, tenant):
+        survey = factories.survey(tenant, names=["Logged in"])
+        proposer = factories.invitee(survey, "proposer@x.test")
+        factories.answer(survey, invitee=proposer, ratings={"Logged in": 5}, proposals=[("Printed album", "", 9)])
+        services.proposal_accept(proposal=ProposedActivity.objects.get(survey=survey), accepted_by=owner)
+        factories.answer(survey, ratings={"Logged in": 5, "Printed album": 5})
+
+        album = {w.activity.name: w for w in services.survey_propose_weights(survey=survey)}["Printed album"]
+        assert (album.importance_mean, album.rating_count, album.points) == (7.0, 2, 70)
+        assert album.flags == ["not tracked yet"]  # a candidate now, rated on the form
+        # The proposer edits the answer and rates it on the form: one person, one value.
+        factories.answer(survey, invitee=proposer, ratings={"Logged in": 5, "Printed album": 3})
+        album = {w.activity.name: w for w in services.survey_propose_weights(survey=survey)}["Printed album"]
+        assert (album.importance_mean, album.rating_count, album.points) == (4.0, 2, 40)
+
+    def test_the_proposal_page_shows_it(self, client, viewer, owner, survey):
+        factories.answer(survey, proposals=[("Printed album", "", 9)])
+        services.survey_close(survey=survey)
+        services.proposal_accept(proposal=ProposedActivity.objects.get(survey=survey), accepted_by=owner)
+        client.force_login(viewer)
+        content = client.get(reverse("surveys:propose_weights", args=[survey.tenant.slug, survey.public_id])).content
+        assert b"Printed album" in content and b"<strong>90</strong>" in content
+        assert b"proposed by respondents" in content
+
+
+def test_the_published_model_and_its_survey_link_to_each_other(client, editor, viewer, survey):
+    from scoring.services import scoring_model_publish
+
+    weights = services.survey_propose_weights(survey=survey)
+    assert weights[0].points == 136
+    draft = services.survey_create_draft_model(survey=survey, created_by=editor)
+    scoring_model_publish(model=draft, published_by=editor, backfill_days=1)
+    draft.refresh_from_db()
+    assert draft.status == "published"
+
+    slug = survey.tenant.slug
+    survey_url = reverse("surveys:detail", args=[slug, survey.public_id])
+    model_url = reverse("scoring:edit_model", args=[slug, draft.public_id])
+    client.force_login(viewer)
+    detail = client.get(survey_url).content.decode()
+    assert f'<a href="{model_url}">{draft}</a> (published)' in detail
+    survey_link = f'From survey: <a href="{survey_url}">{survey.title}</a>'
+    for page in (model_url, reverse("scoring:models", args=[slug])):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert survey_link in response.content.decode(), page

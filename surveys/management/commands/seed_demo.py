@@ -1,0 +1,56 @@
+"""Create (or refresh) the demo tenant and its demo login. Safe to run again.
+
+It lives in surveys, the app at the top of the dependency graph, because it
+uses every app: events first (through the real ingestion path), then the team
+survey, whose weights proposal (rarity from those events) becomes the draft
+that is published, then 90 days of scores.
+"""
+
+import sys
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_tenant
+from events.demo import USERS, seed_demo_events
+from scoring.demo import seed_demo_scoring
+from scoring.services import published_model
+from surveys.demo import DEMO_SURVEY_TITLE, seed_demo_survey
+from surveys.models import Survey
+from surveys.services import survey_create_draft_model
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant and a demo login with 90 days of events, a survey and scores, idempotently."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--users", type=int, default=USERS, help=f"end users to generate (default {USERS}; fewer is faster)"
+        )
+
+    def handle(self, *args, **opts):
+        with transaction.atomic():
+            tenant, created = seed_demo_tenant()
+        verb = "Created" if created else "Refreshed"
+        self.stdout.write(f"{verb} demo tenant “{tenant.name}” (slug: {tenant.slug}).")
+        stored = seed_demo_events(tenant, users=opts["users"], progress=self._progress)
+        self.stdout.write(f"Demo events: {stored:,} stored." if stored else "Demo events: already there.")
+        self.stdout.write(seed_demo_survey(tenant))
+        self.stdout.write(seed_demo_scoring(tenant, draft=self._survey_draft(tenant)))
+        self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+    def _survey_draft(self, tenant):
+        """The draft the demo survey proposes, the first time only (later runs keep the published model)."""
+        if published_model(tenant) is not None:
+            return None
+        survey = Survey.objects.for_tenant(tenant).filter(title=DEMO_SURVEY_TITLE).first()
+        if survey is None:
+            return None
+        if survey.scoring_model is not None:
+            return survey.scoring_model if survey.scoring_model.is_draft else None
+        return survey_create_draft_model(survey=survey)
+
+    def _progress(self, stored: int) -> None:
+        # One line rewritten in place on a terminal: the first seed takes a minute or two.
+        if sys.stderr.isatty():
+            self.stderr.write(f"\r  sending demo events… {stored:,} stored", ending="")

@@ -1,0 +1,161 @@
+"""SIGKILL a real Celery worker half-way through a run: the broker redelivers, the rows equal one clean run.
+
+A `celery worker` subprocess (prefork, one child) on the real Redis and PostgreSQL
+scores a run while the test holds the advisory lock of one of its days, so the
+child is provably stuck half-way (the days before done, that day not). Then the pool
+child is killed with SIGKILL: `task_reject_on_worker_lost` requeues the message at once,
+the redelivered task claims the run again, computes only the days that are missing,
+and the snapshots equal those of a clean run.
+
+(A whole worker killed leaves the message unacknowledged in Redis until the broker's
+visibility timeout; kombu hands it out again on its own schedule, so that case is
+not timed here.)
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from scoring import engine, services
+from scoring.models import AccountScore, ProductScore, RunKind, RunStatus, UserScore
+
+from .conftest import add_counts, make_account, make_model, make_users
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE = "scoring-kill-test"  # its own queue: no other test's leftover message reaches this worker
+DAYS = 12
+STUCK_AT = 5  # index of the day whose lock the test holds
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+def _snapshots(model):
+    return (
+        sorted(UserScore.objects.filter(model=model).values_list(
+            "end_user_id", "day", "points", "breadth", "active_days", "percentile", "tier")),
+        sorted(AccountScore.objects.filter(model=model).values_list("account_id", "day", "points", "tier")),
+        sorted(ProductScore.objects.filter(model=model).values_list(
+            "day", "total_points", "active_users", "engaged_users")),
+    )  # fmt: skip
+
+
+def _db_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _start_worker(redis_url: str, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": _db_url(),  # the test database: the test's rows are committed (transaction=True)
+        "REDIS_URL": redis_url,
+        "CELERY_TASK_ALWAYS_EAGER": "False",
+        "SCORING_CHUNK_DAYS": "100",  # one task for the whole run: no chunk goes to another queue
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "engagement_site", "worker", "--pool=prefork", "--concurrency=1",
+         "-Q", QUEUE, "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _wait(predicate, seconds, what, log: Path):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+
+
+@pytest.fixture
+def scored_world(tenant, acts, celery_eager):
+    """A tenant with a published model whose clean (eager) backfill is the reference."""
+    account = make_account(tenant, "acct-1")
+    users = list(make_users(tenant, *[f"u{i}" for i in range(40)], account=account).values())
+    today = tenant.today()
+    names = list(acts)
+    add_counts(tenant, [
+        (u, acts[names[(i + d) % len(names)]], today - timedelta(days=d), 1 + (i * d) % 4)
+        for i, u in enumerate(users) for d in range(0, DAYS + 20) if (i + d) % 3
+    ])  # fmt: skip
+    model = make_model(tenant, {acts["Logged in"]: 1, acts["Shared photo"]: 20, acts["Invited friend"]: 50})
+    services.scoring_model_publish(model=model, backfill_days=DAYS)  # eager: a clean run, in process
+    reference = _snapshots(model)
+    assert len(reference[0]) > DAYS * 20
+    return model, reference
+
+
+def _recompute_through_the_broker(model, redis_url):
+    from scoring.tasks import score_run
+
+    app = score_run.app
+    previous = app.conf.task_always_eager, app.conf.broker_url
+    app.conf.task_always_eager, app.conf.broker_url = False, redis_url
+    try:
+        today = model.tenant.today()
+        run = services.run_create(
+            model=model, kind=RunKind.RECOMPUTE, first_day=today - timedelta(days=DAYS - 1), last_day=today
+        )
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(QUEUE)  # nothing left from an earlier, interrupted run
+            score_run.apply_async(args=[run.pk], queue=QUEUE, connection=conn)
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url = previous
+    return run
+
+
+def _hold_day_lock(model, day):
+    """Hold the engine's advisory lock of `day` from another connection: the worker waits on it."""
+    holder = psycopg.connect(_db_url().replace("postgres://", "postgresql://"), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", [engine.lock_key(model.tenant_id, day)])
+    return holder
+
+
+def test_a_killed_worker_child_leaves_the_rows_of_one_clean_run(redis_url, postgres, scored_world, tmp_path):
+    model, reference = scored_world
+    log = tmp_path / "worker.log"
+    run = _recompute_through_the_broker(model, redis_url)
+    stuck_day = run.first_day + timedelta(days=STUCK_AT)
+    holder = _hold_day_lock(model, stuck_day)
+    worker = _start_worker(redis_url, log)
+    try:
+        # Half-way: the days before the locked one are recorded, the locked one is not.
+        _wait(lambda: run.refresh_from_db() or run.days_done == STUCK_AT, 60, "the run to reach the held day", log)
+        time.sleep(0.5)
+        run.refresh_from_db()
+        assert run.status == RunStatus.RUNNING and run.days_done == STUCK_AT and run.attempts == 1
+        children = _children(worker.pid)
+        assert len(children) == 1, children
+        os.kill(children[0], signal.SIGKILL)
+        holder.close()  # releases the lock: the redelivered task may now go on
+        _wait(lambda: run.refresh_from_db() or not run.is_active, 90, "the redelivered run to finish", log)
+    finally:
+        holder.close()
+        _stop(worker)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 2  # claimed once by the killed task, once by its redelivery
+    assert run.days_done == DAYS and run.progress == 100
+    assert _snapshots(model) == reference
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST

@@ -2,7 +2,8 @@
 
 The read API part comes from the same OpenAPI schema as /api/schema/ (drf-spectacular),
 so the page cannot drift from the code; the Segment tracking endpoints are plain
-Django views and are described from `events.reference`.
+Django views and are described from `events.reference` (the schema has them
+too, added by `events.openapi`, but they have their own section here).
 """
 
 from functools import cache
@@ -12,7 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from drf_spectacular.generators import SchemaGenerator
 
-from events import wire
+from events import openapi, wire
 from events.reference import ENDPOINTS, ERROR_CODES
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -29,7 +30,7 @@ def _operations(schema: dict) -> list[dict]:
     for path, item in sorted(schema.get("paths", {}).items()):
         for method in HTTP_METHODS:
             operation = item.get(method)
-            if operation is None:
+            if operation is None or openapi.TAG in operation.get("tags", []):
                 continue
             operations.append(
                 {
@@ -61,12 +62,19 @@ def api_docs(request):
     context = {
         "info": schema.get("info", {}),
         "operations": _operations(schema),
-        "security_schemes": schema.get("components", {}).get("securitySchemes", {}),
+        "security_schemes": {
+            name: scheme
+            for name, scheme in schema.get("components", {}).get("securitySchemes", {}).items()
+            if name != openapi.SECURITY_SCHEME
+        },
         "site_url": settings.SITE_URL.rstrip("/"),
         "endpoints": ENDPOINTS,
         "error_codes": ERROR_CODES,
         "max_message_kb": wire.MAX_MESSAGE_BYTES // 1024,
         "max_request_bytes": f"{wire.MAX_REQUEST_BYTES:,}",
         "max_batch": f"{wire.MAX_BATCH_MESSAGES:,}",
+        "max_id_len": wire.MAX_ID_LEN,
+        "min_year": wire.MIN_TIMESTAMP.year,
+        "max_year": wire.MAX_TIMESTAMP.year - 1,
     }
     return render(request, "api_docs.html", context)

@@ -110,6 +110,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "es",
+            # Fail fast when Redis is unreachable: callers such as the ingestion
+            # rate limiter fail open, which only helps if the call returns.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -215,6 +218,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Segment-compatible ingestion and the engagement read API.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The Segment tracking endpoints are plain Django views (no DRF on the hot
+    # path): this hook describes them in the schema.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events.openapi.add_tracking_api",
+    ],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Requests per second per write key on the ingestion API (0 = unlimited); 429 + Retry-After above.
@@ -232,6 +241,9 @@ CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Never redirect the tracking API to HTTPS: clients replay a redirected POST
+# as a GET and the events are lost. (Its clients send HTTPS by default.)
+SECURE_REDIRECT_EXEMPT = [r"^v1/"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

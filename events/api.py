@@ -6,9 +6,18 @@ request overhead matters on this path. Order of work: decode and parse the
 body, authenticate the write key (Basic header or `writeKey` in the body),
 rate-limit, normalise every message, store in one transaction, then answer 200
 — so a 2xx always means the events are committed.
+
+Every answer under /v1/ is JSON with CORS headers, unexpected errors and
+unknown paths included: a browser that gets a response without CORS headers
+cannot even read its status, and the clients parse every body as JSON.
+`GET /v1/projects/<writeKey>/settings` is what analytics-next fetches from its
+CDN before sending anything; it points the library at this server.
 """
 
 import logging
+import time
+from functools import wraps
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,9 +25,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.models import ApiKeyKind
+from accounts.models import ApiKey, ApiKeyKind
 from accounts.services import api_key_authenticate
 
 from . import wire
@@ -45,16 +55,16 @@ KINDS = {
 }
 
 CORS_HEADERS = {
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Authorization, X-Retry-Count, Content-Encoding",
     "Access-Control-Max-Age": "86400",
 }
 
 
-def _cors(request, response: HttpResponse) -> HttpResponse:
+def _cors(request, response: HttpResponse, methods: str) -> HttpResponse:
     # Echo the origin (not "*") so browsers accept the Authorization header.
     response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
     response["Vary"] = "Origin"
+    response["Access-Control-Allow-Methods"] = methods
     for name, value in CORS_HEADERS.items():
         response[name] = value
     return response
@@ -67,32 +77,72 @@ def error(status: int, code: str, message: str, retry_after: int | None = None) 
     return response
 
 
+# After a cache failure the limiter is skipped for this long (per process), so
+# an outage costs one failed call per window, not one per request, nor a log line each.
+CACHE_RETRY_SECONDS = 10
+_cache_down_until = 0.0
+
+
 def rate_limited(key_prefix: str) -> bool:
-    """Fixed one-second window per write key, counted in the shared cache (Redis in production)."""
+    """Fixed one-second window per write key, counted in the shared cache (Redis in production).
+
+    Fails open: events are committed in the database, so a cache outage must
+    not stop ingestion; it only suspends the limit.
+    """
+    global _cache_down_until
     limit = settings.INGEST_RATE_LIMIT_PER_SECOND
-    if not limit:
+    if not limit or time.monotonic() < _cache_down_until:
         return False
     window = int(timezone.now().timestamp())
     cache_key = f"ingest-rate:{key_prefix}:{window}"
-    cache.add(cache_key, 0, timeout=5)
     try:
+        cache.add(cache_key, 0, timeout=5)
         return cache.incr(cache_key) > limit
     except ValueError:  # expired between add and incr: count this request as the first
         return False
+    except Exception as exc:  # any backend's connection error: redis, memcached, ...
+        _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
+        log.warning("ingestion: rate limit skipped for %ss, the cache failed: %r", CACHE_RETRY_SECONDS, exc)
+        return False
 
 
-@csrf_exempt
+def _live_write_key(plaintext: str | None) -> ApiKey | None:
+    # A NUL cannot be stored nor looked up in PostgreSQL text: such a key is unknown.
+    if not plaintext or "\x00" in plaintext:
+        return None
+    return api_key_authenticate(plaintext, ApiKeyKind.WRITE)
+
+
+def v1_view(methods: str):
+    """Wrap a /v1/ view: CORS headers on every response, and every failure answered in JSON."""
+
+    def decorate(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            try:
+                response = view(request, *args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                # The database is unreachable: nothing was committed, the client must retry.
+                log.warning("ingestion: database unavailable: %s", exc)
+                response = error(503, "unavailable", "The database is unavailable; retry later.", retry_after=5)
+            except DatabaseError:
+                log.exception("ingestion: database error")
+                response = error(503, "unavailable", "The event store failed; retry later.", retry_after=5)
+            except Exception:
+                # A bug, not an outage: still a 500, but one the client can read (JSON, CORS).
+                log.exception("ingestion: unexpected error")
+                response = error(500, "internal_error", "The server failed to handle the request.")
+            return _cors(request, response, methods)
+
+        return wrapped
+
+    return decorate
+
+
+@v1_view("POST, OPTIONS")
 def track_endpoint(request, kind: str):
-    try:
-        response = _handle(request, KINDS[kind])
-    except (OperationalError, InterfaceError) as exc:
-        # The database is unreachable: nothing was committed, the client must retry.
-        log.warning("ingestion: database unavailable: %s", exc)
-        response = error(503, "unavailable", "The database is unavailable; retry later.", retry_after=5)
-    except DatabaseError:
-        log.exception("ingestion: database error")
-        response = error(503, "unavailable", "The event store failed; retry later.", retry_after=5)
-    return _cors(request, response)
+    return _handle(request, KINDS[kind])
 
 
 def _handle(request, kind: str) -> HttpResponse:
@@ -115,7 +165,7 @@ def _handle(request, kind: str) -> HttpResponse:
     plaintext = wire.basic_auth_key(request.headers.get("Authorization")) or parsed.write_key
     if not plaintext:
         return error(401, "unauthorized", "A write key is required: HTTP Basic user name, or writeKey in the body.")
-    key = api_key_authenticate(plaintext, ApiKeyKind.WRITE)
+    key = _live_write_key(plaintext)
     if key is None:
         return error(401, "unauthorized", "Unknown or revoked write key.")
     if rate_limited(key.prefix):
@@ -138,3 +188,47 @@ def _handle(request, kind: str) -> HttpResponse:
         return error(400, "invalid_message", rejection.reason)
     ingest(tenant=key.tenant, messages=messages, rejections=rejections)
     return JsonResponse({"success": True})
+
+
+# --- analytics-next settings and the rest of /v1/ ---------------------------------------
+
+
+@v1_view("GET, OPTIONS")
+def project_settings(request, write_key: str):
+    """The source settings analytics-next loads from `${cdnURL}/v1/projects/<writeKey>/settings`.
+
+    Only what makes it send here: the Segment.io integration with our host,
+    every track event enabled, no device-mode destinations, and remote metrics
+    off (they would otherwise go to api.segment.io).
+    """
+    if request.method == "OPTIONS":
+        return HttpResponse(status=200)
+    if request.method != "GET":
+        response = error(405, "method_not_allowed", "Fetch settings with GET.")
+        response["Allow"] = "GET, OPTIONS"
+        return response
+    if _live_write_key(write_key) is None:
+        return error(404, "not_found", "Unknown or revoked write key.")
+    response = JsonResponse(_source_settings(write_key))
+    # Every page load of a site fetches this: browsers and CDNs may keep it a few minutes.
+    patch_cache_control(response, public=True, max_age=300)
+    return response
+
+
+def _source_settings(write_key: str) -> dict:
+    # SITE_URL is the public address clients send to, as in the snippets.
+    site = urlsplit(settings.SITE_URL.rstrip("/"))
+    integration = {"apiKey": write_key, "apiHost": f"{site.netloc}{site.path}/v1", "protocol": site.scheme or "https"}
+    return {
+        "integrations": {"Segment.io": integration},
+        "plan": {"track": {"__default": {"enabled": True}}},
+        "edgeFunction": {},
+        "analyticsNextEnabled": True,
+        "metrics": {"sampleRate": 0},
+    }
+
+
+@v1_view("POST, GET, OPTIONS")
+def not_found(request, path: str = ""):
+    """Any other /v1/ path: a JSON 404 the client can read, never Django's HTML page or a slash redirect."""
+    return error(404, "not_found", "No such endpoint; see /api/docs/.")

@@ -3,7 +3,13 @@
 from . import wire
 
 ERROR_CODES = [
-    ("200", "—", "Accepted and committed, also when some messages of a batch were invalid (see the debugger)."),
+    (
+        "200",
+        "—",
+        "Accepted and committed, also when some messages of a batch were invalid (see the debugger): e.g. an id "
+        f"or event name over {wire.MAX_ID_LEN} characters, a NUL character (\\u0000) anywhere, or a time outside "
+        f"the years {wire.MIN_TIMESTAMP.year}-{wire.MAX_TIMESTAMP.year - 1}.",
+    ),
     ("400", "invalid_json", "The body is not valid JSON (or not UTF-8)."),
     ("400", "invalid_body", "The body is not a JSON object, or batch is not an array."),
     ("400", "invalid_gzip / unsupported_encoding", "Content-Encoding other than gzip, or a broken gzip stream."),
@@ -12,8 +18,10 @@ ERROR_CODES = [
     ("400", "too_many_messages", f"A batch holds more than {wire.MAX_BATCH_MESSAGES:,} messages."),
     ("400", "invalid_message", "A single call (/v1/track, ...) whose message is invalid; the reason says why."),
     ("401", "unauthorized", "No write key, an unknown or revoked key, or a read key."),
+    ("404", "not_found", "Any other path under /v1/, or settings asked for an unknown write key."),
     ("405", "method_not_allowed", "Any method but POST (and the CORS preflight OPTIONS)."),
     ("429", "rate_limited", "Too many requests for this write key; retry after Retry-After seconds."),
+    ("500", "internal_error", "A bug on our side (it is logged); retrying is safe, a messageId is stored once."),
     ("503", "unavailable", "The event store is unreachable; nothing was stored, retry after Retry-After seconds."),
 ]
 

@@ -33,10 +33,13 @@ from typing import Any
 __all__ = [
     "ENDPOINT_KINDS",
     "MAX_BATCH_MESSAGES",
+    "MAX_ID_LEN",
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_ID_LEN",
     "MAX_REQUEST_BYTES",
+    "MAX_TIMESTAMP",
     "MESSAGE_TYPES",
+    "MIN_TIMESTAMP",
     "Message",
     "ParsedRequest",
     "Rejection",
@@ -52,6 +55,19 @@ MAX_REQUEST_BYTES = 512_000
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_MESSAGES = 2500
 MAX_MESSAGE_ID_LEN = 100
+# RejectedMessage.field is a varchar(100).
+MAX_FIELD_LEN = 100
+# The varchar(255) columns of events/models.py that ids and activity names go
+# to (EndUser.user_id/anonymous_id, Identity.anonymous_id,
+# CustomerAccount.group_id, Activity.name). One value over it would make
+# PostgreSQL refuse the whole batch, so the message is rejected here instead.
+MAX_ID_LEN = 255
+# Stored times must convert to any tenant's time zone (Python's datetime ends
+# at years 1 and 9999: "0001-01-01T00:00Z" overflows in America/New_York) and
+# be plausible for product analytics: before the Unix epoch or after 2200 is a
+# broken clock or a placeholder, not an activity. [MIN, MAX) in UTC.
+MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 
 MESSAGE_TYPES = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 
@@ -147,10 +163,11 @@ class Rejection:
 class _Invalid(Exception):
     """Internal: a message-level validation failure, turned into a Rejection."""
 
-    def __init__(self, field: str | None, reason: str) -> None:
+    def __init__(self, field: str | None, reason: str, nul: bool = False) -> None:
         super().__init__(reason)
         self.field = field
         self.reason = reason
+        self.nul = nul  # the message holds a NUL: the stored copy must not
 
 
 # --------------------------------------------------------------------------
@@ -245,6 +262,11 @@ _WS_CHARS = frozenset(_JSON_WS)
 _SKIP_WS = re.compile(r"[ \t\n\r]*").match
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD]")
+# PostgreSQL refuses NUL in text and in jsonb, and JSON text can only carry one
+# as this escape (raw control characters are invalid JSON).
+_NUL_ESCAPE = "\\u0000"
+# The escape itself in JSON text, not an escaped backslash followed by "u0000".
+_NUL_IN_JSON = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 def parse_request(body: bytes, kind: str) -> ParsedRequest:
@@ -293,7 +315,8 @@ def _parse_single(text: str) -> ParsedRequest:
     if _may_hold_surrogates(text, 0, len(text)) and _has_lone_surrogate(data):
         raise WireError(400, "invalid_json", "body contains an unpaired UTF-16 surrogate")
     write_key = _write_key(data.pop("writeKey", None))
-    return ParsedRequest(messages=[data], write_key=write_key, sent_at=None)
+    nul = _may_hold_nul(text, 0, len(text)) and _nul_rejection(data)
+    return ParsedRequest(messages=[nul or data], write_key=write_key, sent_at=None)
 
 
 def _parse_batch(text: str) -> ParsedRequest:
@@ -305,19 +328,20 @@ def _parse_batch(text: str) -> ParsedRequest:
         raise WireError(
             400, "too_many_messages", f"batch has {len(items)} messages, over the limit of {MAX_BATCH_MESSAGES}"
         )
-    context = _envelope_object(data, "context")
-    integrations = _envelope_object(data, "integrations")
-    sent_at = _envelope_sent_at(data.get("sentAt"))
-    write_key = _write_key(data.get("writeKey"))
     # One scan of the whole body spares a per-message search in the usual case.
     check_surrogates = _may_hold_surrogates(text, 0, len(text))
+    check_nul = _may_hold_nul(text, 0, len(text))
+    context = _envelope_object(data, "context", check_nul)
+    integrations = _envelope_object(data, "integrations", check_nul)
+    sent_at = _envelope_sent_at(data.get("sentAt"))
+    write_key = _write_key(data.get("writeKey"))
     messages: list[Any] = []
     for item, (start, end) in zip(items, spans, strict=True):
         if not isinstance(item, dict):
             messages.append(item)  # normalize() turns it into a Rejection
             continue
         write_key = write_key or _write_key(item.get("writeKey"))
-        problem = _unacceptable_item(item, text, start, end, check_surrogates)
+        problem = _unacceptable_item(item, text, start, end, check_surrogates, check_nul)
         messages.append(problem or _merge_envelope(item, context, integrations))
     return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at)
 
@@ -403,11 +427,14 @@ def _scan_array(text: str, pos: int) -> tuple[list[Any], list[tuple[int, int]], 
             pos = skip_ws(text, pos).end()
 
 
-def _envelope_object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
+def _envelope_object(data: dict[str, Any], key: str, check_nul: bool) -> dict[str, Any] | None:
     value = data.get(key)
-    if value is None or isinstance(value, dict):
-        return value or None
-    raise WireError(400, "invalid_body", f"batch {key} must be an object")
+    if value is not None and not isinstance(value, dict):
+        raise WireError(400, "invalid_body", f"batch {key} must be an object")
+    # Merged into every message: one clear 400 rather than the same rejection N times.
+    if check_nul and value and (path := _nul_path(value)):
+        raise WireError(400, "invalid_body", f"batch {key}.{_short_path(path)} contains a NUL character")
+    return value or None
 
 
 def _envelope_sent_at(value: object) -> str | None:
@@ -422,7 +449,7 @@ def _envelope_sent_at(value: object) -> str | None:
 
 
 def _unacceptable_item(
-    item: dict[str, Any], text: str, start: int, end: int, check_surrogates: bool
+    item: dict[str, Any], text: str, start: int, end: int, check_surrogates: bool, check_nul: bool
 ) -> Rejection | None:
     """A Rejection for a batch item that is too big or cannot be stored, else None."""
     size = end - start if text.isascii() else _utf8_len(text[start:end])
@@ -430,6 +457,8 @@ def _unacceptable_item(
         return _summary_rejection(item, f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} byte limit", size)
     if check_surrogates and _may_hold_surrogates(text, start, end) and _has_lone_surrogate(item):
         return _summary_rejection(item, "message contains an unpaired UTF-16 surrogate", size)
+    if check_nul and _may_hold_nul(text, start, end):
+        return _nul_rejection(item)
     return None
 
 
@@ -480,6 +509,62 @@ def _has_lone_surrogate(value: object) -> bool:
         elif isinstance(node, list):
             stack.extend(node)
     return False
+
+
+def _may_hold_nul(text: str, start: int, end: int) -> bool:
+    # Same idea as for surrogates: one substring search (C speed) over the
+    # text settles almost every body, so the walk below runs only when needed.
+    return text.find(_NUL_ESCAPE, start, end) >= 0
+
+
+def _nul_path(value: dict[str, Any]) -> str | None:
+    """The path of the first key or string holding a NUL, e.g. "properties.note" or "context.tags[2]"."""
+    stack: list[tuple[str, Any]] = []  # iterative, for the same reason as _has_lone_surrogate
+    stack.extend((str(key), child) for key, child in reversed(value.items()))
+    while stack:
+        path, node = stack.pop()
+        if "\x00" in path:
+            return path  # a key holding a NUL
+        if isinstance(node, str):
+            if "\x00" in node:
+                return path
+        elif isinstance(node, dict):
+            stack.extend((f"{path}.{key}", child) for key, child in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(node))))
+    return None
+
+
+def _nul_rejection(item: dict[str, Any]) -> Rejection | None:
+    """A Rejection naming the field that holds a NUL (stored without the NUL), else None.
+
+    PostgreSQL cannot store NUL in text nor in jsonb, and one such message
+    would fail the whole batch's transaction. It is refused, not stripped:
+    quietly altering the client's data would be worse than saying so.
+    """
+    path = _nul_path(item)
+    if path is None:
+        return None  # only an escaped backslash followed by "u0000"
+    field = _short_path(path, MAX_FIELD_LEN)
+    reason = f"{_short_path(path)} contains a NUL character (\\u0000), which cannot be stored"
+    kept = {key: value for key, value in item.items() if key != "writeKey"}
+    return Rejection(_reported_id(item), reason, field, _without_nul(kept))
+
+
+def _short_path(path: str, limit: int = 80) -> str:
+    # Paths become the Rejection's field (a varchar) and part of its reason.
+    path = path.replace("\x00", "\ufffd")
+    return path if len(path) <= limit else path[: limit - 3] + "..."
+
+
+def _without_nul(value: Any) -> Any:
+    """A copy of a parsed JSON value with every NUL replaced by U+FFFD, for storing a rejection."""
+    try:
+        # json's C encoder and decoder do the walk; only real \u0000 escapes are replaced.
+        text = json.dumps(value)
+        return json.loads(_NUL_IN_JSON.sub(lambda match: match.group(1) + "\\ufffd", text))
+    except (RecursionError, ValueError, TypeError):
+        return {"_truncated": True}
 
 
 def _write_key(value: object) -> str | None:
@@ -554,7 +639,15 @@ def normalize(raw: object, *, kind: str, received_at: datetime, batch_sent_at: s
     Timestamps are corrected for client clock skew when a ``sentAt`` is known
     (see ``_times``). Results in the future are kept as they are, not clamped:
     after skew correction they reflect what the client meant, and clamping
-    would silently alter data.
+    would silently alter data. Every time, before and after the correction,
+    must lie in [``MIN_TIMESTAMP``, ``MAX_TIMESTAMP``).
+
+    Values bound for varchar columns (ids, the event or page/screen name) are
+    rejected when over ``MAX_ID_LEN`` characters or holding a NUL. A NUL
+    anywhere else (properties, traits, context...) is found by
+    ``parse_request``, which sees the raw text and so needs no walk of every
+    message; a caller building messages itself must not pass NULs in nested
+    values (the CSV import refuses such rows first).
     """
     _check_kind(kind)
     if received_at.utcoffset() is None:
@@ -568,7 +661,8 @@ def normalize(raw: object, *, kind: str, received_at: datetime, batch_sent_at: s
     try:
         return _build(raw, kind, received_at, batch_sent_at)
     except _Invalid as exc:
-        return Rejection(_reported_id(raw), exc.reason, exc.field, raw)
+        # A NUL would make storing the rejection itself fail.
+        return Rejection(_reported_id(raw), exc.reason, exc.field, _without_nul(raw) if exc.nul else raw)
 
 
 def _build(raw: dict[str, Any], kind: str, received_at: datetime, batch_sent_at: str | None) -> Message:
@@ -627,9 +721,7 @@ def _message_id(value: object) -> str | None:
         message_id = _coerce_id(value)
     except _Invalid:
         raise _Invalid("messageId", f"messageId must be a string or an integer, got {_json_type(value)}") from None
-    if message_id is not None and len(message_id) > MAX_MESSAGE_ID_LEN:
-        raise _Invalid("messageId", f"messageId must be at most {MAX_MESSAGE_ID_LEN} characters")
-    return message_id
+    return _column_text("messageId", message_id, MAX_MESSAGE_ID_LEN)
 
 
 def _coerce_id(value: object) -> str | None:
@@ -657,9 +749,22 @@ def _coerce_id(value: object) -> str | None:
 def _id_field(raw: dict[str, Any], field: str) -> str | None:
     value = raw.get(field)
     try:
-        return _coerce_id(value)
-    except _Invalid:
+        return _column_text(field, _coerce_id(value))
+    except _Invalid as exc:
+        if exc.field is not None:
+            raise
         raise _Invalid(field, f"{field} must be a string or an integer, got {_json_type(value)}") from None
+
+
+def _column_text(field: str, value: str | None, limit: int = MAX_ID_LEN) -> str | None:
+    """``value`` if its varchar column can hold it; one that cannot would fail the whole batch."""
+    if value is None:
+        return None
+    if len(value) > limit:  # PostgreSQL counts characters, as len() does
+        raise _Invalid(field, f"{field} must be at most {limit} characters")
+    if "\x00" in value:
+        raise _Invalid(field, f"{field} contains a NUL character (\\u0000), which cannot be stored", nul=True)
+    return value
 
 
 def _object_field(raw: dict[str, Any], field: str) -> dict[str, Any]:
@@ -679,7 +784,7 @@ def _track_rule(raw: dict[str, Any], user_id: str | None, props: dict, ctx: dict
     event = raw.get("event")
     if not isinstance(event, str) or not event or event.isspace():
         raise _Invalid("event", "event must be a non-empty string")
-    return event, _context_group(ctx), None
+    return _column_text("event", event), _context_group(ctx), None
 
 
 def _page_rule(raw: dict[str, Any], user_id: str | None, props: dict, ctx: dict) -> _Extras:
@@ -725,8 +830,14 @@ def _view_activity(raw: dict[str, Any], properties: dict[str, Any], noun: str) -
         value = raw.get(field)
         if value is not None and not isinstance(value, str):
             raise _Invalid(field, f"{field} must be a string or null, got {_json_type(value)}")
-    name = _nonblank(raw.get("name")) or _nonblank(properties.get("name"))
-    return f"Viewed {name} {noun}" if name else f"Viewed {noun}"
+    field, name = "name", _nonblank(raw.get("name"))
+    if name is None:
+        field, name = "properties.name", _nonblank(properties.get("name"))
+    if name is None:
+        return f"Viewed {noun}"
+    # The activity name is what must fit its column: the name gets what the label leaves.
+    _column_text(field, name, MAX_ID_LEN - len(f"Viewed  {noun}"))
+    return f"Viewed {name} {noun}"
 
 
 def _nonblank(value: object) -> str | None:
@@ -737,12 +848,14 @@ def _nonblank(value: object) -> str | None:
 
 
 def _context_group(context: dict[str, Any]) -> str | None:
-    # context.groupId is optional metadata: an unusable value is ignored
-    # rather than costing the whole message.
+    # context.groupId is optional metadata: a value of the wrong type is
+    # ignored rather than costing the whole message. One that has the right
+    # type but cannot be stored is refused: ignoring it would drop the account.
     try:
-        return _coerce_id(context.get("groupId"))
+        group_id = _coerce_id(context.get("groupId"))
     except _Invalid:
         return None
+    return _column_text("context.groupId", group_id)
 
 
 def _times(
@@ -764,6 +877,8 @@ def _times(
             sent_at = _parse_batch_sent_at(batch_sent_at)
         except (ValueError, TypeError) as exc:  # TypeError: unhashable garbage from a caller
             raise _Invalid("sentAt", f"batch sentAt is {exc}") from None
+        if not MIN_TIMESTAMP <= sent_at < MAX_TIMESTAMP:
+            raise _Invalid("sentAt", f"batch sentAt is {_out_of_range(batch_sent_at)}")
     if original is None:
         return received_at, None, sent_at
     if sent_at is None:
@@ -771,7 +886,9 @@ def _times(
     try:
         corrected = received_at - (sent_at - original)
     except OverflowError:
-        raise _Invalid("timestamp", "timestamp is out of range after clock-skew correction") from None
+        corrected = None
+    if corrected is None or not MIN_TIMESTAMP <= corrected < MAX_TIMESTAMP:
+        raise _Invalid("timestamp", "timestamp is out of range after clock-skew correction")
     return corrected, original, sent_at
 
 
@@ -780,9 +897,17 @@ def _time_field(raw: dict[str, Any], field: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_timestamp(value)
+        moment = parse_timestamp(value)
     except ValueError as exc:
         raise _Invalid(field, f"{field} is {exc}") from None
+    if not MIN_TIMESTAMP <= moment < MAX_TIMESTAMP:
+        raise _Invalid(field, f"{field} is {_out_of_range(value)}")
+    return moment
+
+
+def _out_of_range(value: object) -> str:
+    # Phrased to follow "<field> is ", like parse_timestamp's messages.
+    return f"out of range: {_short(value)} (years {MIN_TIMESTAMP.year} to {MAX_TIMESTAMP.year - 1} UTC are accepted)"
 
 
 # --------------------------------------------------------------------------
@@ -833,8 +958,8 @@ def _preview(value: object) -> object:
 
 
 def _clean(text: str) -> str:
-    # Lone surrogates cannot be stored as UTF-8; replace them.
-    return text.encode("utf-8", "replace").decode("utf-8")
+    # Lone surrogates cannot be stored as UTF-8, nor NUL in PostgreSQL; replace them.
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def _reported_id(raw: dict[str, Any]) -> str | None:
@@ -842,7 +967,9 @@ def _reported_id(raw: dict[str, Any]) -> str | None:
         message_id = _coerce_id(raw.get("messageId"))
     except _Invalid:
         return None
-    return message_id if message_id is not None and len(message_id) <= MAX_MESSAGE_ID_LEN else None
+    if message_id is None or len(message_id) > MAX_MESSAGE_ID_LEN or "\x00" in message_id:
+        return None
+    return message_id
 
 
 def _summary_rejection(item: dict[str, Any], reason: str, size: int | None) -> Rejection:

@@ -25,3 +25,41 @@ def test_it_loads_nothing_from_elsewhere(client, db):
 
 def test_it_only_answers_get(client, db):
     assert client.post(reverse("api_docs")).status_code == 405
+
+
+TRACKING_PATHS = ["/v1/batch", "/v1/track", "/v1/identify", "/v1/group", "/v1/page", "/v1/screen", "/v1/alias"]
+
+
+def schema_json(client):
+    response = client.get(reverse("schema"), {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_describes_the_tracking_api(client, db):
+    schema = schema_json(client)
+    for path in TRACKING_PATHS:
+        operation = schema["paths"][path]["post"]
+        assert set(operation["responses"]) == {"200", "400", "401", "429", "503"}, path
+        body = operation["requestBody"]["content"]
+        assert set(body) == {"application/json", "text/plain"}
+        assert body["application/json"]["schema"]["$ref"].startswith("#/components/schemas/Segment")
+        assert "Retry-After" in operation["responses"]["429"]["headers"]
+    assert "/v1/import, /v1/b" in schema["paths"]["/v1/batch"]["post"]["description"]
+    assert "/v1/t" in schema["paths"]["/v1/track"]["post"]["description"]
+    assert schema["components"]["schemas"]["SegmentTrack"]["required"] == ["event"]
+    assert schema["components"]["securitySchemes"]["writeKey"]["scheme"] == "basic"
+    assert set(schema["paths"]["/v1/projects/{writeKey}/settings"]) == {"get"}
+    assert "/api/v1/tenant" in schema["paths"]  # the read API is still there
+
+
+def test_the_schema_is_valid_openapi(client, db):
+    from drf_spectacular.validation import validate_schema
+
+    validate_schema(schema_json(client))
+
+
+def test_tracking_operations_are_not_repeated_as_read_api(client, db):
+    content = client.get(reverse("api_docs")).content.decode()
+    assert "tracking_batch" not in content  # the schema's operation ids are only shown for the read API
+    assert "/v1/projects/&lt;write key&gt;/settings" in content

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from accounts.models import ApiKeyKind
 from accounts.services import api_key_create, api_key_revoke
+from events import api
 from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, RejectedMessage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,6 +248,64 @@ def test_batch_keeps_valid_messages_and_records_invalid_ones(client, tenant, wri
         assert word in joined
 
 
+def rejected_by_id(tenant):
+    return {r.message_id: (r.field, r.reason) for r in RejectedMessage.objects.for_tenant(tenant)}
+
+
+def test_values_postgresql_cannot_store_reject_only_their_message(postgres, client, tenant, write_key):
+    """One over-long id or one NUL used to fail the whole batch's transaction (503 forever)."""
+    good = track()
+    long_user = track(user="u" * 256)
+    nul_property = track(properties={"note": "a\u0000b"})
+    nul_event = track(event="Added\u0000photo")
+    long_group = {"type": "group", "userId": "u1", "groupId": "g" * 256, "messageId": str(uuid.uuid4())}
+    batch = [long_user, good, nul_property, nul_event, long_group]
+    response = post(client, "/v1/batch", {"batch": batch}, key=write_key)
+    assert response.status_code == 200, response.content
+    assert list(Event.objects.for_tenant(tenant).values_list("message_id", flat=True)) == [good["messageId"]]
+    nul_reason = "contains a NUL character (\\u0000), which cannot be stored"
+    assert rejected_by_id(tenant) == {
+        long_user["messageId"]: ("userId", "userId must be at most 255 characters"),
+        nul_property["messageId"]: ("properties.note", f"properties.note {nul_reason}"),
+        nul_event["messageId"]: ("event", f"event {nul_reason}"),
+        long_group["messageId"]: ("groupId", "groupId must be at most 255 characters"),
+    }
+    stored = RejectedMessage.objects.for_tenant(tenant).get(message_id=nul_property["messageId"])
+    assert stored.payload["properties"] == {"note": "a\ufffdb"}  # kept for the debugger, NUL replaced
+
+
+def test_a_single_call_holding_a_nul_is_400_and_recorded(postgres, client, tenant, write_key):
+    response = post(client, "/v1/identify", {"userId": "u1", "traits": {"name": "\u0000"}}, key=write_key)
+    assert_error(response, 400, "invalid_message")
+    assert "traits.name" in response.json()["message"]
+    assert RejectedMessage.objects.for_tenant(tenant).get().field == "traits.name"
+    assert Event.objects.count() == 0
+
+
+def test_times_out_of_range_are_rejected_and_the_rest_kept(client, tenant, write_key):
+    """Year 1 or 9999 overflowed when converted to the tenant zone: a 500 that lost the whole batch."""
+    tenant.time_zone = "America/New_York"
+    tenant.save(update_fields=["time_zone"])
+    good = track(timestamp="2026-05-01T10:00:00Z")
+    year_1 = track(timestamp="0001-01-01T00:00:00Z")
+    year_9999 = track(originalTimestamp="9999-12-31T23:59:59Z")
+    skewed = track(timestamp="2199-06-01T00:00:00Z", sentAt="1970-01-01T00:00:00Z")
+    response = post(client, "/v1/batch", {"batch": [year_1, good, year_9999, skewed]}, key=write_key)
+    assert response.status_code == 200, response.content
+    assert list(Event.objects.for_tenant(tenant).values_list("message_id", flat=True)) == [good["messageId"]]
+    assert rejected_by_id(tenant) == {
+        year_1["messageId"]: (
+            "timestamp",
+            "timestamp is out of range: '0001-01-01T00:00:00Z' (years 1970 to 2199 UTC are accepted)",
+        ),
+        year_9999["messageId"]: (
+            "originalTimestamp",
+            "originalTimestamp is out of range: '9999-12-31T23:59:59Z' (years 1970 to 2199 UTC are accepted)",
+        ),
+        skewed["messageId"]: ("timestamp", "timestamp is out of range after clock-skew correction"),
+    }
+
+
 # --- Data ---------------------------------------------------------------------------------
 
 
@@ -399,6 +458,137 @@ def test_rate_limit_answers_429_with_retry_after(client, tenant, write_key, sett
     assert Event.objects.for_tenant(tenant).count() == len(statuses) - len(limited)
 
 
+@pytest.fixture
+def cache_state(monkeypatch):
+    # The limiter remembers a cache outage per process: start and end each test without one.
+    monkeypatch.setattr(api, "_cache_down_until", 0.0)
+
+
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+
+
+def test_ingestion_keeps_working_when_redis_is_down(client, tenant, write_key, settings, cache_state, caplog):
+    settings.CACHES = UNREACHABLE_REDIS
+    first = post(client, "/v1/batch", {"batch": [track()]}, key=write_key)
+    second = post(client, "/v1/track", track(), key=write_key)
+    assert (first.status_code, second.status_code) == (200, 200), first.content
+    assert Event.objects.for_tenant(tenant).count() == 2
+    # Logged once, then the limiter stays off for a while instead of failing on every request.
+    assert caplog.text.count("rate limit skipped") == 1
+
+
+def test_the_limiter_tries_the_cache_again_after_a_while(tenant, write_key, cache_state, monkeypatch):
+    calls = []
+
+    def broken_add(*args, **kwargs):
+        calls.append(args)
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(api.cache, "add", broken_add)
+    assert api.rate_limited("wk_x") is False
+    assert api.rate_limited("wk_x") is False
+    assert len(calls) == 1
+    monkeypatch.setattr(api, "_cache_down_until", 0.0)  # the retry delay has passed
+    assert api.rate_limited("wk_x") is False
+    assert len(calls) == 2
+
+
+def test_unexpected_errors_are_a_json_500_with_cors(client, tenant, write_key, monkeypatch):
+    def broken_ingest(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api, "ingest", broken_ingest)
+    response = post(client, "/v1/batch", {"batch": [track()]}, key=write_key, HTTP_ORIGIN="https://app.example.com")
+    assert_error(response, 500, "internal_error")
+    assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+def test_a_database_error_is_a_json_503_with_retry_after(client, tenant, write_key, monkeypatch):
+    from django.db import DataError
+
+    def failing_ingest(**kwargs):
+        raise DataError("value too long")
+
+    monkeypatch.setattr(api, "ingest", failing_ingest)
+    response = post(client, "/v1/batch", {"batch": [track()]}, key=write_key)
+    assert_error(response, 503, "unavailable")
+    assert response["Retry-After"].isdigit()
+
+
+@pytest.mark.parametrize("path", ["/v1/nope", "/v1/batch/extra", "/v1/", "/v1/projects/wk_x"])
+def test_other_v1_paths_are_a_json_404_with_cors(client, path):
+    for response in (client.get(path), client.post(path, "{}", content_type="application/json")):
+        assert_error(response, 404, "not_found")
+
+
+def test_a_write_key_holding_a_nul_is_401(client, tenant):
+    response = post(client, "/v1/batch", {"batch": [track()], "writeKey": "wk_abcdefghij\u0000l_secret"})
+    assert_error(response, 401, "unauthorized")
+
+
+def test_plain_http_posts_are_not_redirected_to_https(client, tenant, write_key, settings):
+    # With DEBUG=False, SECURE_SSL_REDIRECT is on: a 301 would be replayed as a GET and the events lost.
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get(reverse("accounts:login")).status_code == 301  # the redirect is on for pages
+    for path in ("/v1/batch", "/v1/b/"):
+        response = post(client, path, {"batch": [track()]}, key=write_key)
+        assert response.status_code == 200, (path, response.status_code)
+    assert client.get(f"/v1/projects/{write_key}/settings").status_code == 200
+    assert Event.objects.for_tenant(tenant).count() == 2
+
+
+# --- analytics-next settings ------------------------------------------------------------
+
+
+def settings_url(key):
+    return f"/v1/projects/{key}/settings"
+
+
+def test_project_settings_point_analytics_next_here(client, tenant, write_key, settings):
+    settings.SITE_URL = "https://events.example.com/"
+    response = client.get(settings_url(write_key), HTTP_ORIGIN="https://shop.example.com")
+    assert response.status_code == 200
+    assert response.json() == {
+        "integrations": {
+            "Segment.io": {"apiKey": write_key, "apiHost": "events.example.com/v1", "protocol": "https"},
+        },
+        "plan": {"track": {"__default": {"enabled": True}}},
+        "edgeFunction": {},
+        "analyticsNextEnabled": True,
+        "metrics": {"sampleRate": 0},
+    }
+    assert response["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "GET" in response["Access-Control-Allow-Methods"]
+    assert "max-age=300" in response["Cache-Control"]
+
+
+def test_project_settings_follow_site_url(client, tenant, write_key, settings):
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    integration = client.get(settings_url(write_key) + "/").json()["integrations"]["Segment.io"]
+    assert (integration["apiHost"], integration["protocol"]) == ("127.0.0.1:8000/v1", "http")
+
+
+def test_project_settings_need_a_live_write_key(client, tenant, write_key):
+    read_key = api_key_create(tenant=tenant, kind=ApiKeyKind.READ, name="r")[1]
+    revoked, revoked_plain = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="old")
+    api_key_revoke(key=revoked)
+    for key in (write_key[:-4] + "AAAA", "not-a-key", read_key, revoked_plain, "wk_abcdefghij%00l_secret"):
+        response = client.get(settings_url(key), HTTP_ORIGIN="https://shop.example.com")
+        assert_error(response, 404, "not_found")
+
+
+def test_project_settings_only_answer_get(client, tenant, write_key):
+    response = client.post(settings_url(write_key))
+    assert_error(response, 405, "method_not_allowed")
+    assert client.options(settings_url(write_key), HTTP_ORIGIN="https://shop.example.com").status_code == 200
+
+
 def test_database_down_is_503_with_retry_after(tenant):
     """A real unreachable database (closed port), in a separate process: 503, never 2xx or 500."""
     script = (
@@ -421,3 +611,4 @@ def test_database_down_is_503_with_retry_after(tenant):
 def test_schema_is_served(client):
     response = client.get(reverse("schema"))
     assert response.status_code == 200
+    assert b"/v1/batch:" in response.content

@@ -22,9 +22,21 @@ def test_it_works(client, viewer, tenant, settings):
     assert "http://127.0.0.1:8000/v1/track" in content
     assert 'analytics.host = "http://127.0.0.1:8000"' in content
     assert 'apiHost: "127.0.0.1:8000/v1", protocol: "http"' in content
+    # analytics-next loads its settings from cdnURL (our /v1/projects/<key>/settings), not Segment's CDN.
+    assert f'{{writeKey: "{key.prefix}_...", cdnURL: "http://127.0.0.1:8000"}}' in content
+    assert 'analytics._cdn = "http://127.0.0.1:8000";' in content
     assert "rk_" not in content  # read keys are secret: never suggested here
-    for text in ("/v1/batch", "/v1/import, /v1/b", "/v1/alias", "32 KB per message", "512,000 bytes per request",
-                 "2,500 messages per batch", "request_too_large", "rate_limited", "Retry-After"):
+    for text in (
+        "/v1/batch",
+        "/v1/import, /v1/b",
+        "/v1/alias",
+        "32 KB per message",
+        "512,000 bytes per request",
+        "2,500 messages per batch",
+        "request_too_large",
+        "rate_limited",
+        "Retry-After",
+    ):
         assert text in content, text
     assert 'href="/api/schema/"' in content and 'href="/api/docs/"' in content
 

@@ -13,19 +13,25 @@ import tracemalloc
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events import wire
 from events.wire import (
     ENDPOINT_KINDS,
     MAX_BATCH_MESSAGES,
+    MAX_ID_LEN,
     MAX_MESSAGE_BYTES,
     MAX_MESSAGE_ID_LEN,
     MAX_REQUEST_BYTES,
+    MAX_TIMESTAMP,
     MESSAGE_TYPES,
+    MIN_TIMESTAMP,
     Message,
     ParsedRequest,
     Rejection,
@@ -78,6 +84,17 @@ def wire_error(code: str, func: Any, *args: Any) -> WireError:
     return info.value
 
 
+def holds_nul(value: Any) -> bool:
+    """True if any key or string in a JSON value holds a NUL (which PostgreSQL cannot store)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(child) for key, child in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(child) for child in value)
+    return False
+
+
 def sized(message: dict[str, Any], size: int) -> dict[str, Any]:
     """``message`` padded so its compact UTF-8 JSON is exactly ``size`` bytes."""
     padded = {**message, "properties": {"pad": ""}}
@@ -96,6 +113,15 @@ def test_limits_match_the_segment_contract() -> None:
     assert MAX_MESSAGE_BYTES == 32_768
     assert MAX_BATCH_MESSAGES == 2500
     assert MAX_MESSAGE_ID_LEN == 100
+
+
+def test_limits_match_the_database_columns() -> None:
+    # Pure Python here, so read the numbers the models declare rather than import Django.
+    text = Path(wire.__file__).with_name("models.py").read_text(encoding="utf-8")
+    assert f"message_id = models.CharField(max_length={MAX_MESSAGE_ID_LEN})" in text
+    assert f"field = models.CharField(max_length={wire.MAX_FIELD_LEN}" in text
+    for column in ("user_id", "anonymous_id", "group_id", "name"):
+        assert f"{column} = models.CharField(max_length={MAX_ID_LEN}" in text, column
 
 
 def test_wire_error_carries_status_code_and_message() -> None:
@@ -510,6 +536,126 @@ def test_lone_surrogate_in_a_single_call_is_invalid_json() -> None:
     wire_error("invalid_json", parse_request, b'{"event": "\\udfff", "userId": "u"}', "track")
 
 
+def test_nul_in_a_batch_message_rejects_only_that_message_naming_the_field() -> None:
+    bad = track(messageId="m1", writeKey="wk_secret", properties={"plan": "pro", "note": "a\x00b"})
+    first, second = parse_request(batch_body([bad, track()], context={"ip": "1.2.3.4"}), "batch").messages
+    assert isinstance(first, Rejection)
+    assert first.field == "properties.note"
+    assert first.reason == "properties.note contains a NUL character (\\u0000), which cannot be stored"
+    assert first.message_id == "m1"
+    # Kept for the debugger, storable: the NUL replaced, the write key dropped.
+    assert first.raw == {**track(messageId="m1"), "properties": {"plan": "pro", "note": "a\ufffdb"}}
+    assert accepted(second).activity == "Signed Up"
+    assert normalize(first, kind="batch", received_at=RECEIVED, batch_sent_at=None) is first
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"context": {"page": {"title": "\x00"}}}, "context.page.title"),
+        ({"traits": {"tags": ["ok", "b\x00d"]}}, "traits.tags[1]"),
+        ({"properties": {"k\x00": 1}}, "properties.k\ufffd"),
+        ({"userId": "u\x00"}, "userId"),
+        ({"messageId": "\x00"}, "messageId"),
+        ({"extra": [[{"deep": "\x00"}]]}, "extra[0][0].deep"),
+    ],
+)
+def test_nul_anywhere_in_a_message_is_found(fields: dict[str, Any], path: str) -> None:
+    (item,) = parse_request(batch_body([track(**fields)]), "batch").messages
+    assert isinstance(item, Rejection)
+    assert item.field == path
+    assert not holds_nul(item.raw)
+    assert item.message_id is None or "\x00" not in item.message_id
+
+
+def test_nul_path_is_bounded_to_fit_the_field_column() -> None:
+    (item,) = parse_request(batch_body([track(properties={"k" * 300: "\x00"})]), "batch").messages
+    assert isinstance(item, Rejection)
+    assert len(item.field) == wire.MAX_FIELD_LEN
+    assert len(item.reason) < 200
+
+
+def test_escaped_backslash_before_u0000_is_not_a_nul() -> None:
+    body = b'{"batch": [{"type": "track", "event": "path \\\\u0000", "userId": "u"}]}'
+    (item,) = parse_request(body, "batch").messages
+    assert accepted(item).activity == "path \\u0000"
+
+
+def test_nul_in_a_single_call_is_a_rejection() -> None:
+    (item,) = parse_request(compact(track(writeKey="wk", event="a\x00")), "track").messages
+    assert isinstance(item, Rejection)
+    assert (item.field, item.raw) == ("event", track(event="a\ufffd"))
+
+
+def test_nul_in_the_batch_context_is_invalid_body() -> None:
+    error = wire_error("invalid_body", parse_request, batch_body([track()], context={"ip": "\x00"}), "batch")
+    assert error.message == "batch context.ip contains a NUL character"
+
+
+def test_bodies_without_the_nul_escape_are_never_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The speed guarantee: the per-string walk only runs when the raw text has a \u0000.
+    def walked(value: Any) -> None:
+        raise AssertionError("walked a body without a NUL escape")
+
+    monkeypatch.setattr(wire, "_nul_path", walked)
+    body = batch_body([track(properties={"a": ["x", {"b": "\\ud83d \\n"}]}), track()], context={"c": 1})
+    assert len(parse_request(body, "batch").messages) == 2
+    assert len(parse_request(compact(track()), "track").messages) == 1
+
+
+# --------------------------------------------------------------------------
+# normalize: values bound for varchar(255) columns
+# --------------------------------------------------------------------------
+
+COLUMN_FIELDS = [
+    ("track", "userId", lambda value: {"userId": value}),
+    ("track", "anonymousId", lambda value: {"userId": None, "anonymousId": value}),
+    ("track", "event", lambda value: {"event": value}),
+    ("track", "context.groupId", lambda value: {"context": {"groupId": value}}),
+    ("group", "groupId", lambda value: {"groupId": value}),
+    ("alias", "previousId", lambda value: {"previousId": value}),
+]
+
+
+@pytest.mark.parametrize(("kind", "field", "fields"), COLUMN_FIELDS)
+def test_values_over_255_characters_are_rejected_naming_the_field(kind: str, field: str, fields: Any) -> None:
+    accepted(track(type=kind, **fields("x" * MAX_ID_LEN)))  # the limit itself fits
+    rejection = rejected(track(type=kind, messageId="m1", **fields("x" * (MAX_ID_LEN + 1))))
+    assert (rejection.field, rejection.reason) == (field, f"{field} must be at most {MAX_ID_LEN} characters")
+    assert rejection.message_id == "m1"
+
+
+@pytest.mark.parametrize(("kind", "field", "fields"), COLUMN_FIELDS)
+def test_values_holding_a_nul_are_rejected_naming_the_field(kind: str, field: str, fields: Any) -> None:
+    rejection = rejected(track(type=kind, **fields("a\x00b")))
+    assert rejection.field == field
+    assert rejection.reason == f"{field} contains a NUL character (\\u0000), which cannot be stored"
+    assert not holds_nul(rejection.raw)  # the rejection itself must be storable
+
+
+def test_a_huge_integer_id_is_too_long() -> None:
+    rejection = rejected(track(userId=10**300))
+    assert (rejection.field, rejection.reason) == ("userId", f"userId must be at most {MAX_ID_LEN} characters")
+
+
+def test_message_id_holding_a_nul_is_rejected_without_reporting_it() -> None:
+    rejection = rejected(track(messageId="m\x00"))
+    assert (rejection.field, rejection.message_id) == ("messageId", None)
+
+
+@pytest.mark.parametrize(("kind", "label"), [("page", "Viewed  Page"), ("screen", "Viewed  Screen")])
+@pytest.mark.parametrize("where", ["name", "properties.name"])
+def test_page_and_screen_names_must_leave_the_activity_within_255(kind: str, label: str, where: str) -> None:
+    def message(name: str) -> dict[str, Any]:
+        return {"userId": "u", "name": name} if where == "name" else {"userId": "u", "properties": {"name": name}}
+
+    room = MAX_ID_LEN - len(label)
+    assert len(accepted(message("n" * room), kind=kind).activity) == MAX_ID_LEN
+    rejection = rejected(message("n" * (room + 1)), kind=kind)
+    assert (rejection.field, rejection.reason) == (where, f"{where} must be at most {room} characters")
+    assert rejected(message("a\x00"), kind=kind).field == where
+
+
 # --------------------------------------------------------------------------
 # Single calls
 # --------------------------------------------------------------------------
@@ -893,9 +1039,40 @@ def test_invalid_batch_sent_at_rejects_the_message() -> None:
 
 
 def test_skew_correction_out_of_range_is_a_rejection() -> None:
-    rejection = rejected(track(timestamp="0001-01-01T00:00:00Z", sentAt="9999-12-31T00:00:00Z"))
+    # Both times are acceptable, but the corrected one lands in 2254.
+    rejection = rejected(track(timestamp="2199-12-31T00:00:00Z", sentAt="1970-01-01T00:00:00Z"))
     assert rejection.field == "timestamp"
     assert rejection.reason == "timestamp is out of range after clock-skew correction"
+    before_1970 = rejected(track(timestamp="1970-01-01T00:00:00Z", sentAt="2199-12-31T00:00:00Z"))
+    assert before_1970.reason == "timestamp is out of range after clock-skew correction"
+
+
+@pytest.mark.parametrize("field", ["timestamp", "sentAt", "originalTimestamp"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1969-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+        "1970-01-01T00:30:00+01:00",
+    ],
+)
+def test_times_outside_1970_to_2199_are_rejected(field: str, value: str) -> None:
+    rejection = rejected(track(**{field: value}))
+    assert rejection.field == field
+    assert rejection.reason == f"{field} is out of range: {value!r} (years 1970 to 2199 UTC are accepted)"
+
+
+@pytest.mark.parametrize("value", ["1970-01-01T00:00:00Z", "2199-12-31T23:59:59.999Z", "1970-01-01T01:00:00+01:00"])
+def test_times_at_the_edges_of_the_range_are_accepted(value: str) -> None:
+    assert MIN_TIMESTAMP <= accepted(track(timestamp=value)).timestamp < MAX_TIMESTAMP
+
+
+def test_batch_sent_at_out_of_range_rejects_the_message() -> None:
+    rejection = rejected(track(timestamp="2024-01-01T10:00:00Z"), batch_sent_at="0001-01-01T00:00:00Z")
+    assert rejection.field == "sentAt"
+    assert rejection.reason.startswith("batch sentAt is out of range: '0001-01-01T00:00:00Z'")
 
 
 # --------------------------------------------------------------------------
@@ -1034,11 +1211,18 @@ def test_normalize_always_gives_a_message_or_a_rejection(
     if isinstance(result, Rejection):
         assert result.reason
         assert result.message_id is None or 1 <= len(result.message_id) <= MAX_MESSAGE_ID_LEN
+        assert result.message_id is None or "\x00" not in result.message_id
         return
     assert isinstance(result, Message)
     assert any(value and not value.isspace() for value in (result.user_id, result.anonymous_id))
     assert 1 <= len(result.message_id) <= MAX_MESSAGE_ID_LEN
+    columns = (result.user_id, result.anonymous_id, result.group_id, result.previous_id, result.activity)
+    assert all(value is None or (len(value) <= MAX_ID_LEN and "\x00" not in value) for value in columns)
+    assert "\x00" not in result.message_id
     assert result.timestamp.tzinfo is UTC
+    assert MIN_TIMESTAMP <= result.timestamp < MAX_TIMESTAMP
+    for zone in ("America/New_York", "Pacific/Kiritimati", "Etc/GMT+12"):
+        result.timestamp.astimezone(ZoneInfo(zone)).date()  # the tenant day never overflows
     assert result.type == (raw["type"] if kind == "batch" else kind)
     assert result.raw in (raw, {**raw, "messageId": result.message_id})
     for moment in (result.sent_at, result.original_timestamp):
@@ -1079,7 +1263,11 @@ def test_batch_parsing_agrees_with_json_loads(
         for item in json.loads(body)["batch"]
     ]
     parsed = parse_request(body, "batch")
-    assert parsed.messages == expected
+    for got, want in zip(parsed.messages, expected, strict=True):
+        if isinstance(want, dict) and holds_nul(want):
+            assert isinstance(got, Rejection)  # PostgreSQL could not store it
+        else:
+            assert got == want
 
 
 @PROPERTY_SETTINGS
@@ -1106,13 +1294,23 @@ def test_any_batch_yields_one_result_per_item(items: list[Any], context: Any, se
     try:
         parsed = parse_request(batch_body(items, context=context, sentAt=sent_at), "batch")
     except WireError as error:
-        assert (error.code, error.message) == ("invalid_body", "batch context must be an object")
+        assert error.code == "invalid_body"
+        if holds_nul(context):
+            assert error.message.endswith("contains a NUL character")
+        else:
+            assert error.message == "batch context must be an object"
         return
     results = [
         normalize(item, kind="batch", received_at=RECEIVED, batch_sent_at=parsed.sent_at) for item in parsed.messages
     ]
     assert len(results) == len(items)
     assert all(isinstance(result, Message | Rejection) for result in results)
+    for result in results:  # whatever came in, what is stored can be stored
+        assert not holds_nul(result.raw)
+        if isinstance(result, Rejection):
+            assert not holds_nul([result.message_id, result.field])
+        else:
+            assert not holds_nul([result.user_id, result.anonymous_id, result.group_id, result.activity])
     for item, result in zip(items, results, strict=True):
         if isinstance(result, Message) and isinstance(context, dict) and context:
             assert (

@@ -55,7 +55,12 @@ class TenantCreateForm(forms.Form):
 
 
 class TenantSettingsForm(forms.ModelForm):
-    time_zone = TimeZoneField()
+    # Like Mixpanel's project time zone: events are filed under their day when they
+    # arrive, so a change applies from then on (rewriting history would shift every score).
+    time_zone = TimeZoneField(
+        help_text="A day in scores is a day in this zone. A change applies to events received from then on; "
+        "days already stored keep the zone they were received in."
+    )
 
     class Meta:
         model = Tenant

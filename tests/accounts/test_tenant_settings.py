@@ -30,6 +30,7 @@ def test_members_can_read_the_settings(client, request, tenant, actor):
 
     assertContains(response, "Europe/Paris")
     assertContains(response, "Only admins and owners can change these settings.")
+    assertContains(response, "A change applies to events received from then on")
 
 
 @pytest.mark.parametrize("actor", ["viewer", "editor"])

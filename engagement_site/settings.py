@@ -150,6 +150,9 @@ SCORING_BACKFILL_DAYS = env.int("SCORING_BACKFILL_DAYS", default=90)
 SCORING_CHUNK_DAYS = env.int("SCORING_CHUNK_DAYS", default=10)
 # Dashboard: an account is "at risk" when it fell a tier or lost more than this share of its points in 14 days.
 AT_RISK_DROP_SHARE = env.float("AT_RISK_DROP_SHARE", default=0.3)
+# Seconds the insight pages (growth, adoption, segments, outcomes) keep a result; 0 = always compute.
+# A finished scoring run invalidates at once; new events show within this time.
+INSIGHTS_CACHE_SECONDS = env.int("INSIGHTS_CACHE_SECONDS", default=300)
 # PostgreSQL work_mem for one day's scoring transaction.
 SCORING_WORK_MEM_MB = env.int("SCORING_WORK_MEM_MB", default=64)
 CELERY_BEAT_SCHEDULE["scoring-refresh"] = {

@@ -15,6 +15,9 @@ Conventions (written out in docs/insights.md):
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max
 
@@ -29,6 +33,8 @@ from accounts.models import Tenant
 
 from .models import ProductScore, ScoringModel, ScoringRun, Tier
 from .selectors import TIER_ORDER, published_model
+
+log = logging.getLogger(__name__)
 
 TIERS = [t.value for t in TIER_ORDER]
 ENGAGED = ("high", "medium")
@@ -43,6 +49,47 @@ SUBJECTS = {
     "users": ("scoring_userscore", "end_user_id", "events_enduser"),
     "accounts": ("scoring_accountscore", "account_id", "events_customeraccount"),
 }
+
+
+def cached_insight(func):
+    """Keep an insight's result for INSIGHTS_CACHE_SECONDS (0 = off).
+
+    The pages that read the whole rollup cost seconds on a large tenant, and their
+    data only moves with new events and scoring runs. The key holds the tenant,
+    the arguments, the tenant's day and its latest finished scoring run, so a run
+    that finishes shows at once; new events show within the TTL. A cache that is
+    down is skipped, never an error.
+    """
+
+    @functools.wraps(func)
+    def wrapper(tenant: Tenant, **kwargs):
+        seconds = settings.INSIGHTS_CACHE_SECONDS
+        if seconds <= 0:
+            return func(tenant, **kwargs)
+        latest = (
+            ScoringRun.objects.for_tenant(tenant)
+            .filter(finished_at__isnull=False)
+            .order_by("-finished_at")
+            .values_list("pk", "finished_at")
+            .first()
+        )
+        state = (func.__name__, tenant.pk, str(tenant.created_at), tenant.today(), latest, sorted(kwargs.items()))
+        key = "insight:" + hashlib.sha256(repr(state).encode()).hexdigest()
+        try:
+            hit = cache.get(key)
+        except Exception:  # noqa: BLE001 -- a cache outage must not take the page down
+            log.warning("insight cache unavailable; computing %s directly", func.__name__, exc_info=True)
+            return func(tenant, **kwargs)
+        if hit is not None:
+            return hit
+        value = func(tenant, **kwargs)
+        try:
+            cache.set(key, value, seconds)
+        except Exception:  # noqa: BLE001
+            log.warning("insight cache unavailable; %s not kept", func.__name__, exc_info=True)
+        return value
+
+    return wrapper
 
 
 def _d(value: date):
@@ -172,6 +219,7 @@ def _membership_sql(tenant: Tenant, subject: str, measure: str, period: str, mod
     return sql, [tenant.pk, model.pk, tenant.pk, model.pk, _d(today)]
 
 
+@cached_insight
 def growth_accounting(
     tenant: Tenant, *, subject: str = "users", measure: str = "active", period: str = "week", periods: int = 12
 ) -> Growth:
@@ -330,6 +378,7 @@ class Adoption:
         return [r for r in self.rows if r.unused]
 
 
+@cached_insight
 def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
     """Per catalog activity: the share of active users and accounts that did it in the window,
     next to the same share in the window before (the trend)."""
@@ -374,6 +423,7 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
                     active_accounts=accounts_now, active_users_before=users_before, rows=rows)
 
 
+@cached_insight
 def adoption_trend(tenant: Tenant, *, weeks: int = 12) -> tuple[list[date], dict[int, list[float | None]]]:
     """Weekly share of active users per activity id over the last `weeks` weeks."""
     today = tenant.today()
@@ -462,6 +512,7 @@ class Segments:
     more: bool = False
 
 
+@cached_insight
 def segments(tenant: Tenant, *, dimension: str, subject: str = "users") -> Segments:
     """Score distribution per trait value (or first-seen month) on the latest scored day.
 
@@ -621,6 +672,7 @@ def _mrr_sql(alias: str) -> str:
             f"THEN json_extract({alias}.traits, '$.mrr') END")
 
 
+@cached_insight
 def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users") -> Outcomes:
     """For the snapshots of `day`: per tier and per score decile, how many were active 30 and 60 days later.
 

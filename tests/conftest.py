@@ -105,3 +105,10 @@ def owner_client(client, owner, tenant):
 @pytest.fixture
 def outsider_client(client, outsider, other_tenant):
     return client_for(client, outsider)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_insights(settings):
+    """Insight results are cached for minutes in production; tests read fresh ones
+    (tests/insights/test_cache.py turns the cache on)."""
+    settings.INSIGHTS_CACHE_SECONDS = 0

@@ -1,7 +1,8 @@
 """End to end in a real browser: Debian's chromium driven by Playwright (no `playwright install`).
 
 (a) a new user walks the onboarding: sign up -> write key -> events from the official
-    Python client -> the checklist ticks live -> publish a model through the page -> scores;
+    Python client -> the checklist ticks live -> a team survey answered on a phone through its
+    share link -> weights proposed from it, published through the pages -> scores; all 5 steps done;
 (b) every page of the demo tenant (`seed_demo`), with its real objects, opens without an error status
     or a browser console error (CSP violations are console errors);
 (c) screenshots of the dashboard, a user page and growth accounting in test-artifacts/.
@@ -138,20 +139,47 @@ def _walk_onboarding(browser, live_server):
         segment_request._session.close()
     page.wait_for_selector('[data-step="first_event"].done', timeout=15_000)
 
-    # Publish weights through the pages; the backfill computes the first scores.
+    # Step one of the method: the team survey, answered by a teammate through the share link.
+    page.goto(f"{base}/t/newco/surveys/new/")
+    page.fill("input[name=title]", "What does an engaged Rocket user do?")
+    page.click("main button[type=submit]:has-text('Create survey')")
+    page.wait_for_load_state()
+    survey_url = page.url
+    page.click("button:has-text('Create a share link')")
+    share_url = page.locator("#share-url").inner_text().strip()
+    teammate = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    answer = teammate.new_page()
+    teammate_errors = _watch(answer)
+    assert share_url.startswith("http") and "/s/" in share_url  # links are built on SITE_URL
+    answer.goto(base + "/s/" + share_url.split("/s/", 1)[1])
+    answer.select_option("select[name=department]", "sales")
+    answer.fill("textarea[name=answer]", "They share photos and log in every week.")
+    answer.get_by_role("group", name="Logged in").get_by_text("3", exact=True).click()
+    answer.get_by_role("group", name="Shared photo").get_by_text("9", exact=True).click()
+    answer.get_by_role("button", name="Send my answer").click()
+    answer.wait_for_url("**/thanks/")
+    teammate.close()
+    assert teammate_errors == []
+
+    # Weights from the survey's proposal, published through the pages; the backfill computes scores.
+    page.goto(survey_url.rstrip("/") + "/weights/")
+    page.click("button:has-text('Create draft scoring model from this proposal')")
+    page.wait_for_load_state()
     page.goto(f"{base}/t/newco/scoring/models/")
-    page.click("button:has-text('Create a draft')")
-    page.get_by_label("Logged in").fill("1")
-    page.get_by_label("Shared photo").fill("20")
-    page.click("button:has-text('Save draft')")
+    page.click("a:has-text('v1')")
+    page.wait_for_load_state()
+    assert "From survey" in page.content()
     page.click("button:has-text('Publish v1')")
     page.wait_for_load_state()
 
     page.goto(f"{base}/t/newco/")
-    assert page.locator('[data-step="published"]').get_attribute("class").split() == ["step", "done"]
-    assert page.locator('[data-step="scores"]').get_attribute("class").split() == ["step", "done"]
-    assert "4 of 5 done" in page.locator("#checklist").inner_text()  # the team survey is still to run
+    # Every step done: the checklist steps aside for the scores, and can be shown again.
+    assert page.locator("#checklist").count() == 0
+    assert "Show the setup checklist" in page.content()
     assert "Product score over time" in page.content()
+    page.goto(f"{base}/t/newco/onboarding/")
+    for step in ("survey", "write_key", "first_event", "published", "scores"):
+        assert page.locator(f'[data-step="{step}"]').get_attribute("class").split() == ["step", "done"], step
     page.goto(f"{base}/t/newco/scoring/users/")
     assert "ana" in page.content()
     assert errors == []

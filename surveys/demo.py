@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Department, Membership, Role, Tenant, hash_token
+from events.demo import ACTIVITIES  # the survey rates the demo's own activities, in this order
 from events.models import Activity
 
 from . import services
@@ -22,19 +23,6 @@ from .models import ProposedActivity, Survey, SurveyInvitee, SurveyResponse
 
 DEMO_SURVEY_TITLE = "What does an engaged user of PhotoShare do?"
 SEED = 5
-
-ACTIVITIES = [
-    "Logged in",
-    "Added photo",
-    "Edited photo",
-    "Shared photo",
-    "Commented on photo",
-    "Invited friend",
-    "Posted to Facebook",
-    "Posted to Twitter",
-    "Opened email",
-    "Clicked email",
-]
 
 # Importance 0-10 per department, in the order of ACTIVITIES; each answer adds a little noise.
 PROFILES = {

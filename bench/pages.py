@@ -1,9 +1,9 @@
-"""Server time of the dashboard and insight pages: p50/p95 per page on PostgreSQL.
+"""Server time of the dashboard, insight, users and accounts pages: p50/p95 per page on PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/engagement .venv/bin/python bench/pages.py [--requests 20]
 
-Creates (and drops at the end) a database `engagement_bench_pages` on the same
-server, migrates it, then builds two tenants:
+Creates (and drops at the end) a database `engagement_bench_pages` (or
+--database) on the same server, migrates it, then builds two tenants:
 
 - demo: the demo events (`events.demo`: 2,000 end users, 150 accounts, ~120k
   events over 90 days through the ingestion path), then `manage.py seed_demo`
@@ -15,7 +15,11 @@ server, migrates it, then builds two tenants:
   weeks and months, 30 and 60 days back snap to a Sunday), with account and
   product rows aggregated from them.
 
+With --keep the database stays; --reuse then times its tenants again without
+building them (after migrating it, so a new index is measured too).
+
 Each page is requested through Django's test client in process (no network),
+a streamed CSV read to its end,
 once to warm up and then --requests times; the table gives p50/p95 in ms and the
 number of SQL queries. With --write each tenant's table goes into
 docs/benchmarks.md under "Pages" (replacing only this script's earlier output).
@@ -56,11 +60,30 @@ PAGES = [
     ("outcomes, users", "insights:outcomes", ""),
     ("outcomes, accounts", "insights:outcomes", "subject=accounts"),
     ("onboarding status JSON", "insights:onboarding_status", ""),
+    ("users list", "scoring:users", ""),
+    ("users list, page 20", "scoring:users", "page=20"),
+    ("users by change over 7 d", "scoring:users", "order=-change_7"),
+    ("users by last seen", "scoring:users", "order=-last_seen"),
+    ("users on plan free", "scoring:users", "plan=free"),
+    ("users searched", "scoring:users", "q=12"),
+    ("users CSV (all)", "scoring:users_csv", ""),
+    ("accounts list", "scoring:accounts", ""),
+    ("accounts by change over 30 d", "scoring:accounts", "order=-change_30"),
+    ("user detail (top user)", "scoring:user_detail", "", "top_user"),
+    ("account detail (top account)", "scoring:account_detail", "", "top_account"),
 ]
 
 
-def bench_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DB}"))
+def _subject_id(tenant, which: str):
+    """The public id of the end user or account with the most points on the latest scored day."""
+    from scoring import selectors
+
+    rows = selectors.user_list(tenant) if which == "top_user" else selectors.account_list(tenant)
+    return rows[0:1][0].public_id
+
+
+def bench_url(url: str, name: str = BENCH_DB) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def admin_connect(url: str):
@@ -100,6 +123,31 @@ def build_demo():
     user = User.objects.get(email=DEMO_EMAIL)
     tenant = Membership.objects.filter(user=user).select_related("tenant").first().tenant
     return tenant, user, time.perf_counter() - started
+
+
+def reuse_demo():
+    """The demo tenant of a database kept with --keep (build time unknown: 0)."""
+    from accounts.demo import DEMO_EMAIL
+    from accounts.models import Membership
+
+    membership = Membership.objects.filter(user__email=DEMO_EMAIL).select_related("tenant", "user").first()
+    if membership is None:
+        sys.exit("--reuse: no demo tenant in this database; build it once with --keep.")
+    return membership.tenant, membership.user, 0.0
+
+
+def reuse_synthetic():
+    from accounts.models import Membership
+    from events.models import DailyActivityCount
+    from scoring.models import ProductScore
+
+    membership = Membership.objects.filter(tenant__slug="synthetic").select_related("tenant", "user").first()
+    if membership is None:
+        sys.exit("--reuse: no synthetic tenant in this database; build it once with --keep.")
+    tenant = membership.tenant
+    info = {"rollup_rows": DailyActivityCount.objects.filter(tenant=tenant).count(),
+            "snapshot_days": ProductScore.objects.filter(tenant=tenant).count()}
+    return tenant, membership.user, 0.0, info
 
 
 def _copy(cursor, sql: str, lines) -> None:
@@ -275,7 +323,16 @@ class _Counter:
         return self.count
 
 
-def time_pages(tenant, user, requests: int) -> list[dict]:
+def _get(client, url: str):
+    """GET `url`; a streamed response (the CSV exports) is read to its end, which is where its time goes."""
+    response = client.get(url)
+    if response.streaming:
+        for _ in response.streaming_content:
+            pass
+    return response
+
+
+def time_pages(tenant, user, requests: int, match: str = "") -> list[dict]:
     from django.conf import settings
     from django.db import connection
     from django.test import Client
@@ -285,17 +342,20 @@ def time_pages(tenant, user, requests: int) -> list[dict]:
     client = Client()
     client.force_login(user)
     results = []
-    for label, name, query in PAGES:
-        url = reverse(name, args=[tenant.slug]) + (f"?{query}" if query else "")
-        response = client.get(url)
+    for label, name, query, *subject in PAGES:
+        if match and match not in label:
+            continue
+        args = [tenant.slug, *(_subject_id(tenant, which) for which in subject)]
+        url = reverse(name, args=args) + (f"?{query}" if query else "")
+        response = _get(client, url)
         assert response.status_code == 200, f"{url}: {response.status_code}"
         queries = _Counter()
         with connection.execute_wrapper(queries):
-            client.get(url)
+            _get(client, url)
         samples = []
         for _ in range(requests):
             started = time.perf_counter()
-            response = client.get(url)
+            response = _get(client, url)
             samples.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200
         samples.sort()
@@ -329,17 +389,28 @@ def write_doc(part: str, text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page (after one warm-up)")
-    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--database", default=BENCH_DB,
+                        help=f"name of the benchmark database (created and dropped; default {BENCH_DB})")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the tenants of a database kept with --keep instead of building them again")
     parser.add_argument("--only", choices=["demo", "synthetic"], help="build and time one tenant only")
     parser.add_argument("--write", action="store_true", help="write the results into docs/benchmarks.md")
+    parser.add_argument("--match", default="", help="time only the pages whose label contains this text")
     opts = parser.parse_args()
+    if opts.write and opts.match:
+        sys.exit("--write replaces whole tables: leave out --match.")
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
         sys.exit("Set DATABASE_URL to a PostgreSQL server (postgres://user@host:5432/db).")
-    url = bench_url(base)
-    with admin_connect(base) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    name = opts.database
+    if not name.replace("_", "").isalnum():
+        sys.exit("--database: letters, digits and '_' only.")
+    url = bench_url(base, name)
+    if not opts.reuse:
+        with admin_connect(base) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
     out = {}
     try:
         django_setup(url)
@@ -348,25 +419,27 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         if opts.only in (None, "demo"):
-            demo, demo_user, demo_build = build_demo()
-            print(f"demo tenant built in {demo_build:.0f} s", flush=True)
+            demo, demo_user, demo_build = reuse_demo() if opts.reuse else build_demo()
+            built = "reused" if opts.reuse else f"built in {demo_build:.0f} s"
+            print(f"demo tenant {built}", flush=True)
             out["demo"] = table(
-                f"Demo tenant (2,000 end users, 150 accounts, ~120k events; built in {demo_build:.0f} s)",
-                time_pages(demo, demo_user, opts.requests))
+                f"Demo tenant (2,000 end users, 150 accounts, ~120k events; {built})",
+                time_pages(demo, demo_user, opts.requests, opts.match))
             print(out["demo"], flush=True)
         if opts.only in (None, "synthetic"):
-            big, big_user, big_build, info = build_synthetic()
-            print(f"synthetic tenant built in {big_build:.0f} s ({info})", flush=True)
+            big, big_user, big_build, info = reuse_synthetic() if opts.reuse else build_synthetic()
+            built = "reused" if opts.reuse else f"built in {big_build:.0f} s"
+            print(f"synthetic tenant {built} ({info})", flush=True)
             out["synthetic"] = table(
                 f"Synthetic tenant (100,000 end users, 5,000 accounts, {info['rollup_rows']:,} rollup rows, "
                 f"{info['snapshot_days']} scored days = {info['snapshot_days'] * USERS:,} user snapshots; "
-                f"built in {big_build:.0f} s)", time_pages(big, big_user, opts.requests))
+                f"{built})", time_pages(big, big_user, opts.requests, opts.match))
             print(out["synthetic"], flush=True)
         connection.close()
     finally:
-        if not opts.keep:
+        if not (opts.keep or opts.reuse):
             with admin_connect(base) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     if opts.write:
         for part, text in out.items():
             command = ("DATABASE_URL=postgres://postgres@127.0.0.1:5432/engagement .venv/bin/python bench/pages.py "

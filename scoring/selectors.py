@@ -7,12 +7,16 @@ scored that day (so a chart shows where the version changed).
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, F, IntegerField, Max, OuterRef, QuerySet, Subquery, Value
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Floor, Least
 
 from accounts.models import Tenant
@@ -154,6 +158,641 @@ def tier_counts(rows: QuerySet) -> dict[str, int]:
     return {tier.value: counts.get(tier.value, 0) for tier in TIER_ORDER}
 
 
+# --- Lists of end users and accounts -----------------------------------------------------------
+#
+# The users and accounts pages (and their CSV) read one day's snapshots with the change against
+# the snapshots 7 and 30 days earlier and the last day seen in the rollup. The SQL is written out
+# (like the engine's) because those are joins of the snapshot table with itself, which the ORM
+# would turn into one correlated subquery per row; it runs unchanged on SQLite and PostgreSQL.
+# A page query sorts and limits snapshot ids first and joins the rest only for the rows shown.
+
+TRAIT_KEY = re.compile(r"^[A-Za-z0-9_\- ]{1,64}$")
+LIST_SORTS = ("points", "change_7", "change_30", "percentile", "last_seen")
+USER_LIST_SORTS = (*LIST_SORTS, "breadth", "active_days")
+ACCOUNT_LIST_SORTS = (*LIST_SORTS, "active_users")
+# The last-seen sort probes the rollup once per listed end user (its end-user index) while they are at
+# most this share of the day's end users (an account counts its seats); past that it aggregates the
+# tenant's rollup once: ~30 ms at 2,000 end users, ~1 s at 100,000, so there a descending sort first
+# tries only the rollup's recent days (see `_SnapshotList.page`).
+LAST_SEEN_PROBE_SHARE = 0.05
+LAST_SEEN_RECENT_DAYS = 7
+# A trait or search filter matching at least this share of the day's end users is "broad" (see `_scan`).
+BROAD_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class ListDays:
+    """The list's day and the scored days its changes compare with (None: not scored that far back)."""
+
+    day: date | None
+    day_7: date | None = None
+    day_30: date | None = None
+    users: int | None = None  # end users scored on `day` (the product row's tier counts)
+
+
+def list_days(tenant: Tenant, model: ScoringModel | None) -> ListDays:
+    """The model's latest scored day and the latest scored days on or before 7 and 30 days earlier."""
+    if model is None:
+        return ListDays(None)
+    rows = list(
+        ProductScore.objects.for_tenant(tenant)
+        .filter(model=model)
+        .order_by("-day")
+        .values_list("day", F("high_users") + F("medium_users") + F("low_users") + F("new_users") + F("dormant_users"))[
+            :400
+        ]
+    )
+    if not rows:
+        return ListDays(None)
+    days = [day for day, _ in rows]
+
+    def on_or_before(wanted: date) -> date | None:
+        return next((d for d in days if d <= wanted), None)
+
+    latest = days[0]
+    return ListDays(
+        latest, on_or_before(latest - timedelta(days=7)), on_or_before(latest - timedelta(days=30)), users=rows[0][1]
+    )
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What the lists filter on. Text comparisons ignore case; `search` matches a part of the text."""
+
+    tier: str | None = None
+    plan: str | None = None
+    trait: tuple[str, str] | None = None
+    search: str | None = None
+    account: CustomerAccount | None = None  # users only
+    end_user: EndUser | None = None  # users only: one row, for the detail page
+
+
+@dataclass
+class ListRow:
+    public_id: uuid.UUID
+    points: float
+    percentile: float | None
+    tier: str
+    points_7: float | None
+    points_30: float | None
+    last_seen: date | None
+    change_7: float | None = None
+    change_30: float | None = None
+
+    def set_changes(self, days: ListDays) -> None:
+        # No snapshot of the subject on the compared day (not seen yet then): it had 0 points.
+        if days.day_7 is not None:
+            self.change_7 = round(self.points - (self.points_7 or 0), 4)
+        if days.day_30 is not None:
+            self.change_30 = round(self.points - (self.points_30 or 0), 4)
+
+
+@dataclass
+class UserRow(ListRow):
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    plan: str | None = None
+    breadth: int = 0
+    active_days: int = 0
+    account_public_id: uuid.UUID | None = None
+    account_group_id: str | None = None
+    account_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email or self.user_id or f"anonymous {self.anonymous_id}"
+
+    @property
+    def account_label(self) -> str:
+        return self.account_name or self.account_group_id or ""
+
+
+@dataclass
+class AccountRow(ListRow):
+    group_id: str = ""
+    name: str = ""
+    plan: str | None = None
+    active_users: int = 0
+    seats: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.name or self.group_id
+
+
+def _trait(alias: str, key: str) -> tuple[str, list]:
+    """The text of a top-level JSON trait: PostgreSQL ->>, SQLite json_extract."""
+    if not TRAIT_KEY.match(key):
+        raise ValueError("Trait names are letters, digits, spaces, '_' and '-'.")
+    if connection.vendor == "postgresql":
+        return f"({alias}.traits ->> %s)", [key]
+    return f"CAST(json_extract({alias}.traits, %s) AS TEXT)", [f'$."{key}"']
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (escape character backslash) matching `text` anywhere, lower case."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    """Raw SQL gives SQLite's 32-hex text or PostgreSQL's UUID."""
+    return None if value is None else value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _d(value: date):
+    return connection.ops.adapt_datefield_value(value)
+
+
+def _as_date(value) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+LIKE = "LIKE %s ESCAPE '\\'"
+
+
+def _scan(condition: str, broad: bool) -> str:
+    """A condition on traits or text, which no index serves, in the form that steers PostgreSQL's plan.
+
+    Without statistics on an expression the planner guesses that 0.5 % of the rows pass `x = 'v'` or
+    a LIKE, so it reads the matching end users first and looks each one's snapshot up by index: right
+    for a narrow search, ~300 ms at 100,000 end users when a third of them are on the plan. Written as
+    `CASE ... > 0` its guess is a third, so it hash-joins the day's snapshots (COUNT) or walks the
+    points index until a page is full (page). The page query picks the form from the COUNT it follows.
+    """
+    return f"(CASE WHEN {condition} THEN 1 ELSE 0 END) > 0" if broad else condition
+
+
+class _SnapshotList:
+    """One day's snapshots filtered and sorted, read like a sequence: what `Paginator` pages.
+
+    `count()` is one COUNT query; a slice is one page query; iterating streams every row (CSV).
+    """
+
+    subject = ""
+    table = ""
+    column = ""
+    sorts: tuple[str, ...] = ()
+
+    def __init__(self, tenant: Tenant, model: ScoringModel | None, days: ListDays, where: ListFilter, order: str):
+        if order.lstrip("-") not in self.sorts:
+            raise ValueError(f"Unknown order {order!r}.")
+        self.tenant, self.model, self.days, self.filter = tenant, model, days, where
+        self.sort, self.descending = order.lstrip("-"), order.startswith("-")
+        self._count: int | None = None
+        self._seats = 0  # end users behind the listed rows: the cost of probing their last day seen
+
+    @property
+    def empty(self) -> bool:
+        return self.model is None or self.days.day is None
+
+    # Subclasses: the filter's joins and conditions, the sort keys and the selected columns.
+    def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
+        raise NotImplementedError
+
+    def _select_sql(self) -> tuple[str, str, list]:
+        raise NotImplementedError
+
+    def _row(self, values) -> ListRow:
+        raise NotImplementedError
+
+    def _last_seen_probe(self) -> str:
+        raise NotImplementedError
+
+    def _last_seen_table(self) -> str:
+        raise NotImplementedError
+
+    def _broad(self) -> bool:
+        """Whether the filter keeps a large share of the day's rows (unknown total: assume so)."""
+        if not (self.filter.plan or self.filter.trait or self.filter.search):
+            return True  # no condition it would change
+        total = self.days.users if self.subject == "users" else None
+        return total is None or self.count() >= BROAD_SHARE * total
+
+    def _base(self, broad: bool = True) -> tuple[str, str, list]:
+        joins, conditions, params = self._filter_sql(broad)
+        where = " AND ".join(["s.tenant_id = %s", "s.model_id = %s", "s.day = %s", *conditions])
+        return joins, where, [self.tenant.pk, self.model.pk, _d(self.days.day), *params]
+
+    def count(self) -> int:
+        if self._count is None:
+            if self.empty:
+                self._count = 0
+            else:
+                joins, where, params = self._base()
+                seats = "COUNT(*)" if self.subject == "users" else "SUM(s.seats)"
+                sql = f"SELECT COUNT(*), {seats} FROM {self.table} s {joins} WHERE {where}"  # noqa: S608
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    count, seats = cursor.fetchone()
+                    self._count, self._seats = int(count), int(seats or 0)
+        return self._count
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def _compare_join(self, alias: str, day: date | None) -> tuple[str, list]:
+        if day is None:
+            return "", []
+        return (
+            f"LEFT JOIN {self.table} {alias} ON {alias}.{self.column} = s.{self.column} "
+            f"AND {alias}.model_id = s.model_id AND {alias}.day = %s",
+            [_d(day)],
+        )
+
+    def _sort_key(self, last_seen: str) -> tuple[str, str, list, bool]:
+        """(key expression, extra joins, their params, key may be NULL)."""
+        if self.sort in ("change_7", "change_30"):
+            day = self.days.day_7 if self.sort == "change_7" else self.days.day_30
+            if day is None:  # nothing scored that far back: every change is unknown, sort by points
+                return "s.points", "", [], False
+            join, params = self._compare_join("k", day)
+            return "s.points - COALESCE(k.points, 0)", join, params, False
+        if self.sort == "last_seen":
+            if last_seen == "probe":
+                return self._last_seen_probe(), "", [], True
+            join, params = self._last_seen_join("ls", recent=last_seen == "recent")
+            return "ls.last_seen", join, params, True
+        return f"s.{self.sort}", "", [], self.sort == "percentile"
+
+    def _order_by(self, key: str, nullable: bool) -> str:
+        direction = "DESC" if self.descending else "ASC"
+        nulls = f"({key} IS NULL), " if nullable else ""  # unknown last, in both directions and databases
+        return f"{nulls}{key} {direction}, s.{self.column} {direction}"
+
+    def _last_seen_join(self, alias: str, recent: bool) -> tuple[str, list]:
+        """A join to the rollup aggregated once: each subject's last day seen (only recent days: inner join)."""
+        params = [self.tenant.pk]
+        if recent:
+            params.append(_d(self.days.day - timedelta(days=LAST_SEEN_RECENT_DAYS - 1)))
+        table = self._last_seen_table().format(recent="AND r.day >= %s" if recent else "")
+        kind = "JOIN" if recent else "LEFT JOIN"
+        return f"{kind} ({table}) {alias} ON {alias}.subject_id = s.{self.column}", params
+
+    def _sql(self, last_seen: str, limit: int | None, offset: int) -> tuple[str, list]:
+        """The page query: sort and limit snapshot ids first, then join the columns for those rows only."""
+        joins, where, params = self._base(broad=self._broad())
+        key, key_join, key_params, nullable = self._sort_key(last_seen)
+        select, outer_joins, select_params = self._select_sql()
+        if self.sort == "last_seen":
+            select = select.replace(self._last_seen_probe(), "p.sort_key")
+        join_7, params_7 = self._compare_join("b7", self.days.day_7)
+        join_30, params_30 = self._compare_join("b30", self.days.day_30)
+        sql = f"""WITH page AS (
+            SELECT s.id AS id, {key} AS sort_key FROM {self.table} s {joins} {key_join}
+            WHERE {where} ORDER BY {self._order_by(key, nullable)} LIMIT {int(limit)} OFFSET {int(offset)}
+        )
+        SELECT {select}, {"b7.points" if join_7 else "NULL"}, {"b30.points" if join_30 else "NULL"}
+        FROM page p JOIN {self.table} s ON s.id = p.id {outer_joins} {join_7} {join_30}
+        ORDER BY {self._order_by("p.sort_key", nullable)}"""  # noqa: S608 - module constants only
+        return sql, key_params + params + select_params + params_7 + params_30
+
+    def _all_sql(self, last_seen: str) -> tuple[str, list]:
+        """Every row in one flat query (the CSV): hash joins, and the rollup aggregated once when large."""
+        _, where, params = self._base(broad=True)  # the columns' joins serve the filter as well
+        key, key_join, key_params, nullable = self._sort_key(last_seen)
+        select, outer_joins, select_params = self._select_sql()
+        if self.sort == "last_seen":
+            select = select.replace(self._last_seen_probe(), key)
+        elif last_seen == "full":
+            join, join_params = self._last_seen_join("lso", recent=False)
+            select = select.replace(self._last_seen_probe(), "lso.last_seen")
+            key_join, key_params = f"{key_join} {join}", [*key_params, *join_params]
+        join_7, params_7 = self._compare_join("b7", self.days.day_7)
+        join_30, params_30 = self._compare_join("b30", self.days.day_30)
+        sql = f"""SELECT {select}, {"b7.points" if join_7 else "NULL"}, {"b30.points" if join_30 else "NULL"}
+        FROM {self.table} s {outer_joins} {key_join} {join_7} {join_30}
+        WHERE {where} ORDER BY {self._order_by(key, nullable)}"""  # noqa: S608 - module constants only
+        return sql, select_params + key_params + params_7 + params_30 + params
+
+    def _fetch(self, last_seen: str, limit: int | None, offset: int) -> list[ListRow]:
+        sql, params = self._sql(last_seen, limit, offset)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [self._row(values) for values in cursor.fetchall()]
+
+    def _last_seen_mode(self) -> str:
+        self.count()
+        return "probe" if self._seats <= LAST_SEEN_PROBE_SHARE * (self.days.users or 0) else "full"
+
+    def page(self, offset: int, limit: int) -> list[ListRow]:
+        if self.empty or limit <= 0:
+            return []
+        if self.sort != "last_seen":
+            return self._fetch("", limit, offset)
+        mode = self._last_seen_mode()
+        if mode == "full" and self.descending:
+            # Whoever was seen in the last days comes before everyone else, with the same last day
+            # as over the whole rollup: a full page from the recent days alone is the true page.
+            rows = self._fetch("recent", limit, offset)
+            if len(rows) == limit:
+                return rows
+        return self._fetch(mode, limit, offset)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("Snapshot lists take slices.")
+        start = key.start or 0
+        stop = self.count() if key.stop is None else key.stop
+        return self.page(start, stop - start)
+
+    def __iter__(self):
+        """Every row in order, read through a server-side cursor on PostgreSQL (the CSV export)."""
+        if self.empty:
+            return
+        sql, params = self._all_sql(self._last_seen_mode())
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while chunk := cursor.fetchmany(2000):
+                for values in chunk:
+                    yield self._row(values)
+
+
+class UserList(_SnapshotList):
+    subject, table, column, sorts = "users", engine.USER_TABLE, "end_user_id", USER_LIST_SORTS
+
+    def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
+        f = self.filter
+        conditions, params, needs_user, needs_account = [], [], False, False
+        if f.tier:
+            conditions.append("s.tier = %s")
+            params.append(f.tier)
+        if f.end_user is not None:
+            conditions.append("s.end_user_id = %s")
+            params.append(f.end_user.pk)
+        if f.account is not None:
+            conditions.append("e.account_id = %s")
+            params.append(f.account.pk)
+            needs_user = True
+        if f.plan:
+            user_plan, p1 = _trait("e", "plan")
+            account_plan, p2 = _trait("a", "plan")
+            conditions.append(_scan(f"LOWER(COALESCE({user_plan}, {account_plan})) = %s", broad))
+            params += [*p1, *p2, f.plan.lower()]
+            needs_user = needs_account = True
+        if f.trait:
+            trait, p = _trait("e", f.trait[0])
+            conditions.append(_scan(f"LOWER({trait}) = %s", broad))
+            params += [*p, f.trait[1].lower()]
+            needs_user = True
+        if f.search:
+            email, p1 = _trait("e", "email")
+            name, p2 = _trait("e", "name")
+            pattern = _contains(f.search)
+            text = f"(LOWER(e.user_id) {LIKE} OR LOWER({email}) {LIKE} OR LOWER({name}) {LIKE})"
+            conditions.append(_scan(text, broad))
+            params += [pattern, *p1, pattern, *p2, pattern]
+            needs_user = True
+        joins = "JOIN events_enduser e ON e.id = s.end_user_id" if needs_user else ""
+        if needs_account:
+            joins += " LEFT JOIN events_customeraccount a ON a.id = e.account_id"
+        return joins, conditions, params
+
+    def _last_seen_probe(self) -> str:
+        # No tenant filter: the end user pins it, and the rollup's end-user index serves it.
+        return "(SELECT MAX(r.day) FROM events_dailyactivitycount r WHERE r.end_user_id = s.end_user_id)"
+
+    def _last_seen_table(self) -> str:
+        return """SELECT r.end_user_id AS subject_id, MAX(r.day) AS last_seen FROM events_dailyactivitycount r
+            WHERE r.tenant_id = %s {recent} GROUP BY r.end_user_id"""
+
+    def _select_sql(self) -> tuple[str, str, list]:
+        name, p1 = _trait("e", "name")
+        email, p2 = _trait("e", "email")
+        user_plan, p3 = _trait("e", "plan")
+        account_plan, p4 = _trait("a", "plan")
+        select = f"""e.public_id, s.points, s.percentile, s.tier, {self._last_seen_probe()},
+            e.user_id, e.anonymous_id, {name}, {email}, COALESCE({user_plan}, {account_plan}),
+            s.breadth, s.active_days, a.public_id, a.group_id, a.name"""
+        joins = (
+            "JOIN events_enduser e ON e.id = s.end_user_id LEFT JOIN events_customeraccount a ON a.id = e.account_id"
+        )
+        return select, joins, [*p1, *p2, *p3, *p4]
+
+    def _row(self, v) -> UserRow:
+        row = UserRow(
+            public_id=_as_uuid(v[0]),
+            points=float(v[1]),
+            percentile=v[2],
+            tier=v[3],
+            last_seen=_as_date(v[4]),
+            user_id=v[5],
+            anonymous_id=v[6],
+            name=v[7],
+            email=v[8],
+            plan=v[9],
+            breadth=v[10],
+            active_days=v[11],
+            account_public_id=_as_uuid(v[12]),
+            account_group_id=v[13],
+            account_name=v[14],
+            points_7=v[15],
+            points_30=v[16],
+        )
+        row.set_changes(self.days)
+        return row
+
+
+class AccountList(_SnapshotList):
+    subject, table, column, sorts = "accounts", engine.ACCOUNT_TABLE, "account_id", ACCOUNT_LIST_SORTS
+
+    def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
+        f = self.filter
+        conditions, params = [], []
+        if f.tier:
+            conditions.append("s.tier = %s")
+            params.append(f.tier)
+        if f.plan:
+            plan, p = _trait("a", "plan")
+            conditions.append(_scan(f"LOWER({plan}) = %s", broad))
+            params += [*p, f.plan.lower()]
+        if f.trait:
+            trait, p = _trait("a", f.trait[0])
+            conditions.append(_scan(f"LOWER({trait}) = %s", broad))
+            params += [*p, f.trait[1].lower()]
+        if f.search:
+            pattern = _contains(f.search)
+            conditions.append(_scan(f"(LOWER(a.group_id) {LIKE} OR LOWER(a.name) {LIKE})", broad))
+            params += [pattern, pattern]
+        joins = "JOIN events_customeraccount a ON a.id = s.account_id" if (f.plan or f.trait or f.search) else ""
+        return joins, conditions, params
+
+    def _last_seen_probe(self) -> str:
+        return """(SELECT MAX(r.day) FROM events_dailyactivitycount r JOIN events_enduser u ON u.id = r.end_user_id
+            WHERE u.account_id = s.account_id)"""
+
+    def _last_seen_table(self) -> str:
+        return """SELECT u.account_id AS subject_id, MAX(r.day) AS last_seen FROM events_dailyactivitycount r
+            JOIN events_enduser u ON u.id = r.end_user_id
+            WHERE r.tenant_id = %s {recent} AND u.account_id IS NOT NULL GROUP BY u.account_id"""
+
+    def _select_sql(self) -> tuple[str, str, list]:
+        plan, p = _trait("a", "plan")
+        select = f"""a.public_id, s.points, s.percentile, s.tier, {self._last_seen_probe()},
+            a.group_id, a.name, {plan}, s.active_users, s.seats"""
+        return select, "JOIN events_customeraccount a ON a.id = s.account_id", p
+
+    def _row(self, v) -> AccountRow:
+        row = AccountRow(
+            public_id=_as_uuid(v[0]),
+            points=float(v[1]),
+            percentile=v[2],
+            tier=v[3],
+            last_seen=_as_date(v[4]),
+            group_id=v[5],
+            name=v[6],
+            plan=v[7],
+            active_users=v[8],
+            seats=v[9],
+            points_7=v[10],
+            points_30=v[11],
+        )
+        row.set_changes(self.days)
+        return row
+
+
+def user_list(
+    tenant: Tenant,
+    *,
+    model: ScoringModel | None = None,
+    days: ListDays | None = None,
+    where: ListFilter | None = None,
+    order: str = "-points",
+) -> UserList:
+    """The published version's end users on its latest scored day, filtered and sorted (see `UserList`)."""
+    model = model or published_model(tenant)
+    days = days or list_days(tenant, model)
+    return UserList(tenant, model, days, where or ListFilter(), order)
+
+
+def user_row(
+    tenant: Tenant, end_user: EndUser, *, model: ScoringModel | None = None, days: ListDays | None = None
+) -> UserRow | None:
+    """The end user's row of the users list (changes, last seen), or None when not scored that day."""
+    rows = user_list(tenant, model=model, days=days, where=ListFilter(end_user=end_user))[0:1]
+    return rows[0] if rows else None
+
+
+def account_list(
+    tenant: Tenant,
+    *,
+    model: ScoringModel | None = None,
+    days: ListDays | None = None,
+    where: ListFilter | None = None,
+    order: str = "-points",
+) -> AccountList:
+    model = model or published_model(tenant)
+    days = days or list_days(tenant, model)
+    return AccountList(tenant, model, days, where or ListFilter(), order)
+
+
+# --- Detail pages: traits, seats, recent events -------------------------------------------------
+
+RECENT_EVENTS = 50
+
+
+def traits_of(subject: EndUser | CustomerAccount) -> list[tuple[str, str]]:
+    """Top-level traits as (name, text) sorted by name; nested values as compact JSON."""
+    traits = subject.traits if isinstance(subject.traits, dict) else {}
+    return [
+        (str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":")))
+        for k, v in sorted(traits.items())
+    ]
+
+
+@dataclass(frozen=True)
+class SeatEngagement:
+    seats: int
+    active: int
+    engaged: int
+    tiers: dict[str, int]
+
+    @property
+    def active_share(self) -> float | None:
+        return round(100.0 * self.active / self.seats, 1) if self.seats else None
+
+    @property
+    def engaged_share(self) -> float | None:
+        return round(100.0 * self.engaged / self.seats, 1) if self.seats else None
+
+
+def seat_engagement(tenant: Tenant, snapshot: AccountScore) -> SeatEngagement:
+    """The account's users by tier on its snapshot's day: engaged = tier high or medium, of its seats."""
+    tiers = tier_counts(
+        UserScore.objects.for_tenant(tenant).filter(
+            model=snapshot.model_id, day=snapshot.day, end_user__account=snapshot.account_id
+        )
+    )
+    return SeatEngagement(
+        seats=snapshot.seats,
+        active=snapshot.active_users,
+        engaged=tiers[Tier.HIGH] + tiers[Tier.MEDIUM],
+        tiers=tiers,
+    )
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    time: datetime
+    type: str
+    activity: str
+    summary: str
+    end_user: EndUser | None = None
+
+
+def _summary(properties: Any, limit: int = 160) -> str:
+    """`name: value · ...` of an event's properties by name, cut to `limit` characters."""
+    if not isinstance(properties, dict) or not properties:
+        return ""
+    parts = []
+    for key, value in sorted(properties.items()):  # PostgreSQL's jsonb keeps no key order: sort for all
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        parts.append(f"{key}: {text[:40] + '…' if len(text) > 40 else text}")
+    summary = " · ".join(parts)
+    return summary[: limit - 1] + "…" if len(summary) > limit else summary
+
+
+def recent_events(
+    tenant: Tenant,
+    *,
+    end_user: EndUser | None = None,
+    account: CustomerAccount | None = None,
+    limit: int = RECENT_EVENTS,
+) -> list[TimelineEvent]:
+    """The latest events of an end user, or of an account's end users, newest first, in the tenant's time zone.
+
+    Only the payload's properties are read (a KeyTransform), not the whole message.
+    """
+    from events.models import Event
+
+    rows = Event.objects.for_tenant(tenant)
+    if end_user is not None:
+        rows = rows.filter(end_user=end_user)
+    elif account is not None:
+        rows = rows.filter(end_user__account=account).select_related("end_user")
+    else:
+        raise ValueError("recent_events needs an end user or an account.")
+    rows = (
+        rows.select_related("activity")
+        .annotate(properties=KeyTransform("properties", "payload"), page_name=KeyTransform("name", "payload"))
+        .only("timestamp", "type", "activity", "end_user")
+        .order_by("-timestamp")[:limit]
+    )
+    zone = tenant.tzinfo
+    return [
+        TimelineEvent(
+            time=e.timestamp.astimezone(zone),
+            type=e.type,
+            activity=str(e.activity) if e.activity else " ".join(filter(None, [e.type, e.page_name or ""])),
+            summary=_summary(e.properties),
+            end_user=e.end_user if account is not None else None,
+        )
+        for e in rows
+    ]
+
+
 # --- History series ------------------------------------------------------------------------
 
 
@@ -211,8 +850,8 @@ def version_changes(series: list) -> list[tuple[date, int]]:
     return marks
 
 
-def latest_user_snapshot(tenant: Tenant, end_user: EndUser) -> UserScore | None:
-    model = published_model(tenant)
+def latest_user_snapshot(tenant: Tenant, end_user: EndUser, *, model: ScoringModel | None = None) -> UserScore | None:
+    model = model or published_model(tenant)
     if model is None:
         return None
     return (
@@ -224,8 +863,10 @@ def latest_user_snapshot(tenant: Tenant, end_user: EndUser) -> UserScore | None:
     )
 
 
-def latest_account_snapshot(tenant: Tenant, account: CustomerAccount) -> AccountScore | None:
-    model = published_model(tenant)
+def latest_account_snapshot(
+    tenant: Tenant, account: CustomerAccount, *, model: ScoringModel | None = None
+) -> AccountScore | None:
+    model = model or published_model(tenant)
     if model is None:
         return None
     return (

@@ -17,7 +17,7 @@ from events.models import CustomerAccount, EndUser
 from . import charts, selectors, services
 from .forms import AccountFilterForm, ImportModelForm, RecomputeForm, ScoringModelForm, UserFilterForm
 from .modelfile import model_to_json
-from .models import ScoringModel, ScoringRun
+from .models import ScoringModel, ScoringRun, TierMethod
 
 PAGE_SIZE = 50
 
@@ -265,20 +265,48 @@ def run_status(request, run_id):
 # --- Users and accounts ----------------------------------------------------------------------
 
 
+def _sort_links(request, sorts) -> dict[str, dict[str, str]]:
+    """Per sortable column: the link that sorts by it (high first, or flipped when already so) and its state."""
+    current = request.GET.get("order") or "-points"
+    links = {}
+    for sort in sorts:
+        query = request.GET.copy()
+        query.pop("page", None)
+        query["order"] = sort if current == f"-{sort}" else f"-{sort}"
+        state = "descending" if current == f"-{sort}" else "ascending" if current == sort else ""
+        links[sort] = {"url": f"?{query.urlencode()}", "state": state}
+    return links
+
+
+def _list_context(request, form, rows, sorts) -> dict:
+    page = Paginator(rows if rows is not None else [], PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    model = rows.model if rows is not None else selectors.published_model(request.tenant)
+    return {
+        "form": form,
+        "page": page,
+        "model": model,
+        "days": rows.days if rows is not None else selectors.list_days(request.tenant, model),
+        "query": query,
+        "sorts": _sort_links(request, sorts),
+    }
+
+
 def _filtered_users(request):
-    form = UserFilterForm(request.GET or None)
-    if request.GET and not form.is_valid():
+    """(form, rows): rows is None when the form has errors (shown on the page, status 400)."""
+    form = UserFilterForm(request.GET)  # every field is optional: no query is a valid, empty filter
+    if not form.is_valid():
         return form, None
-    data = form.cleaned_data if request.GET else {}
     account = None
-    if data.get("account"):
-        account = CustomerAccount.objects.for_tenant(request.tenant).filter(group_id=data["account"]).first()
+    if form.cleaned_data.get("account"):
+        account = (
+            CustomerAccount.objects.for_tenant(request.tenant).filter(group_id=form.cleaned_data["account"]).first()
+        )
         if account is None:
             form.add_error("account", "No account with this group id.")
             return form, None
-    rows = selectors.user_snapshots(
-        request.tenant, tier=data.get("tier") or None, account=account, order=data.get("order") or "-points"
-    )
+    rows = selectors.user_list(request.tenant, where=form.list_filter(account=account), order=form.order())
     return form, rows
 
 
@@ -286,16 +314,7 @@ def _filtered_users(request):
 @require_GET
 def users(request):
     form, rows = _filtered_users(request)
-    page = Paginator(rows if rows is not None else [], PAGE_SIZE).get_page(request.GET.get("page"))
-    model = selectors.published_model(request.tenant)
-    context = {
-        "form": form,
-        "page": page,
-        "model": model,
-        "day": selectors.latest_day(request.tenant, model),
-        "query": request.GET.copy(),
-    }
-    context["query"].pop("page", None)
+    context = _list_context(request, form, rows, selectors.USER_LIST_SORTS)
     return render(request, "scoring/users.html", context, status=400 if form.errors else 200)
 
 
@@ -317,55 +336,75 @@ def _csv_response(filename, header, rows) -> StreamingHttpResponse:
     return response
 
 
+def _form_errors_response(form) -> HttpResponse:
+    text = " ".join(e for errs in form.errors.values() for e in errs)
+    return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
+
+
+def _blank(value):
+    return "" if value is None else value
+
+
 @tenant_view()
 @require_GET
 def users_csv(request):
     form, rows = _filtered_users(request)
     if rows is None:
-        return HttpResponse(" ".join(e for errs in form.errors.values() for e in errs), status=400)
-    header = ["user_id", "name", "account", "day", "version", "points", "breadth", "active_days", "percentile", "tier"]
+        return _form_errors_response(form)
+    # The first ten columns are the export's original ones, in their original order.
+    header = [
+        "user_id",
+        "name",
+        "account",
+        "day",
+        "version",
+        "points",
+        "breadth",
+        "active_days",
+        "percentile",
+        "tier",
+        "change_7d",
+        "change_30d",
+        "last_seen",
+        "email",
+        "plan",
+    ]
+    day, version = rows.days.day, rows.model.version if rows.model else None
     data = (
         [
-            r.end_user.user_id or "",
-            r.end_user.display_name,
-            r.end_user.account.group_id if r.end_user.account else "",
-            r.day,
-            r.model.version,
+            r.user_id or "",
+            r.display_name,
+            r.account_group_id or "",
+            day,
+            version,
             r.points,
             r.breadth,
             r.active_days,
-            r.percentile,
+            _blank(r.percentile),
             r.tier,
+            _blank(r.change_7),
+            _blank(r.change_30),
+            _blank(r.last_seen),
+            r.email or "",
+            r.plan or "",
         ]
-        for r in rows.iterator(chunk_size=2000)
+        for r in rows
     )
     return _csv_response(f"{request.tenant.slug}-users.csv", header, data)
 
 
 def _filtered_accounts(request):
-    form = AccountFilterForm(request.GET or None)
-    if request.GET and not form.is_valid():
+    form = AccountFilterForm(request.GET)  # every field is optional: no query is a valid, empty filter
+    if not form.is_valid():
         return form, None
-    data = form.cleaned_data if request.GET else {}
-    return form, selectors.account_snapshots(
-        request.tenant, tier=data.get("tier") or None, order=data.get("order") or "-points"
-    )
+    return form, selectors.account_list(request.tenant, where=form.list_filter(), order=form.order())
 
 
 @tenant_view()
 @require_GET
 def accounts(request):
     form, rows = _filtered_accounts(request)
-    page = Paginator(rows if rows is not None else [], PAGE_SIZE).get_page(request.GET.get("page"))
-    model = selectors.published_model(request.tenant)
-    context = {
-        "form": form,
-        "page": page,
-        "model": model,
-        "day": selectors.latest_day(request.tenant, model),
-        "query": request.GET.copy(),
-    }
-    context["query"].pop("page", None)
+    context = _list_context(request, form, rows, selectors.ACCOUNT_LIST_SORTS)
     return render(request, "scoring/accounts.html", context, status=400 if form.errors else 200)
 
 
@@ -374,21 +413,40 @@ def accounts(request):
 def accounts_csv(request):
     form, rows = _filtered_accounts(request)
     if rows is None:
-        return HttpResponse(" ".join(e for errs in form.errors.values() for e in errs), status=400)
-    header = ["group_id", "name", "day", "version", "points", "active_users", "seats", "percentile", "tier"]
+        return _form_errors_response(form)
+    header = [
+        "group_id",
+        "name",
+        "day",
+        "version",
+        "points",
+        "active_users",
+        "seats",
+        "percentile",
+        "tier",
+        "change_7d",
+        "change_30d",
+        "last_seen",
+        "plan",
+    ]
+    day, version = rows.days.day, rows.model.version if rows.model else None
     data = (
         [
-            r.account.group_id,
-            r.account.name,
-            r.day,
-            r.model.version,
+            r.group_id,
+            r.name,
+            day,
+            version,
             r.points,
             r.active_users,
             r.seats,
-            r.percentile,
+            _blank(r.percentile),
             r.tier,
+            _blank(r.change_7),
+            _blank(r.change_30),
+            _blank(r.last_seen),
+            r.plan or "",
         ]
-        for r in rows.iterator(chunk_size=2000)
+        for r in rows
     )
     return _csv_response(f"{request.tenant.slug}-accounts.csv", header, data)
 
@@ -396,13 +454,38 @@ def accounts_csv(request):
 @tenant_view()
 @require_GET
 def user_detail(request, end_user_id):
-    end_user = get_tenant_object(request.tenant, EndUser, public_id=end_user_id)
+    tenant = request.tenant
+    end_user = get_tenant_object(tenant, EndUser, public_id=end_user_id)
+    model = selectors.published_model(tenant)
+    days = selectors.list_days(tenant, model)
     context = {
         "end_user": end_user,
-        "snapshot": selectors.latest_user_snapshot(request.tenant, end_user),
-        "explanation": selectors.explain_user(request.tenant, end_user),
+        "account": end_user.account,
+        "traits": selectors.traits_of(end_user),
+        "model": model,
+        "snapshot": selectors.latest_user_snapshot(tenant, end_user, model=model),
+        "row": selectors.user_row(tenant, end_user, model=model, days=days) if model else None,
+        "history": list(reversed(selectors.user_history(tenant, end_user))),
+        "explanation": selectors.explain_user(tenant, end_user, model=model, day=days.day) if model else None,
+        "events": selectors.recent_events(tenant, end_user=end_user),
     }
     return render(request, "scoring/user_detail.html", context)
+
+
+def _tier_chart(title: str, series, model) -> HttpResponse:
+    thresholds = None
+    if model is not None and model.tier_method == TierMethod.POINTS:
+        thresholds = {"high": model.tier_high, "medium": model.tier_medium}
+    return _svg(
+        charts.tier_chart(
+            title,
+            [r.day for r in series],
+            [r.points for r in series],
+            [r.tier for r in series],
+            selectors.version_changes(series),
+            thresholds,
+        )
+    )
 
 
 @tenant_view()
@@ -410,25 +493,34 @@ def user_detail(request, end_user_id):
 def user_chart(request, end_user_id):
     end_user = get_tenant_object(request.tenant, EndUser, public_id=end_user_id)
     series = selectors.user_history(request.tenant, end_user)
-    return _svg(
-        charts.line_chart(
-            f"{end_user}: points per day",
-            [r.day for r in series],
-            {"Points": [r.points for r in series]},
-            selectors.version_changes(series),
-        )
+    return _tier_chart(
+        f"{end_user}: points per day, dots coloured by tier", series, series[-1].model if series else None
     )
+
+
+MEMBERS_SHOWN = 100
 
 
 @tenant_view()
 @require_GET
 def account_detail(request, account_id):
-    account = get_tenant_object(request.tenant, CustomerAccount, public_id=account_id)
+    tenant = request.tenant
+    account = get_tenant_object(tenant, CustomerAccount, public_id=account_id)
+    model = selectors.published_model(tenant)
+    days = selectors.list_days(tenant, model)
+    snapshot = selectors.latest_account_snapshot(tenant, account, model=model)
+    members = selectors.user_list(tenant, model=model, days=days, where=selectors.ListFilter(account=account))
     context = {
         "account": account,
-        "snapshot": selectors.latest_account_snapshot(request.tenant, account),
-        "explanation": selectors.explain_account(request.tenant, account),
-        "members": selectors.user_snapshots(request.tenant, account=account)[:100],
+        "traits": selectors.traits_of(account),
+        "model": model,
+        "snapshot": snapshot,
+        "seats": selectors.seat_engagement(tenant, snapshot) if snapshot else None,
+        "history": list(reversed(selectors.account_history(tenant, account))),
+        "explanation": selectors.explain_account(tenant, account, model=model, day=days.day) if model else None,
+        "members": members[:MEMBERS_SHOWN],
+        "members_shown": MEMBERS_SHOWN,
+        "events": selectors.recent_events(tenant, account=account),
     }
     return render(request, "scoring/account_detail.html", context)
 
@@ -438,13 +530,8 @@ def account_detail(request, account_id):
 def account_chart(request, account_id):
     account = get_tenant_object(request.tenant, CustomerAccount, public_id=account_id)
     series = selectors.account_history(request.tenant, account)
-    return _svg(
-        charts.line_chart(
-            f"{account}: account score per day",
-            [r.day for r in series],
-            {"Score": [r.points for r in series]},
-            selectors.version_changes(series),
-        )
+    return _tier_chart(
+        f"{account}: account score per day, dots coloured by tier", series, series[-1].model if series else None
     )
 
 

@@ -362,8 +362,10 @@ class TestUsersAndAccounts:
             client.get(url("users", tenant))
         with django_assert_max_num_queries(12):
             client.get(url("accounts", tenant))
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(16):
             client.get(url("user_detail", tenant, user.public_id))
+        with django_assert_max_num_queries(17):
+            client.get(url("account_detail", tenant, scored["account"].public_id))
 
     def test_formulas_page(self, client, viewer, tenant):
         r = login(client, viewer).get(url("formulas", tenant))

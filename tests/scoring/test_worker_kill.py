@@ -3,13 +3,14 @@
 A `celery worker` subprocess (prefork, one child) on the real Redis and PostgreSQL
 scores a run while the test holds the advisory lock of one of its days, so the
 child is provably stuck half-way (the days before done, that day not). Then the pool
-child is killed with SIGKILL: `task_reject_on_worker_lost` requeues the message at once,
-the redelivered task claims the run again, computes only the days that are missing,
-and the snapshots equal those of a clean run.
+child or the whole worker is killed with SIGKILL:
 
-(A whole worker killed leaves the message unacknowledged in Redis until the broker's
-visibility timeout; kombu hands it out again on its own schedule, so that case is
-not timed here.)
+- a pool child: `task_reject_on_worker_lost` requeues the message at once;
+- the whole worker: the message stays unacknowledged in Redis and a new worker gets
+  it back once the broker's visibility timeout (3 s here, an hour by default) passed.
+
+Either way the redelivered task claims the run again, computes only the days that
+are missing, and the snapshots equal those of a clean run.
 """
 
 import os
@@ -53,9 +54,10 @@ def _db_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _start_worker(redis_url: str, log: Path) -> subprocess.Popen:
+def _start_worker(redis_url: str, log: Path, extra_env: dict | None = None) -> subprocess.Popen:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "DATABASE_URL": _db_url(),  # the test database: the test's rows are committed (transaction=True)
         "REDIS_URL": redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "False",
@@ -79,13 +81,24 @@ def _wait(predicate, seconds, what, log: Path):
         if predicate():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-12000:]}")
 
 
 def _stop(worker: subprocess.Popen) -> None:
     if worker.poll() is None:
         os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=30)
+
+
+@pytest.fixture
+def broker(redis_url):
+    """A Redis database of its own, emptied first: no message left by an earlier run (a redelivery
+    from a worker killed before) can reach these workers and claim a run id reused by this database."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/15" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url + "/15"
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 @pytest.fixture
@@ -132,7 +145,8 @@ def _hold_day_lock(model, day):
     return holder
 
 
-def test_a_killed_worker_child_leaves_the_rows_of_one_clean_run(redis_url, postgres, scored_world, tmp_path):
+def test_a_killed_worker_child_leaves_the_rows_of_one_clean_run(broker, postgres, scored_world, tmp_path):
+    redis_url = broker
     model, reference = scored_world
     log = tmp_path / "worker.log"
     run = _recompute_through_the_broker(model, redis_url)
@@ -159,3 +173,28 @@ def test_a_killed_worker_child_leaves_the_rows_of_one_clean_run(redis_url, postg
     assert run.days_done == DAYS and run.progress == 100
     assert _snapshots(model) == reference
     assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
+
+
+def test_a_killed_worker_is_redelivered_after_the_visibility_timeout(broker, postgres, scored_world, tmp_path):
+    redis_url = broker
+    model, reference = scored_world
+    log = tmp_path / "worker.log"
+    run = _recompute_through_the_broker(model, redis_url)
+    holder = _hold_day_lock(model, run.first_day + timedelta(days=STUCK_AT))
+    env = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+    worker = _start_worker(redis_url, log, env)
+    second = None
+    try:
+        _wait(lambda: run.refresh_from_db() or run.days_done == STUCK_AT, 60, "the run to reach the held day", log)
+        _stop(worker)  # main process and child at once: nothing is acknowledged or requeued
+        holder.close()
+        second = _start_worker(redis_url, log, env)
+        _wait(lambda: run.refresh_from_db() or not run.is_active, 300, "the redelivered run to finish", log)
+    finally:
+        holder.close()
+        _stop(worker)
+        if second is not None:
+            _stop(second)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 2
+    assert _snapshots(model) == reference

@@ -1021,11 +1021,12 @@ def _distribution(rows: QuerySet, buckets: int = 10) -> list[dict]:
     ]
 
 
-def preview_draft(model: ScoringModel) -> Preview:
+def preview_draft(model: ScoringModel, *, changes_limit: int | None = 50) -> Preview:
     """Score the latest day under `model` without keeping anything.
 
     The engine writes its rows inside a transaction that is always rolled back,
-    so the preview uses exactly the published formulas and costs one day.
+    so the preview uses exactly the published formulas and costs one day. The
+    page lists the first `changes_limit` tier changes; its CSV asks for all.
     """
     tenant = model.tenant
     day = preview_day(tenant)
@@ -1062,7 +1063,7 @@ def preview_draft(model: ScoringModel) -> Preview:
                         "old_points": r.old_points,
                         "points": r.points,
                     }
-                    for r in changed.select_related("end_user").order_by("-points", "end_user_id")[:50]
+                    for r in changed.select_related("end_user").order_by("-points", "end_user_id")[:changes_limit]
                 ]
                 published_tiers = tier_counts(UserScore.objects.for_tenant(tenant).filter(model=published, day=day))
             result = Preview(

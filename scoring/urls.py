@@ -18,6 +18,7 @@ urlpatterns = [
     path(T + "models/<uuid:model_id>/copy/", views.copy_model, name="copy_model"),
     path(T + "models/<uuid:model_id>/delete/", views.delete_model, name="delete_model"),
     path(T + "models/<uuid:model_id>/preview/", views.preview_model, name="preview_model"),
+    path(T + "models/<uuid:model_id>/preview/tier-changes.csv", views.preview_changes_csv, name="preview_changes_csv"),
     path(T + "models/<uuid:model_id>/export.json", views.export_model, name="export_model"),
     path(T + "runs/", views.runs, name="runs"),
     path(T + "runs/<uuid:run_id>.json", views.run_status, name="run_status"),

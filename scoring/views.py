@@ -5,7 +5,7 @@ import csv
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -224,6 +224,23 @@ def preview_model(request, model_id):
         return redirect("scoring:edit_model", tenant_slug=request.tenant.slug, model_id=model.public_id)
     preview = selectors.preview_draft(model)
     return render(request, "scoring/preview.html", {"model": model, "preview": preview})
+
+
+@tenant_view()
+@require_GET
+def preview_changes_csv(request, model_id):
+    """Every end user whose tier the draft would change (the page shows the first 50)."""
+    model = get_tenant_object(request.tenant, ScoringModel, public_id=model_id)
+    if not model.weights.filter(points__gt=0).exists():
+        return HttpResponseBadRequest("Give at least one activity some points to preview this version.")
+    preview = selectors.preview_draft(model, changes_limit=None)
+    header = ["user_id", "anonymous_id", "name", "published_tier", "draft_tier", "published_points", "draft_points"]
+    rows = (
+        [r["user"].user_id or "", r["user"].anonymous_id or "", r["user"].display_name, r["old_tier"] or "",
+         r["tier"], r["old_points"], r["points"]]
+        for r in preview.changes
+    )  # fmt: skip
+    return _csv_response(f"{request.tenant.slug}-v{model.version}-tier-changes-{preview.day}.csv", header, rows)
 
 
 # --- Runs ----------------------------------------------------------------------------------

@@ -261,6 +261,27 @@ class TestPreview:
     def test_it_checks_the_tenant(self, client, outsider, other_tenant, tenant, scored):
         login(client, outsider)
         assert client.get(url("preview_model", tenant, scored["model"].public_id)).status_code == 404
+        assert client.get(url("preview_changes_csv", tenant, scored["model"].public_id)).status_code == 404
+
+    def test_every_tier_change_downloads_as_csv(self, client, viewer, tenant, scored, acts, monkeypatch):
+        import csv
+        import io
+
+        draft = services.scoring_model_create_draft(tenant=tenant)
+        services.scoring_model_update(
+            model=draft, points={acts["Logged in"].pk: 1, acts["Shared photo"].pk: 100},
+            tier_method="points", tier_high=500, tier_medium=50,
+        )  # fmt: skip
+        login(client, viewer)
+        page = client.get(url("preview_model", tenant, draft.public_id))
+        csv_url = url("preview_changes_csv", tenant, draft.public_id)
+        assert csv_url.encode() in page.content
+        response = client.get(csv_url)
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert len(rows) == page.context["preview"].change_count > 0
+        assert all(row["published_tier"] != row["draft_tier"] for row in rows)
+        assert {row["user_id"] for row in rows} <= {f"u{i}" for i in range(6)}
 
 
 class TestRuns:

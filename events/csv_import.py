@@ -53,7 +53,13 @@ CHUNK_ROWS = 1000
 SCAN_PROGRESS_ROWS = 20_000
 
 # Wire field names -> the CSV column the user wrote, so reasons name their column.
-_COLUMN_OF_FIELD = {"userId": "user_id", "messageId": "message_id", "event": "event", "timestamp": "timestamp"}
+_COLUMN_OF_FIELD = {
+    "userId": "user_id",
+    "messageId": "message_id",
+    "event": "event",
+    "timestamp": "timestamp",
+    "context.groupId": "account_id",  # the CSV's account_id travels as context.groupId
+}
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?")
 
 Status = CsvImport.Status

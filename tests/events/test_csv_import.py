@@ -30,6 +30,7 @@ MIXED = (
     '"u5","Commented\non photo",2026-05-03T00:00:00Z,,m-5,,\n'  # lines 7-8: valid, quoted newline
     f"u6,Added photo,2026-05-01T09:30:00Z,,{'x' * 101},,\n"  # line 9: message_id too long
     "u7,Added\x00photo,2026-05-01T09:30:00Z,,,,\n"  # line 10: NUL (PostgreSQL cannot store it)
+    f"u8,Added photo,2026-05-01T09:30:00Z,{'a' * 256},,,\n"  # line 11: account_id over its column
 )
 
 
@@ -107,7 +108,7 @@ def test_it_previews_a_file_without_storing_events(editor_client, tenant, import
 def test_the_preview_lists_every_invalid_row_with_its_line(editor_client, tenant, upload):
     upload(editor_client, tenant, MIXED)
     job = CsvImport.objects.get(tenant=tenant)
-    assert (job.total_rows, job.valid_rows, job.invalid_rows) == (8, 2, 6)
+    assert (job.total_rows, job.valid_rows, job.invalid_rows) == (9, 2, 7)
     errors = {e["line"]: e["reason"] for e in job.preview["errors"]}
     assert errors == {
         3: "user_id is required",
@@ -116,6 +117,7 @@ def test_the_preview_lists_every_invalid_row_with_its_line(editor_client, tenant
         6: "has 3 cells, the header has 7",
         9: "message_id must be at most 100 characters",
         10: "contains a NUL character",
+        11: "account_id must be at most 255 characters",
     }
     page = editor_client.get(reverse("events:import_detail", args=[tenant.slug, job.public_id]))
     content = page.content.decode()
@@ -214,7 +216,7 @@ def test_it_imports_the_valid_rows(editor_client, tenant, import_dir, django_cap
     response = start(editor_client, job, django_capture_on_commit_callbacks)
     assert response.status_code == 302
     job.refresh_from_db()
-    assert (job.status, job.processed_rows, job.imported, job.duplicates, job.invalid) == ("succeeded", 8, 2, 0, 6)
+    assert (job.status, job.processed_rows, job.imported, job.duplicates, job.invalid) == ("succeeded", 9, 2, 0, 7)
     assert job.started_at and job.finished_at
     assert files_in(import_dir) == []  # the upload is deleted once imported
 
@@ -227,7 +229,7 @@ def test_it_imports_the_valid_rows(editor_client, tenant, import_dir, django_cap
 
     rejected = RejectedMessage.objects.filter(tenant=tenant, source="csv")
     reasons = sorted(r.reason for r in rejected)
-    assert len(reasons) == 6
+    assert len(reasons) == 7
     assert "line 3: user_id is required" in reasons
     assert "line 9: message_id must be at most 100 characters" in reasons
 

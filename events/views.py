@@ -112,6 +112,9 @@ def setup(request):
         "max_message_kb": wire.MAX_MESSAGE_BYTES // 1024,
         "max_request_bytes": f"{wire.MAX_REQUEST_BYTES:,}",
         "max_batch": f"{wire.MAX_BATCH_MESSAGES:,}",
+        "max_id_len": wire.MAX_ID_LEN,
+        "first_year": wire.MIN_TIMESTAMP.year,
+        "last_year": wire.MAX_TIMESTAMP.year - 1,
     }
     return render(request, "events/setup.html", context)
 

@@ -33,6 +33,8 @@ def test_it_works(client, viewer, tenant, settings):
         "32 KB per message",
         "512,000 bytes per request",
         "2,500 messages per batch",
+        "event names up to 255 characters",
+        "in the years 1970–2199",
         "request_too_large",
         "rate_limited",
         "Retry-After",

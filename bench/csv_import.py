@@ -74,8 +74,10 @@ def main() -> None:
             job = csv_import_create(tenant=tenant, uploaded_file=upload)  # eager: the scan runs here
         job.refresh_from_db()
         preview_s = time.perf_counter() - started
-        print(f"upload + preview scan: {preview_s:.1f} s ({job.total_rows:,} rows, {job.invalid_rows:,} invalid); "
-              f"peak RSS {peak_mb():.0f} MB")
+        print(
+            f"upload + preview scan: {preview_s:.1f} s ({job.total_rows:,} rows, {job.invalid_rows:,} invalid); "
+            f"peak RSS {peak_mb():.0f} MB"
+        )
         CsvImport.objects.filter(pk=job.pk).update(status=CsvImport.Status.QUEUED)
         started = time.perf_counter()
         csv_import_run(import_id=job.pk)

@@ -1,20 +1,33 @@
 """Ingestion benchmark: the HTTP API under gunicorn on PostgreSQL vs a bare COPY.
 
-    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 4] [--workers 4]
+    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 4] [--workers 4] [--redis | --no-redis]
 
-Creates a scratch database (engagement_bench), migrates it, starts gunicorn,
+Creates a scratch database (engagement_bench_ingest), migrates it, starts gunicorn,
 sends batches of 100 track events from several client processes for a fixed
 time, and prints events/s accepted (each 200 means committed), p50/p99 latency
 per batch, then — in the same run, on the same table — the rate of a bare COPY
 of equivalent rows, and the ratio between the two.
+
+Equivalent rows: the COPY baseline writes rows with the same end-user and
+activity distribution as the batches sent (the same generator), a random
+message id each, and the payload the API stored, so the unique index and the
+heap see the same work. Only the COPY itself is timed (rows are built first).
+
+--redis (the default when Redis answers on 127.0.0.1:6379) runs the app as in
+production: REDIS_URL=redis://127.0.0.1:6379/7 (cache, so the rate limiter's
+two round trips per request) and the rate limiter on, with a limit far above
+what the benchmark sends. --no-redis measures without Redis and rate limiting.
+The load average is printed before and after: the machine is shared.
 """
 
 import argparse
 import base64
 import http.client
+import io
 import json
 import multiprocessing as mp
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +40,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB = "engagement_bench"
+DB = "engagement_bench_ingest"  # not engagement_bench: bench/score.py creates and drops that one
+REDIS_URL = "redis://127.0.0.1:6379/7"
+RATE_LIMIT = 1_000_000  # per write key per second: on, but never reached
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 EVENTS = ["Logged in", "Added photo", "Edited photo", "Shared photo", "Commented on photo", "Invited friend"]
 
@@ -46,13 +61,21 @@ def setup_database(env) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def user_of(rng_seed: int, i: int) -> str:
+    return f"user-{(rng_seed * 7919 + i) % 5000}"
+
+
+def event_of(rng_seed: int, i: int) -> str:
+    return EVENTS[(rng_seed + i) % len(EVENTS)]
+
+
 def batch_body(rng_seed: int, n: int = 100) -> bytes:
     now = datetime.now(UTC).isoformat()
     batch = [
         {
             "type": "track",
-            "userId": f"user-{(rng_seed * 7919 + i) % 5000}",
-            "event": EVENTS[(rng_seed + i) % len(EVENTS)],
+            "userId": user_of(rng_seed, i),
+            "event": event_of(rng_seed, i),
             "messageId": str(uuid.uuid4()),
             "timestamp": now,
             "properties": {"plan": "paid", "size": i},
@@ -88,7 +111,7 @@ def client_loop(key: str, seconds: float, seed: int, queue) -> None:
             ok += 1
         else:
             failed += 1
-    queue.put((latencies, ok, failed))
+    queue.put((latencies, ok, failed, i))
 
 
 def run_http(key: str, seconds: float, clients: int) -> dict:
@@ -106,33 +129,110 @@ def run_http(key: str, seconds: float, clients: int) -> dict:
     return {
         "batches_ok": ok,
         "batches_failed": sum(r[2] for r in results),
+        "batches_sent": [r[3] for r in results],
         "events_per_s": ok * 100 / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
     }
 
 
-def run_copy(rows: int) -> float:
-    """Bare COPY of rows shaped like the API's into the same events table (same indexes)."""
+def copy_rows(conn, rows: int, batches_sent: list[int]) -> io.StringIO:
+    """COPY text for `rows` rows like the ones the API stored: same users and activities, in the same mix.
+
+    Replays the clients' generator (client c sent batches seeded c * 100_000 + i)
+    over the batches actually sent, round robin, and gives every row a fresh
+    random message id; the payload is one the API stored, with that id.
+    """
+    tenant_id, payload = conn.execute("SELECT tenant_id, payload FROM events_event LIMIT 1").fetchone()
+    users = dict(conn.execute("SELECT user_id, id FROM events_enduser WHERE user_id IS NOT NULL").fetchall())
+    activities = dict(conn.execute("SELECT name, id FROM events_activity").fetchall())
+    seeds = [c * 100_000 + i for i in range(max(batches_sent, default=1)) for c, n in enumerate(batches_sent) if i < n]
+    now = datetime.now(UTC)
+    ts, day = now.isoformat(), now.date().isoformat()
+    buf = io.StringIO()
+    written = 0
+    while written < rows:
+        for seed in seeds:
+            for i in range(min(100, rows - written)):
+                mid = str(uuid.uuid4())
+                payload.update(messageId=mid, userId=user_of(seed, i), event=event_of(seed, i))
+                body = json.dumps(payload, separators=(",", ":")).replace("\\", "\\\\")
+                buf.write(
+                    f"{tenant_id}\t{mid}\ttrack\t{users[user_of(seed, i)]}\t{activities[event_of(seed, i)]}\t\\N\t"
+                    f"{ts}\t{ts}\t{day}\t{body}\n"
+                )
+                written += 1
+            if written >= rows:
+                break
+    buf.seek(0)
+    return buf
+
+
+def run_copy(rows: int, batches_sent: list[int]) -> float:
+    """Bare COPY of rows equivalent to the API's into the same events table (same indexes); only COPY is timed."""
     with psycopg.connect(f"{PG}/{DB}") as conn:
-        tenant_id, user_id, activity_id = conn.execute(
-            "SELECT e.tenant_id, e.end_user_id, e.activity_id FROM events_event e LIMIT 1"
-        ).fetchone()
-        payload = json.loads(batch_body(1, 1))["batch"][0]
-        now = datetime.now(UTC)
+        buf = copy_rows(conn, rows, batches_sent)
         start = time.perf_counter()
         with conn.cursor() as cur:
             with cur.copy(
-                "COPY events_event (tenant_id, message_id, type, end_user_id, activity_id, timestamp, received_at,"
-                " day, payload) FROM STDIN"
+                "COPY events_event (tenant_id, message_id, type, end_user_id, activity_id, account_id, timestamp,"
+                " received_at, day, payload) FROM STDIN"
             ) as copy:
-                for _ in range(rows):
-                    payload["messageId"] = mid = str(uuid.uuid4())
-                    copy.write_row(
-                        (tenant_id, mid, "track", user_id, activity_id, now, now, now.date(), json.dumps(payload))
-                    )
+                while block := buf.read(1 << 20):
+                    copy.write(block)
         conn.commit()
         return rows / (time.perf_counter() - start)
+
+
+def redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc; 0 for a process that is gone)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def server_pids(gunicorn_pid: int) -> tuple[list[int], list[int]]:
+    """The gunicorn workers, and the PostgreSQL backends serving this database (both on this machine)."""
+    workers = [int(p) for p in Path(f"/proc/{gunicorn_pid}/task/{gunicorn_pid}/children").read_text().split()]
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [DB]
+        ).fetchall()
+    return workers, [r[0] for r in rows]
+
+
+def redis_incr_calls() -> int:
+    """INCRBY calls the Redis server has answered so far (the rate limiter's counter), or -1."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"INFO commandstats\r\n")
+            data = b""
+            while not data.endswith(b"\r\n") or data.count(b"\r\n") < 2:
+                data += sock.recv(65536)
+    except OSError:
+        return -1
+    for line in data.decode().splitlines():
+        if line.startswith("cmdstat_incrby:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -140,12 +240,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (about 2 per core)")
+    parser.add_argument(
+        "--redis",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"run the app with REDIS_URL={REDIS_URL} and the rate limiter on (limit {RATE_LIMIT:,}/s per key, never "
+        "reached); default: on when Redis answers on 127.0.0.1:6379",
+    )
     args = parser.parse_args()
+    if args.redis is None:
+        args.redis = redis_answers()
 
     env = {**os.environ, "DATABASE_URL": f"{PG}/{DB}", "DEBUG": "False", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "False", "INGEST_RATE_LIMIT_PER_SECOND": "0",
-           "LOG_LEVEL": "WARNING"}  # fmt: skip
-    env.pop("REDIS_URL", None)
+           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "False", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    if args.redis:
+        env.update(REDIS_URL=REDIS_URL, INGEST_RATE_LIMIT_PER_SECOND=str(RATE_LIMIT))
+    else:
+        env.pop("REDIS_URL", None)
+        env["INGEST_RATE_LIMIT_PER_SECOND"] = "0"
+    load_before = load()
     key = setup_database(env)
     gunicorn = subprocess.Popen(
         [
@@ -164,20 +277,33 @@ def main() -> None:
     try:
         time.sleep(3)
         run_http(key, 2, 1)  # warm-up: connections, imports, catalog rows
+        workers, backends = server_pids(gunicorn.pid)
+        cpu_before, incr_before = (cpu_seconds(workers), cpu_seconds(backends)), redis_incr_calls()
         http_result = run_http(key, args.seconds, args.clients)
+        cpu_after, incr_after = (cpu_seconds(workers), cpu_seconds(backends)), redis_incr_calls()
     finally:
         gunicorn.terminate()
         gunicorn.wait()
     with psycopg.connect(f"{PG}/{DB}") as conn:
         stored = conn.execute("SELECT count(*) FROM events_event").fetchone()[0]
         rollup = conn.execute("SELECT coalesce(sum(count), 0) FROM events_dailyactivitycount").fetchone()[0]
-    copy_rate = run_copy(max(50_000, int(http_result["events_per_s"] * 5)))
+    copy_rate = run_copy(max(50_000, int(http_result["events_per_s"] * 5)), http_result["batches_sent"])
+    load_after = load()
 
-    print(f"gunicorn workers={args.workers} clients={args.clients} seconds={args.seconds} batch=100")
+    redis = f"Redis {REDIS_URL}, rate limiter on ({RATE_LIMIT:,}/s)" if args.redis else "no Redis, rate limiter off"
+    print(f"gunicorn workers={args.workers} clients={args.clients} seconds={args.seconds} batch=100; {redis}")
+    print(f"{load_before} before, {load_after} after")
+    if args.redis:
+        # The limiter fails open when the cache errors: check that it really counted every request.
+        print(f"rate limiter: {incr_after - incr_before:,} Redis INCR calls during the run (one per request expected)")
     print(f"HTTP API: {http_result['events_per_s']:,.0f} events/s accepted and committed "
           f"({http_result['batches_ok']} batches ok, {http_result['batches_failed']} failed)")  # fmt: skip
     print(f"latency per batch of 100: p50 {http_result['p50_ms']:.1f} ms, p99 {http_result['p99_ms']:.1f} ms")
     print(f"stored events {stored:,}, rollup total {rollup:,} (must be equal)")
+    batches = max(http_result["batches_ok"] + http_result["batches_failed"], 1)
+    app_ms, pg_ms = ((after - before) * 1000 / batches for before, after in zip(cpu_before, cpu_after, strict=True))
+    print(f"CPU per batch of 100: gunicorn workers {app_ms:.1f} ms, PostgreSQL backends {pg_ms:.1f} ms "
+          f"(a 2-core machine has 2,000 ms of CPU per second)")  # fmt: skip
     print(f"baseline bare COPY into the same table: {copy_rate:,.0f} rows/s")
     print(f"ratio API / COPY: {http_result['events_per_s'] / copy_rate:.2f}")
 

@@ -332,13 +332,15 @@ def _get(client, url: str):
     return response
 
 
-def time_pages(tenant, user, requests: int, match: str = "") -> list[dict]:
+def time_pages(tenant, user, requests: int, match: str = "", cached: bool = False) -> list[dict]:
     from django.conf import settings
     from django.db import connection
     from django.test import Client
     from django.urls import reverse
 
     settings.DEBUG = False
+    # Off by default: every request computes, as the first view after a scoring run does.
+    settings.INSIGHTS_CACHE_SECONDS = 300 if cached else 0
     client = Client()
     client.force_login(user)
     results = []
@@ -397,6 +399,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["demo", "synthetic"], help="build and time one tenant only")
     parser.add_argument("--write", action="store_true", help="write the results into docs/benchmarks.md")
     parser.add_argument("--match", default="", help="time only the pages whose label contains this text")
+    parser.add_argument("--cached", action="store_true",
+                        help="insight cache on (300 s): repeat views; by default every request computes")
     opts = parser.parse_args()
     if opts.write and opts.match:
         sys.exit("--write replaces whole tables: leave out --match.")
@@ -423,8 +427,9 @@ def main() -> None:
             built = "reused" if opts.reuse else f"built in {demo_build:.0f} s"
             print(f"demo tenant {built}", flush=True)
             out["demo"] = table(
-                f"Demo tenant (2,000 end users, 150 accounts, ~120k events; {built})",
-                time_pages(demo, demo_user, opts.requests, opts.match))
+                f"Demo tenant (2,000 end users, 150 accounts, ~170k events; {built}; insight cache "
+                f"{'on' if opts.cached else 'off'})",
+                time_pages(demo, demo_user, opts.requests, opts.match, opts.cached))
             print(out["demo"], flush=True)
         if opts.only in (None, "synthetic"):
             big, big_user, big_build, info = reuse_synthetic() if opts.reuse else build_synthetic()
@@ -433,7 +438,7 @@ def main() -> None:
             out["synthetic"] = table(
                 f"Synthetic tenant (100,000 end users, 5,000 accounts, {info['rollup_rows']:,} rollup rows, "
                 f"{info['snapshot_days']} scored days = {info['snapshot_days'] * USERS:,} user snapshots; "
-                f"{built})", time_pages(big, big_user, opts.requests, opts.match))
+                f"{built})", time_pages(big, big_user, opts.requests, opts.match, opts.cached))
             print(out["synthetic"], flush=True)
         connection.close()
     finally:

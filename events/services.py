@@ -14,10 +14,11 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -383,6 +384,7 @@ def ingest(
     end_users = [resolver.resolve(m) for m in messages]
     resolver.apply()
     end_users = [resolver.final(pk) for pk in end_users]
+    _backdate_first_seen(tenant, messages, end_users)
 
     # 2. Accounts (group calls and context.groupId) and traits.
     accounts = _account_ids(tenant, {g for m in messages if (g := _group_of(m))})
@@ -439,6 +441,48 @@ def ingest(
         Counter((end_user_id, activity_id, _day_value(day)) for end_user_id, activity_id, day in stored if activity_id),
     )
     return result
+
+
+# Messages older than this when they arrive are history (a CSV backfill, an SDK's retry queue,
+# the demo): their end users' first_seen_at moves back to them. Live traffic skips the statement.
+HISTORY_AGE = timedelta(hours=1)
+
+BACKDATE_SQL = """
+WITH v AS (SELECT * FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(id, ts)),
+locked AS (
+    SELECT u.id, v.ts FROM events_enduser u JOIN v ON v.id = u.id
+    WHERE u.tenant_id = %b AND u.first_seen_at > v.ts
+    ORDER BY u.id FOR UPDATE OF u
+)
+UPDATE events_enduser u SET first_seen_at = locked.ts FROM locked WHERE u.id = locked.id
+"""
+
+
+def _backdate_first_seen(tenant: Tenant, messages: list[Message], end_users: list[int]) -> None:
+    """An end user is first seen at their earliest event, not when history about them arrives.
+
+    Signup cohorts (segments by first-seen month) and the grace period read it.
+    """
+    earliest: dict[int, datetime] = {}
+    for m, pk in zip(messages, end_users, strict=True):
+        when = min(m.timestamp, m.received_at)
+        if m.received_at - when > HISTORY_AGE and (pk not in earliest or when < earliest[pk]):
+            earliest[pk] = when
+    if not earliest:
+        return
+    pks = sorted(earliest)
+    if connection.vendor == "postgresql":
+        with _server_bound_cursor() as cursor:
+            cursor.execute(BACKDATE_SQL, [pks, [earliest[pk] for pk in pks], tenant.pk])
+        return
+    for start in range(0, len(pks), ATTACH_CHUNK):
+        chunk = pks[start : start + ATTACH_CHUNK]
+        EndUser.objects.for_tenant(tenant).filter(pk__in=chunk).update(
+            first_seen_at=Least(
+                F("first_seen_at"),
+                Case(*(When(pk=pk, then=Value(earliest[pk])) for pk in chunk), default=F("first_seen_at")),
+            )
+        )
 
 
 def _attach_accounts(tenant: Tenant, attach: dict[int, int], explicit: set[int]) -> None:

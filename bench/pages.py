@@ -71,13 +71,24 @@ PAGES = [
     ("accounts by change over 30 d", "scoring:accounts", "order=-change_30"),
     ("user detail (top user)", "scoring:user_detail", "", "top_user"),
     ("account detail (top account)", "scoring:account_detail", "", "top_account"),
+    ("model preview (a draft)", "scoring:preview_model", "", "draft"),
 ]
 
 
 def _subject_id(tenant, which: str):
-    """The public id of the end user or account with the most points on the latest scored day."""
-    from scoring import selectors
+    """The public id of the end user or account with the most points on the latest scored day,
+    or of a draft: the published version with its most valued activity's points halved."""
+    from scoring import selectors, services
+    from scoring.models import ScoringModel
 
+    if which == "draft":
+        draft = ScoringModel.objects.for_tenant(tenant).filter(status="draft").first()
+        if draft is None:
+            draft = services.scoring_model_create_draft(tenant=tenant)
+            points = dict(draft.weights.values_list("activity_id", "points"))
+            top = max(points, key=points.get)
+            services.scoring_model_update(model=draft, points={**points, top: max(1, points[top] // 2)})
+        return draft.public_id
     rows = selectors.user_list(tenant) if which == "top_user" else selectors.account_list(tenant)
     return rows[0:1][0].public_id
 

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import TenantOwned
+from accounts.models import Tenant, TenantOwned
 
 
 class CustomerAccount(TenantOwned):
@@ -107,9 +107,12 @@ class Event(TenantOwned):
     """One stored message. `day` is the event's date in the tenant's time zone."""
 
     id = models.BigAutoField(primary_key=True)
+    # No single-column indexes on tenant and end_user: the composite ones below lead with
+    # them, and every index is paid on each insert (the ingestion hot path).
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     message_id = models.CharField(max_length=100)
     type = models.CharField(max_length=10)
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events")
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="events", db_index=False)
     activity = models.ForeignKey(Activity, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     account = models.ForeignKey(CustomerAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     timestamp = models.DateTimeField()
@@ -132,7 +135,9 @@ class DailyActivityCount(TenantOwned):
     """How many times an end user did an activity on a tenant day (the scoring input)."""
 
     id = models.BigAutoField(primary_key=True)
-    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    # Covered by (tenant, day) and by the unique (end_user, activity, day): see Event.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+", db_index=False)
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     count = models.PositiveIntegerField()

@@ -225,7 +225,7 @@ def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: s
     if not updates:
         return
     now = timezone.now()
-    rows = list(model.objects.for_tenant(tenant).filter(pk__in=updates).order_by("pk").select_for_update())
+    rows = list(model.objects.for_tenant(tenant).filter(pk__in=updates).order_by("pk").select_for_update(no_key=True))
     for row in rows:
         row.traits = {**row.traits, **updates[row.pk]}
         row.updated_at = now
@@ -384,7 +384,6 @@ def ingest(
     end_users = [resolver.resolve(m) for m in messages]
     resolver.apply()
     end_users = [resolver.final(pk) for pk in end_users]
-    _backdate_first_seen(tenant, messages, end_users)
 
     # 2. Accounts (group calls and context.groupId) and traits.
     accounts = _account_ids(tenant, {g for m in messages if (g := _group_of(m))})
@@ -402,6 +401,11 @@ def ingest(
                     account_traits.setdefault(accounts[group], {}).update(m.traits)
             else:
                 attach.setdefault(pk, accounts[group])
+    history = _history_starts(messages, end_users)
+    # Every end user this batch changes, locked at once in id order: the three statements
+    # below each lock some of them, and two batches taking them statement by statement deadlock.
+    _lock_end_users(tenant, user_traits.keys() | attach.keys() | history.keys())
+    _backdate_first_seen(tenant, history)
     _apply_traits(tenant, EndUser, user_traits)
     _apply_traits(tenant, CustomerAccount, account_traits, name_field="name")
     _attach_accounts(
@@ -443,6 +447,10 @@ def ingest(
     return result
 
 
+# Row locks on end users and accounts are FOR NO KEY UPDATE (what a plain UPDATE of a non-key
+# column takes): FOR UPDATE would also block the FOR KEY SHARE lock that every event insert takes
+# on its end user through the foreign key, and two concurrent batches would deadlock.
+
 # Messages older than this when they arrive are history (a CSV backfill, an SDK's retry queue,
 # the demo): their end users' first_seen_at moves back to them. Live traffic skips the statement.
 HISTORY_AGE = timedelta(hours=1)
@@ -452,22 +460,33 @@ WITH v AS (SELECT * FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(id, ts)),
 locked AS (
     SELECT u.id, v.ts FROM events_enduser u JOIN v ON v.id = u.id
     WHERE u.tenant_id = %b AND u.first_seen_at > v.ts
-    ORDER BY u.id FOR UPDATE OF u
+    ORDER BY u.id FOR NO KEY UPDATE OF u
 )
 UPDATE events_enduser u SET first_seen_at = locked.ts FROM locked WHERE u.id = locked.id
 """
 
 
-def _backdate_first_seen(tenant: Tenant, messages: list[Message], end_users: list[int]) -> None:
-    """An end user is first seen at their earliest event, not when history about them arrives.
+def _lock_end_users(tenant: Tenant, pks: set[int]) -> None:
+    if pks and connection.vendor == "postgresql":
+        list(EndUser.objects.for_tenant(tenant).filter(pk__in=pks).order_by("pk").select_for_update(no_key=True)
+             .values_list("pk", flat=True))  # fmt: skip
 
-    Signup cohorts (segments by first-seen month) and the grace period read it.
-    """
+
+def _history_starts(messages: list[Message], end_users: list[int]) -> dict[int, datetime]:
+    """The earliest event of each end user in the batch whose events arrive as history."""
     earliest: dict[int, datetime] = {}
     for m, pk in zip(messages, end_users, strict=True):
         when = min(m.timestamp, m.received_at)
         if m.received_at - when > HISTORY_AGE and (pk not in earliest or when < earliest[pk]):
             earliest[pk] = when
+    return earliest
+
+
+def _backdate_first_seen(tenant: Tenant, earliest: dict[int, datetime]) -> None:
+    """An end user is first seen at their earliest event, not when history about them arrives.
+
+    Signup cohorts (segments by first-seen month) and the grace period read it.
+    """
     if not earliest:
         return
     pks = sorted(earliest)
@@ -512,7 +531,7 @@ WITH v AS (SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bool[]) AS v(id,
 locked AS (
     SELECT u.id, v.account_id FROM events_enduser u JOIN v ON v.id = u.id
     WHERE u.tenant_id = %b AND (v.explicit OR u.account_id IS NULL) AND u.account_id IS DISTINCT FROM v.account_id
-    ORDER BY u.id FOR UPDATE OF u
+    ORDER BY u.id FOR NO KEY UPDATE OF u
 )
 UPDATE events_enduser u SET account_id = locked.account_id FROM locked WHERE u.id = locked.id
 """

@@ -84,16 +84,28 @@ def test_rollup_equals_events_after_random_batches(tenant, batches):
 def test_concurrent_overlapping_batches_store_each_message_once(postgres, tenant):
     key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="load")[1]
     rng = random.Random(7)
-    pool = [
-        {
+    def message():
+        raw = {
             "type": "track",
             "userId": f"user-{rng.randrange(20)}",
             "event": rng.choice(["Logged in", "Added photo", "Shared photo", "Invited friend"]),
             "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
             "timestamp": (datetime(2026, 6, 1, tzinfo=UTC) - timedelta(hours=rng.randrange(24 * 30))).isoformat(),
         }
-        for _ in range(400)
-    ]
+        # Identify and group calls too: every batch locks end users (traits, accounts, first seen)
+        # while the others insert events that reference them.
+        roll = rng.random()
+        if roll < 0.15:
+            raw.update(type="identify", traits={"plan": rng.choice(["free", "paid"])})
+            del raw["event"]
+        elif roll < 0.25:
+            raw.update(type="group", groupId=f"acct-{rng.randrange(4)}", traits={"seats": rng.randrange(50)})
+            del raw["event"]
+        elif roll < 0.5:
+            raw["context"] = {"groupId": f"acct-{rng.randrange(4)}"}
+        return raw
+
+    pool = [message() for _ in range(400)]
     # Each worker sends overlapping random slices of the same pool, several times.
     batches = [rng.sample(pool, 100) for _ in range(24)]
     statuses: list[int] = []

@@ -772,10 +772,16 @@ class Mover:
         return _share(self.points - self.points_before, self.points_before) if self.points_before else None
 
 
+def _user_label_sql(alias: str) -> str:
+    """What people call an end user: their `name` trait, else the user id, else the anonymous id."""
+    name = f"({alias}.traits ->> 'name')" if _pg() else f"CAST(json_extract({alias}.traits, '$.name') AS TEXT)"
+    return f"COALESCE(NULLIF({name}, ''), {alias}.user_id, {alias}.anonymous_id)"
+
+
 def _name_sql(subject: str) -> str:
     if subject == "accounts":
         return "CASE WHEN e.name <> '' THEN e.name ELSE e.group_id END"
-    return "COALESCE(e.user_id, e.anonymous_id)"
+    return _user_label_sql("e")
 
 
 def movers(
@@ -857,13 +863,13 @@ def power_users(tenant: Tenant, *, day: date | None, limit: int = 25, model: Sco
     model = model or published_model(tenant)
     if model is None or day is None:
         return PowerUsers([], 0, None)
-    sql = """WITH top AS (
+    sql = f"""WITH top AS (
         SELECT x.end_user_id AS id, x.points AS points, x.breadth AS breadth, x.active_days AS active_days,
                x.percentile AS percentile
         FROM scoring_userscore x WHERE x.tenant_id = %s AND x.model_id = %s AND x.day = %s
           AND x.points > 0 AND x.percentile > 99
     )
-    SELECT e.public_id, COALESCE(e.user_id, e.anonymous_id), top.points, top.breadth, top.active_days,
+    SELECT e.public_id, {_user_label_sql("e")}, top.points, top.breadth, top.active_days,
            top.percentile, a.public_id, a.name, a.group_id, (SELECT COUNT(*) FROM top), (SELECT MIN(points) FROM top)
     FROM top JOIN events_enduser e ON e.id = top.id LEFT JOIN events_customeraccount a ON a.id = e.account_id
     ORDER BY top.points DESC, top.id LIMIT %s"""

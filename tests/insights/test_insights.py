@@ -292,3 +292,17 @@ def test_power_users_are_the_top_percent(tenant):
     result = insights.power_users(tenant, day=day)
     assert result.count == 2 and [u["name"] for u in result.users] == ["u199", "u198"]
     assert result.threshold == 199.0
+
+
+def test_people_are_shown_by_their_name_trait(tenant):
+    model = published(tenant)
+    named = users(tenant, "u-1", name="Lena Brown")["u-1"]
+    blank = users(tenant, "u-2", name="")["u-2"]
+    day = tenant.today()
+    user_scores(tenant, model, day - timedelta(days=7), [(named, 1, "low"), (blank, 1, "low")])
+    user_scores(tenant, model, day, [(named, 30, "high"), (blank, 20, "medium")])
+    assert [m.name for m in insights.movers(tenant, subject="users", day=day)["risers"]] == ["Lena Brown", "u-2"]
+    many = users(tenant, *[f"p{i}" for i in range(150)], name="Power Person")
+    user_scores(tenant, model, day - timedelta(days=1),
+                [(u, float(i), "low", round(100.0 * (i + 1) / 150, 2)) for i, u in enumerate(many.values())])
+    assert {u["name"] for u in insights.power_users(tenant, day=day - timedelta(days=1)).users} == {"Power Person"}

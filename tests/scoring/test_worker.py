@@ -23,11 +23,13 @@ def _wait_for(run, seconds=60):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_scores_a_fanned_out_run(redis_url, celery_eager, settings, monkeypatch, tenant, acts):
+def test_a_real_worker_scores_a_fanned_out_run(redis_url, celery_eager, settings, monkeypatch, tenant, acts, request):
     settings.SCORING_CHUNK_DAYS = 2
     app = celery_eager
     app.conf.task_always_eager = False
+    previous_broker = app.conf.broker_url
     app.conf.broker_url = redis_url
+    request.addfinalizer(lambda: setattr(app.conf, "broker_url", previous_broker))
     users = make_users(tenant, "u1", "u2")
     today = tenant.today()
     add_counts(tenant, [(u, acts["Logged in"], today - timedelta(days=d), 2) for u in users.values() for d in range(5)])

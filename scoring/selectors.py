@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -325,7 +326,7 @@ def _scan(condition: str, broad: bool) -> str:
     return f"(CASE WHEN {condition} THEN 1 ELSE 0 END) > 0" if broad else condition
 
 
-class _SnapshotList:
+class _SnapshotList(ABC):
     """One day's snapshots filtered and sorted, read like a sequence: what `Paginator` pages.
 
     `count()` is one COUNT query; a slice is one page query; iterating streams every row (CSV).
@@ -349,20 +350,25 @@ class _SnapshotList:
         return self.model is None or self.days.day is None
 
     # Subclasses: the filter's joins and conditions, the sort keys and the selected columns.
+    @abstractmethod
     def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _select_sql(self) -> tuple[str, str, list]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _row(self, values) -> ListRow:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _last_seen_probe(self) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _last_seen_table(self) -> str:
-        raise NotImplementedError
+        ...
 
     def _broad(self) -> bool:
         """Whether the filter keeps a large share of the day's rows (unknown total: assume so)."""

@@ -400,3 +400,10 @@ def tracking_snippets(*, activity: Activity) -> dict[str, str]:
         f"  -d {_shell_quote(body)}\n"
     )
     return {"python": python, "javascript": javascript, "curl": curl}
+
+
+def response_of(invitee: SurveyInvitee | None) -> SurveyResponse | None:
+    """The answer given through a personal link (None for the share link or before answering)."""
+    if invitee is None:
+        return None
+    return SurveyResponse.objects.for_tenant(invitee.tenant).filter(invitee=invitee).first()

@@ -389,7 +389,7 @@ def answer(request, token):
         return _link_error(request, error)
     survey, invitee = resolved.survey, resolved.invitee
     activities = list(survey.candidate_activities())
-    existing = SurveyResponse.objects.filter(invitee=invitee).first() if invitee else None
+    existing = selectors.response_of(invitee)
     known_department = bool(invitee and invitee.membership_id and invitee.department)
     form_kwargs = {
         "survey": survey,

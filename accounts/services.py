@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from . import key_cache
 from .models import (
     RESERVED_SLUGS,
     ApiKey,
@@ -227,14 +228,21 @@ def api_key_revoke(*, key: ApiKey) -> None:
         key.save(update_fields=["revoked_at"])
 
 
-def api_key_authenticate(plaintext: str | None, kind: str) -> ApiKey | None:
-    """The live key of `kind` matching `plaintext`, or None. Constant-time comparison."""
+def api_key_authenticate(plaintext: str | None, kind: str, *, cached: bool = False, generation: str | None = None):
+    """The live key of `kind` matching `plaintext`, or None. Constant-time comparison.
+
+    `cached` (the tracking endpoint) reads keys through `key_cache`, with the
+    shared cache's current `generation` token when the caller has it.
+    """
     if not plaintext:
         return None
     prefix = ApiKey.split_prefix(plaintext)
     if prefix is None:
         return None
-    key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+    if cached:
+        key = key_cache.lookup(prefix, generation)
+    else:
+        key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
     if key is None or not key.matches(plaintext) or key.revoked_at is not None or key.kind != kind:
         return None
     api_key_touch(key)

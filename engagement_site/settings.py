@@ -231,6 +231,9 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Requests per second per write key on the ingestion API (0 = unlimited); 429 + Retry-After above.
 INGEST_RATE_LIMIT_PER_SECOND = env.int("INGEST_RATE_LIMIT_PER_SECOND", default=1000)
+# Tracking requests read write keys from a per-process cache (accounts/key_cache.py):
+# the longest a revoked key keeps working when the shared cache (Redis) is down.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
 # CSV backfill uploads are kept on disk here until imported (see events/csv_import.py).
 IMPORT_DIR = env.path("IMPORT_DIR", default=BASE_DIR / "var" / "imports")
 CSV_IMPORT_MAX_BYTES = env.int("CSV_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)

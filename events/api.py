@@ -20,7 +20,8 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
@@ -28,6 +29,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts import key_cache
 from accounts.models import ApiKey, ApiKeyKind
 from accounts.services import api_key_authenticate
 
@@ -80,37 +82,60 @@ def error(status: int, code: str, message: str, retry_after: int | None = None) 
 # After a cache failure the limiter is skipped for this long (per process), so
 # an outage costs one failed call per window, not one per request, nor a log line each.
 CACHE_RETRY_SECONDS = 10
+RATE_WINDOW_TTL = 5  # seconds a one-second window's counter is kept
 _cache_down_until = 0.0
 
 
-def rate_limited(key_prefix: str) -> bool:
-    """Fixed one-second window per write key, counted in the shared cache (Redis in production).
+def shared_state(key_prefix: str) -> tuple[int | None, object | None]:
+    """Count this request in its key's one-second window and read the key cache's generation.
 
+    Both come from the shared cache (Redis in production) in one round trip.
     Fails open: events are committed in the database, so a cache outage must
-    not stop ingestion; it only suspends the limit.
+    not stop ingestion; it only suspends the limit (count None) and leaves key
+    revocation to the key cache's time limit (generation None).
     """
     global _cache_down_until
-    limit = settings.INGEST_RATE_LIMIT_PER_SECOND
-    if not limit or time.monotonic() < _cache_down_until:
-        return False
-    window = int(timezone.now().timestamp())
-    cache_key = f"ingest-rate:{key_prefix}:{window}"
+    if time.monotonic() < _cache_down_until:
+        return None, None
+    counting = bool(settings.INGEST_RATE_LIMIT_PER_SECOND)
+    window_key = f"ingest-rate:{key_prefix}:{int(timezone.now().timestamp())}"
     try:
-        cache.add(cache_key, 0, timeout=5)
-        return cache.incr(cache_key) > limit
-    except ValueError:  # expired between add and incr: count this request as the first
-        return False
+        return _read_shared_state(window_key if counting else None)
     except Exception as exc:  # any backend's connection error: redis, memcached, ...
         _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
         log.warning("ingestion: rate limit skipped for %ss, the cache failed: %r", CACHE_RETRY_SECONDS, exc)
-        return False
+        return None, None
 
 
-def _live_write_key(plaintext: str | None) -> ApiKey | None:
+def _read_shared_state(window_key: str | None) -> tuple[int | None, object | None]:
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # Django's add() + incr() would be three round trips (incr checks EXISTS first).
+        client = backend._cache.get_client(write=True)
+        pipe = client.pipeline(transaction=False)
+        if window_key:
+            counter = backend.make_and_validate_key(window_key)
+            pipe.set(counter, 0, ex=RATE_WINDOW_TTL, nx=True)
+            pipe.incr(counter)
+        pipe.get(backend.make_and_validate_key(key_cache.GENERATION_CACHE_KEY))
+        replies = pipe.execute()
+        # The raw (pickled) token: only compared with the previous one.
+        return (replies[1] if window_key else None), replies[-1]
+    count = None
+    if window_key:
+        backend.add(window_key, 0, timeout=RATE_WINDOW_TTL)
+        try:
+            count = backend.incr(window_key)
+        except ValueError:  # expired between add and incr: count this request as the first
+            count = 1
+    return count, backend.get(key_cache.GENERATION_CACHE_KEY)
+
+
+def _live_write_key(plaintext: str | None, generation=None) -> ApiKey | None:
     # A NUL cannot be stored nor looked up in PostgreSQL text: such a key is unknown.
     if not plaintext or "\x00" in plaintext:
         return None
-    return api_key_authenticate(plaintext, ApiKeyKind.WRITE)
+    return api_key_authenticate(plaintext, ApiKeyKind.WRITE, cached=True, generation=generation)
 
 
 def v1_view(methods: str):
@@ -165,10 +190,15 @@ def _handle(request, kind: str) -> HttpResponse:
     plaintext = wire.basic_auth_key(request.headers.get("Authorization")) or parsed.write_key
     if not plaintext:
         return error(401, "unauthorized", "A write key is required: HTTP Basic user name, or writeKey in the body.")
-    key = _live_write_key(plaintext)
+    prefix = ApiKey.split_prefix(plaintext) if "\x00" not in plaintext else None
+    if prefix is None:
+        return error(401, "unauthorized", "Unknown or revoked write key.")
+    count, generation = shared_state(prefix)
+    key = _live_write_key(plaintext, generation)
     if key is None:
         return error(401, "unauthorized", "Unknown or revoked write key.")
-    if rate_limited(key.prefix):
+    limit = settings.INGEST_RATE_LIMIT_PER_SECOND
+    if limit and count is not None and count > limit:
         return error(429, "rate_limited", "Too many requests for this write key.", retry_after=1)
 
     received_at = timezone.now()

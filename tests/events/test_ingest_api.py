@@ -486,17 +486,24 @@ def test_ingestion_keeps_working_when_redis_is_down(client, tenant, write_key, s
 def test_the_limiter_tries_the_cache_again_after_a_while(tenant, write_key, cache_state, monkeypatch):
     calls = []
 
-    def broken_add(*args, **kwargs):
+    def broken_cache(*args, **kwargs):
         calls.append(args)
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(api.cache, "add", broken_add)
-    assert api.rate_limited("wk_x") is False
-    assert api.rate_limited("wk_x") is False
+    monkeypatch.setattr(api, "_read_shared_state", broken_cache)
+    assert api.shared_state("wk_x") == (None, None)
+    assert api.shared_state("wk_x") == (None, None)
     assert len(calls) == 1
     monkeypatch.setattr(api, "_cache_down_until", 0.0)  # the retry delay has passed
-    assert api.rate_limited("wk_x") is False
+    assert api.shared_state("wk_x") == (None, None)
     assert len(calls) == 2
+
+
+def test_one_window_counts_every_request_of_a_key(tenant, write_key, settings, cache_state):
+    settings.INGEST_RATE_LIMIT_PER_SECOND = 100
+    counts = [api.shared_state("wk_counted")[0] for _ in range(3)]
+    # Three calls in the same second count 1, 2, 3 (a window boundary may restart the count).
+    assert counts in ([1, 2, 3], [1, 2, 1], [1, 1, 2]), counts
 
 
 def test_unexpected_errors_are_a_json_500_with_cors(client, tenant, write_key, monkeypatch):

@@ -14,8 +14,9 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.db.models.functions import Least
@@ -482,17 +483,27 @@ SELECT count(*) FROM stored
 def _store_events_postgresql(tenant: Tenant, rows: list[tuple]) -> int:
     """Insert the rows and add them to the rollup; returns how many were stored (not duplicates)."""
     batch = [
-        {"m": m, "ty": ty, "eu": eu, "act": act, "acc": acc, "ts": ts.isoformat(), "ra": ra.isoformat(),
-         "d": d.isoformat(), "p": p}
+        {"m": m, "ty": ty, "eu": eu, "act": act, "acc": acc, "ts": ts, "ra": ra, "d": d, "p": p}
         for m, ty, eu, act, acc, ts, ra, d, p in rows
-    ]  # fmt: skip
+    ]
     with _server_bound_cursor() as cursor:
-        cursor.execute(
-            STORE_SQL,
-            [json.dumps(batch, ensure_ascii=False, separators=(",", ":")), tenant.pk, tenant.pk],
-            prepare=True,
-        )
+        cursor.execute(STORE_SQL, [_batch_json(batch), tenant.pk, tenant.pk], prepare=True)
         return cursor.fetchone()[0]
+
+
+def _batch_json(batch: list[dict]) -> str:
+    # orjson: ~10x faster than json.dumps here, and it writes datetimes and dates as ISO 8601.
+    # It refuses integers beyond 64 bits, which PostgreSQL's jsonb keeps: json.dumps does those.
+    try:
+        return orjson.dumps(batch).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(batch, ensure_ascii=False, separators=(",", ":"), default=_iso)
+
+
+def _iso(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # Row locks on end users and accounts are FOR NO KEY UPDATE (what a plain UPDATE of a non-key

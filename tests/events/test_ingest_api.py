@@ -447,6 +447,17 @@ def test_batch_context_merges_into_messages(client, tenant, write_key):
     assert payload["context"]["page"] == {"path": "/x"}
 
 
+def test_properties_beyond_64_bit_numbers_or_deeply_nested_are_stored_as_sent(client, tenant, write_key):
+    # The PostgreSQL store serialises batches with orjson, which refuses both: they take json.dumps.
+    deep = node = {}
+    for _ in range(300):
+        node["n"] = {}
+        node = node["n"]
+    properties = {"big": 2**70, "deep": deep, "when": "2026-12-01"}
+    assert post(client, "/v1/batch", {"batch": [track(properties=properties)]}, key=write_key).status_code == 200
+    assert Event.objects.for_tenant(tenant).get().payload["properties"] == properties
+
+
 def test_rate_limit_answers_429_with_retry_after(client, tenant, write_key, settings):
     settings.INGEST_RATE_LIMIT_PER_SECOND = 1
     statuses = [post(client, "/v1/batch", {"batch": [track()]}, key=write_key) for _ in range(3)]

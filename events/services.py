@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from django.db import connection, transaction
@@ -456,23 +456,25 @@ def ingest(
     return result
 
 
-# One statement, one parameter: the batch as a JSON array of rows, which PostgreSQL parses in C
-# (adapting ten Python arrays cost more than the insert). Events are inserted in message-id order
-# and the rollup rows in key order, so concurrent batches take their locks in the same order; the
-# rollup adds exactly the rows the insert stored (duplicates are skipped by ON CONFLICT).
+# One statement: the batch as one binary array per column (psycopg sends these without quoting
+# each element; json_to_recordset() was measured at 3x the PostgreSQL CPU for the same rows).
+# Events are inserted in message-id order and the rollup rows in key order, so concurrent batches
+# take their locks in the same order; the rollup adds exactly the rows the insert stored
+# (duplicates are skipped by ON CONFLICT).
 STORE_SQL = """
 WITH batch AS (
-    SELECT * FROM json_to_recordset(%s::json)
-        AS b(m text, ty text, eu bigint, act bigint, acc bigint, ts timestamptz, ra timestamptz, d date, p jsonb)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[],
+                         %b::timestamptz[], %b::timestamptz[], %b::date[], %b::text[])
+        AS b(m, ty, eu, act, acc, ts, ra, d, p)
 ), stored AS (
     INSERT INTO events_event (tenant_id, message_id, type, end_user_id, activity_id, account_id,
                               timestamp, received_at, day, payload)
-    SELECT %s, m, ty, eu, act, acc, ts, ra, d, p FROM batch ORDER BY m
+    SELECT %b, m, ty, eu, act, acc, ts, ra, d, p::jsonb FROM batch ORDER BY m
     ON CONFLICT (tenant_id, message_id) DO NOTHING
     RETURNING end_user_id, activity_id, day
 ), counted AS (
     INSERT INTO events_dailyactivitycount AS r (tenant_id, end_user_id, activity_id, day, count)
-    SELECT %s, end_user_id, activity_id, day, count(*) FROM stored WHERE activity_id IS NOT NULL
+    SELECT %b, end_user_id, activity_id, day, count(*) FROM stored WHERE activity_id IS NOT NULL
     GROUP BY end_user_id, activity_id, day ORDER BY end_user_id, activity_id, day
     ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
 )
@@ -482,28 +484,20 @@ SELECT count(*) FROM stored
 
 def _store_events_postgresql(tenant: Tenant, rows: list[tuple]) -> int:
     """Insert the rows and add them to the rollup; returns how many were stored (not duplicates)."""
-    batch = [
-        {"m": m, "ty": ty, "eu": eu, "act": act, "acc": acc, "ts": ts, "ra": ra, "d": d, "p": p}
-        for m, ty, eu, act, acc, ts, ra, d, p in rows
-    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    columns[8] = [_payload_json(payload) for payload in columns[8]]
     with _server_bound_cursor() as cursor:
-        cursor.execute(STORE_SQL, [_batch_json(batch), tenant.pk, tenant.pk], prepare=True)
+        cursor.execute(STORE_SQL, [*columns, tenant.pk, tenant.pk], prepare=True)
         return cursor.fetchone()[0]
 
 
-def _batch_json(batch: list[dict]) -> str:
-    # orjson: ~10x faster than json.dumps here, and it writes datetimes and dates as ISO 8601.
-    # It refuses integers beyond 64 bits, which PostgreSQL's jsonb keeps: json.dumps does those.
+def _payload_json(payload) -> str:
+    # orjson: ~10x faster than json.dumps. It refuses integers beyond 64 bits (which jsonb
+    # keeps) and nesting beyond 255 levels: json.dumps writes those.
     try:
-        return orjson.dumps(batch).decode()
+        return orjson.dumps(payload).decode()
     except orjson.JSONEncodeError:
-        return json.dumps(batch, ensure_ascii=False, separators=(",", ":"), default=_iso)
-
-
-def _iso(value):
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
 # Row locks on end users and accounts are FOR NO KEY UPDATE (what a plain UPDATE of a non-key

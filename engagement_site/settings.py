@@ -93,6 +93,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
+    # Only the ingestion path prepares statements (Django's own queries are never prepared). Their
+    # parameters are arrays of ids: a plan made for one batch's values can pick a sequential scan of
+    # a small tenant (0.7 ms instead of 0.15 ms for 100 end users), the generic plan uses the index.
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c plan_cache_mode=force_generic_plan")
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=None)}
 else:
     # SQLite: wait for the writer instead of failing with "database is locked".

@@ -42,14 +42,14 @@ class IngestResult:
 # --- Activity ids -------------------------------------------------------------------
 
 
-def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime]) -> dict[str, int]:
+def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime], known=None) -> dict[str, int]:
     """Ids of the batch's activities, adding new names to the catalog.
 
     One indexed query per batch; an in-process cache was measured as not worth
     the staleness risk (ids from rolled-back transactions).
     """
     names = sorted(first_seen)
-    rows = _select_by(Activity, "name", tenant, names, "first_seen_at")
+    rows = known if known is not None else _select_by(Activity, "name", tenant, names, "first_seen_at")
     if len(rows) < len(names):
         known = {name for name, _, _ in rows}
         Activity.objects.bulk_create(
@@ -84,6 +84,28 @@ def _select_by(model, column: str, tenant: Tenant, values, *extra: str) -> list[
     return list(model.objects.for_tenant(tenant).filter(**{f"{column}__in": values}).values_list(column, "pk", *extra))
 
 
+PREFETCH_SQL = """
+SELECT 'u', user_id, id, NULL::timestamptz FROM events_enduser WHERE tenant_id = %s AND user_id = ANY(%s)
+UNION ALL
+SELECT 'a', name, id, first_seen_at FROM events_activity WHERE tenant_id = %s AND name = ANY(%s)
+"""
+
+
+def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], list[tuple]]:
+    """The batch's known end users (user_id, pk) and activities (name, pk, first_seen_at).
+
+    One round trip on PostgreSQL: every statement of a batch costs both sides
+    ~0.1 ms of CPU on top of its own work.
+    """
+    if connection.vendor != "postgresql":
+        users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
+        return users, (_select_by(Activity, "name", tenant, names, "first_seen_at") if names else [])
+    with _server_bound_cursor() as cursor:
+        cursor.execute(PREFETCH_SQL, [tenant.pk, list(user_ids), tenant.pk, list(names)], prepare=True)
+        rows = cursor.fetchall()
+    return [(key, pk) for kind, key, pk, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]
+
+
 # --- Identities ---------------------------------------------------------------------
 
 
@@ -104,7 +126,10 @@ class IdentityResolver:
         self.merged_into: dict[int, int] = {}
         self.new_identities: dict[str, int] = {}
 
-    def load(self, user_ids: set[str], anonymous_ids: set[str], previous_ids: set[str] = frozenset()) -> None:
+    def load(
+        self, user_ids: set[str], anonymous_ids: set[str], previous_ids: set[str] = frozenset(), known=None
+    ) -> None:
+        """`known`: (user_id, pk) rows of `user_ids` already read (see `_prefetch`)."""
         tenant = self.tenant
         # An alias's previousId may be an earlier user id: look it up, don't create it.
         lookup = previous_ids - user_ids
@@ -113,7 +138,7 @@ class IdentityResolver:
                 self.by_user_id[uid] = pk
                 self.identified.add(pk)
         if user_ids:
-            rows = _select_by(EndUser, "user_id", tenant, user_ids)
+            rows = known if known is not None else _select_by(EndUser, "user_id", tenant, user_ids)
             missing = user_ids - {uid for uid, _ in rows}
             if missing:
                 EndUser.objects.bulk_create(
@@ -348,10 +373,6 @@ def _day_value(value):
     return value if not isinstance(value, str) else datetime.fromisoformat(value).date()
 
 
-def _group_of(message: Message) -> str | None:
-    return message.group_id
-
-
 @transaction.atomic
 def ingest(
     *, tenant: Tenant, messages: Iterable[Message], rejections: Iterable[Rejection] = (), source: str = "api"
@@ -377,30 +398,51 @@ def ingest(
     if not messages:
         return result
 
+    # What the lookups need, in one pass over the batch.
+    user_ids: set[str] = set()
+    anonymous_ids: set[str] = set()
+    previous_ids: set[str] = set()
+    linked: set[str] = set()  # anonymous ids seen with a user id
+    unlinked: set[str] = set()  # anonymous ids seen alone
+    groups: set[str] = set()
+    first_seen: dict[str, datetime] = {}
+    for m in messages:
+        user_id, anonymous_id, activity = m.user_id, m.anonymous_id, m.activity
+        if anonymous_id is not None:
+            anonymous_ids.add(anonymous_id)
+            (linked if user_id is not None else unlinked).add(anonymous_id)
+        if user_id is not None:
+            user_ids.add(user_id)
+        if m.type == "alias" and m.previous_id:
+            previous_ids.add(m.previous_id)
+        if m.group_id:
+            groups.add(m.group_id)
+        if activity and (activity not in first_seen or m.timestamp < first_seen[activity]):
+            first_seen[activity] = m.timestamp
+    known_users, known_activities = _prefetch(tenant, user_ids, sorted(first_seen))
+
     # 1. Identities: every user id and anonymous id of the batch, then each message's end user.
     resolver = IdentityResolver(tenant)
-    user_ids = {m.user_id for m in messages if m.user_id is not None}
-    anonymous_ids = {m.anonymous_id for m in messages if m.anonymous_id is not None}
-    previous_ids = {m.previous_id for m in messages if m.type == "alias" and m.previous_id}
-    resolver.load(user_ids, anonymous_ids | previous_ids, previous_ids)
-    linked = {m.anonymous_id for m in messages if m.user_id is not None and m.anonymous_id is not None}
-    for m in messages:
-        if m.user_id is not None and m.anonymous_id is not None and m.anonymous_id not in resolver.by_anonymous_id:
-            resolver.link(m.anonymous_id, resolver.by_user_id[m.user_id])
-    resolver.create_anonymous({m.anonymous_id for m in messages if m.user_id is None} - linked)
+    resolver.load(user_ids, anonymous_ids | previous_ids, previous_ids, known=known_users)
+    if linked:
+        for m in messages:
+            if m.user_id is not None and m.anonymous_id is not None and m.anonymous_id not in resolver.by_anonymous_id:
+                resolver.link(m.anonymous_id, resolver.by_user_id[m.user_id])
+    resolver.create_anonymous(unlinked - linked)
     end_users = [resolver.resolve(m) for m in messages]
     resolver.apply()
-    end_users = [resolver.final(pk) for pk in end_users]
+    if resolver.merged_into:
+        end_users = [resolver.final(pk) for pk in end_users]
 
     # 2. Accounts (group calls and context.groupId) and traits.
-    accounts = _account_ids(tenant, {g for m in messages if (g := _group_of(m))})
+    accounts = _account_ids(tenant, groups)
     user_traits: dict[int, dict] = {}
     account_traits: dict[int, dict] = {}
     attach: dict[int, int] = {}
     for m, pk in zip(messages, end_users, strict=True):
         if m.type == "identify" and m.traits:
             user_traits.setdefault(pk, {}).update(m.traits)
-        group = _group_of(m)
+        group = m.group_id
         if group:
             if m.type == "group":
                 attach[pk] = accounts[group]
@@ -420,15 +462,11 @@ def ingest(
     )
 
     # 3. Catalog, events and rollup.
-    first_seen: dict[str, datetime] = {}
-    for m in messages:
-        if m.activity and (m.activity not in first_seen or m.timestamp < first_seen[m.activity]):
-            first_seen[m.activity] = m.timestamp
-    activity_ids = _activity_ids(tenant, first_seen) if first_seen else {}
+    activity_ids = _activity_ids(tenant, first_seen, known=known_activities) if first_seen else {}
     tz = tenant.tzinfo
     rows = []
     for m, end_user_id in zip(messages, end_users, strict=True):
-        group = _group_of(m)
+        group = m.group_id
         rows.append(
             (
                 m.message_id,

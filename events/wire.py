@@ -331,6 +331,7 @@ def _parse_batch(text: str) -> ParsedRequest:
     # One scan of the whole body spares a per-message search in the usual case.
     check_surrogates = _may_hold_surrogates(text, 0, len(text))
     check_nul = _may_hold_nul(text, 0, len(text))
+    ascii_only = text.isascii()  # then a span's length is its UTF-8 size
     context = _envelope_object(data, "context", check_nul)
     integrations = _envelope_object(data, "integrations", check_nul)
     sent_at = _envelope_sent_at(data.get("sentAt"))
@@ -341,7 +342,7 @@ def _parse_batch(text: str) -> ParsedRequest:
             messages.append(item)  # normalize() turns it into a Rejection
             continue
         write_key = write_key or _write_key(item.get("writeKey"))
-        problem = _unacceptable_item(item, text, start, end, check_surrogates, check_nul)
+        problem = _unacceptable_item(item, text, start, end, check_surrogates, check_nul, ascii_only)
         messages.append(problem or _merge_envelope(item, context, integrations))
     return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at)
 
@@ -449,10 +450,10 @@ def _envelope_sent_at(value: object) -> str | None:
 
 
 def _unacceptable_item(
-    item: dict[str, Any], text: str, start: int, end: int, check_surrogates: bool, check_nul: bool
+    item: dict[str, Any], text: str, start: int, end: int, check_surrogates: bool, check_nul: bool, ascii_only: bool
 ) -> Rejection | None:
     """A Rejection for a batch item that is too big or cannot be stored, else None."""
-    size = end - start if text.isascii() else _utf8_len(text[start:end])
+    size = end - start if ascii_only else _utf8_len(text[start:end])
     if size > MAX_MESSAGE_BYTES:
         return _summary_rejection(item, f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} byte limit", size)
     if check_surrogates and _may_hold_surrogates(text, start, end) and _has_lone_surrogate(item):

@@ -1,8 +1,9 @@
 """Storing normalised messages: identities, accounts, the catalog, events and the rollup.
 
 `ingest()` is the one write path for events — the HTTP API, the CSV import and
-the demo all go through it. Everything happens in one transaction, so a caller
-acknowledges only committed events. Events are inserted with
+the demo all go through it. A batch is stored atomically, so a caller
+acknowledges only committed events: in one transaction, or, for live tracking of
+known end users on PostgreSQL, in one statement (`_store_tracking_only`). Events are inserted with
 `ON CONFLICT (tenant, message_id) DO NOTHING RETURNING ...`: the rollup is
 incremented from the rows actually stored, which keeps it equal to the event
 count per (end user, activity, day) with duplicates, retries and concurrent
@@ -373,14 +374,97 @@ def _day_value(value):
     return value if not isinstance(value, str) else datetime.fromisoformat(value).date()
 
 
-@transaction.atomic
+@dataclass
+class _Survey:
+    """What the lookups of a batch need, gathered in one pass over its messages."""
+
+    user_ids: set[str] = field(default_factory=set)
+    anonymous_ids: set[str] = field(default_factory=set)
+    previous_ids: set[str] = field(default_factory=set)
+    linked: set[str] = field(default_factory=set)  # anonymous ids seen with a user id
+    unlinked: set[str] = field(default_factory=set)  # anonymous ids seen alone
+    groups: set[str] = field(default_factory=set)
+    first_seen: dict[str, datetime] = field(default_factory=dict)
+    # Only track/page/screen calls of user ids, no account, nothing older than HISTORY_AGE:
+    # such a batch changes no end user, only events and the rollup (see `_store_tracking_only`).
+    tracking_only: bool = True
+
+
+def _survey(messages: list[Message]) -> _Survey:
+    survey = _Survey()
+    first_seen = survey.first_seen
+    tracking_only = True
+    for m in messages:
+        user_id, anonymous_id, activity = m.user_id, m.anonymous_id, m.activity
+        if anonymous_id is not None:
+            survey.anonymous_ids.add(anonymous_id)
+            (survey.linked if user_id is not None else survey.unlinked).add(anonymous_id)
+            tracking_only = False
+        if user_id is not None:
+            survey.user_ids.add(user_id)
+        if m.type == "alias" and m.previous_id:
+            survey.previous_ids.add(m.previous_id)
+        if m.group_id:
+            survey.groups.add(m.group_id)
+            tracking_only = False
+        if activity:
+            if activity not in first_seen or m.timestamp < first_seen[activity]:
+                first_seen[activity] = m.timestamp
+            if tracking_only and m.received_at - min(m.timestamp, m.received_at) > HISTORY_AGE:
+                tracking_only = False
+        else:
+            tracking_only = False  # identify, group, alias
+    survey.tracking_only = tracking_only
+    return survey
+
+
 def ingest(
     *, tenant: Tenant, messages: Iterable[Message], rejections: Iterable[Rejection] = (), source: str = "api"
 ) -> IngestResult:
-    """Store a batch of normalised messages for `tenant` in one transaction."""
+    """Store a batch of normalised messages for `tenant` atomically: all of it or nothing."""
     messages = list(messages)
     rejections = list(rejections)
     result = IngestResult(received=len(messages) + len(rejections), rejected=len(rejections), rejections=rejections)
+    survey = _survey(messages) if messages else None
+    if survey is not None and not rejections:
+        known_users, known_activities = _prefetch(tenant, survey.user_ids, sorted(survey.first_seen))
+        if _store_tracking_only(tenant, messages, survey, known_users, known_activities, result):
+            return result
+    else:
+        known_users = known_activities = None
+    with transaction.atomic():
+        _ingest_in_transaction(tenant, messages, rejections, source, result, survey, known_users, known_activities)
+    return result
+
+
+def _store_tracking_only(tenant, messages, survey, known_users, known_activities, result) -> bool:
+    """The live tracking of known users: one statement, which is its own transaction.
+
+    Most traffic is track/page/screen calls of end users and activities that
+    exist already. Such a batch writes only events and the rollup, both in
+    `STORE_SQL`, so it needs no BEGIN and COMMIT round trips (on PostgreSQL, in
+    autocommit, outside any caller's transaction). Anything else — a new end user
+    or activity, an anonymous id, an account, traits, history — returns False
+    and takes the transactional path.
+    """
+    if not survey.tracking_only or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    if len(known_users) != len(survey.user_ids) or len(known_activities) != len(survey.first_seen):
+        return False
+    if any(seen is None for _, _, seen in known_activities):  # proposed in a survey, first received now
+        return False
+    users, activities = dict(known_users), {name: pk for name, pk, _ in known_activities}
+    rows = [
+        (m.message_id, m.type, users[m.user_id], activities[m.activity], None, m.timestamp, m.received_at,
+         m.timestamp.astimezone(tenant.tzinfo).date(), m.raw)
+        for m in messages
+    ]  # fmt: skip
+    result.stored = _store_events_postgresql(tenant, rows)
+    result.duplicates = len(messages) - result.stored
+    return True
+
+
+def _ingest_in_transaction(tenant, messages, rejections, source, result, survey, known_users, known_activities):
     if rejections:
         RejectedMessage.objects.bulk_create(
             [
@@ -396,30 +480,11 @@ def ingest(
             ]
         )
     if not messages:
-        return result
-
-    # What the lookups need, in one pass over the batch.
-    user_ids: set[str] = set()
-    anonymous_ids: set[str] = set()
-    previous_ids: set[str] = set()
-    linked: set[str] = set()  # anonymous ids seen with a user id
-    unlinked: set[str] = set()  # anonymous ids seen alone
-    groups: set[str] = set()
-    first_seen: dict[str, datetime] = {}
-    for m in messages:
-        user_id, anonymous_id, activity = m.user_id, m.anonymous_id, m.activity
-        if anonymous_id is not None:
-            anonymous_ids.add(anonymous_id)
-            (linked if user_id is not None else unlinked).add(anonymous_id)
-        if user_id is not None:
-            user_ids.add(user_id)
-        if m.type == "alias" and m.previous_id:
-            previous_ids.add(m.previous_id)
-        if m.group_id:
-            groups.add(m.group_id)
-        if activity and (activity not in first_seen or m.timestamp < first_seen[activity]):
-            first_seen[activity] = m.timestamp
-    known_users, known_activities = _prefetch(tenant, user_ids, sorted(first_seen))
+        return
+    if known_users is None:
+        known_users, known_activities = _prefetch(tenant, survey.user_ids, sorted(survey.first_seen))
+    user_ids, anonymous_ids, previous_ids = survey.user_ids, survey.anonymous_ids, survey.previous_ids
+    linked, unlinked, groups, first_seen = survey.linked, survey.unlinked, survey.groups, survey.first_seen
 
     # 1. Identities: every user id and anonymous id of the batch, then each message's end user.
     resolver = IdentityResolver(tenant)
@@ -491,7 +556,6 @@ def ingest(
             Counter((end_user_id, activity, _day_value(day)) for end_user_id, activity, day in stored if activity),
         )
     result.duplicates = len(messages) - result.stored
-    return result
 
 
 # One statement: the batch as one binary array per column (psycopg sends these without quoting

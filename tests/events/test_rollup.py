@@ -133,3 +133,65 @@ def test_concurrent_overlapping_batches_store_each_message_once(postgres, tenant
     sent = {m["messageId"] for batch in batches for m in batch}
     assert Event.objects.for_tenant(tenant).count() == len(sent)
     rollup_matches_events(tenant)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_live_tracking_of_known_users_stores_each_message_once(postgres, tenant, monkeypatch):
+    """Live track calls of known end users take the one-statement path (no BEGIN/COMMIT); some batches
+    bring a new user and take the transactional path beside them. Each message is stored once."""
+    from events import services
+
+    one_statement = []
+    store_tracking_only = services._store_tracking_only
+
+    def counting(*args):
+        taken = store_tracking_only(*args)
+        one_statement.append(taken)
+        return taken
+
+    monkeypatch.setattr(services, "_store_tracking_only", counting)
+    key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="live")[1]
+    names = ["Logged in", "Added photo", "Shared photo"]
+    client = Client()
+    known = [{"type": "track", "userId": f"user-{i}", "event": names[i % 3]} for i in range(20)]
+    first = client.post("/v1/batch", json.dumps({"batch": known, "writeKey": key}), "application/json")
+    assert first.status_code == 200
+    rng = random.Random(11)
+
+    def message(i):
+        new = rng.random() < 0.01
+        return {
+            "type": "track",
+            "userId": f"new-{i}" if new else f"user-{rng.randrange(20)}",
+            "event": rng.choice(names),
+            "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+            "timestamp": (timezone.now() - timedelta(minutes=rng.randrange(30))).isoformat(),
+        }
+
+    pool = [message(i) for i in range(400)]
+    batches = [rng.sample(pool, 100) for _ in range(24)]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker(chunk):
+        thread_client = Client()
+        try:
+            for batch in chunk:
+                body = json.dumps({"batch": batch, "writeKey": key})
+                response = thread_client.post("/v1/batch", body, content_type="application/json")
+                with lock:
+                    statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(batches[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert statuses == [200] * len(batches)
+    assert True in one_statement and False in one_statement, one_statement
+    sent = {m["messageId"] for batch in batches for m in batch}
+    assert Event.objects.for_tenant(tenant).count() == len(known) + len(sent)
+    rollup_matches_events(tenant)

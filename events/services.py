@@ -437,7 +437,14 @@ def ingest(
     return result
 
 
-def _store_tracking_only(tenant, messages, survey, known_users, known_activities, result) -> bool:
+def _store_tracking_only(
+    tenant: Tenant,
+    messages: list[Message],
+    survey: _Survey,
+    known_users: list[tuple],
+    known_activities: list[tuple],
+    result: IngestResult,
+) -> bool:
     """The live tracking of known users: one statement, which is its own transaction.
 
     Most traffic is track/page/screen calls of end users and activities that
@@ -464,7 +471,16 @@ def _store_tracking_only(tenant, messages, survey, known_users, known_activities
     return True
 
 
-def _ingest_in_transaction(tenant, messages, rejections, source, result, survey, known_users, known_activities):
+def _ingest_in_transaction(
+    tenant: Tenant,
+    messages: list[Message],
+    rejections: list[Rejection],
+    source: str,
+    result: IngestResult,
+    survey: _Survey | None,
+    known_users: list[tuple] | None,
+    known_activities: list[tuple] | None,
+) -> None:
     if rejections:
         RejectedMessage.objects.bulk_create(
             [

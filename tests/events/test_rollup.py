@@ -80,6 +80,30 @@ def test_rollup_equals_events_after_random_batches(tenant, batches):
     assert Event.objects.for_tenant(tenant).count() == len({spec["id"] for batch in batches for spec in batch})
 
 
+def send_concurrently(key: str, batches: list[list[dict]], threads: int = 6) -> list[int]:
+    """POST the batches to /v1/batch from `threads` threads at once; their status codes."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def worker(chunk):
+        client = Client()
+        try:
+            for batch in chunk:
+                body = json.dumps({"batch": batch, "writeKey": key})
+                response = client.post("/v1/batch", body, content_type="application/json")
+                with lock:
+                    statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=worker, args=(batches[i::threads],)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return statuses
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_overlapping_batches_store_each_message_once(postgres, tenant):
     key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="load")[1]
@@ -108,28 +132,7 @@ def test_concurrent_overlapping_batches_store_each_message_once(postgres, tenant
     pool = [message() for _ in range(400)]
     # Each worker sends overlapping random slices of the same pool, several times.
     batches = [rng.sample(pool, 100) for _ in range(24)]
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def worker(chunk):
-        client = Client()
-        try:
-            for batch in chunk:
-                response = client.post(
-                    "/v1/batch", json.dumps({"batch": batch, "writeKey": key}), content_type="application/json"
-                )
-                with lock:
-                    statuses.append(response.status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(batches[i::6],)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert statuses == [200] * len(batches)
+    assert send_concurrently(key, batches) == [200] * len(batches)
     sent = {m["messageId"] for batch in batches for m in batch}
     assert Event.objects.for_tenant(tenant).count() == len(sent)
     rollup_matches_events(tenant)
@@ -170,27 +173,7 @@ def test_concurrent_live_tracking_of_known_users_stores_each_message_once(postgr
 
     pool = [message(i) for i in range(400)]
     batches = [rng.sample(pool, 100) for _ in range(24)]
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def worker(chunk):
-        thread_client = Client()
-        try:
-            for batch in chunk:
-                body = json.dumps({"batch": batch, "writeKey": key})
-                response = thread_client.post("/v1/batch", body, content_type="application/json")
-                with lock:
-                    statuses.append(response.status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(batches[i::6],)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert statuses == [200] * len(batches)
+    assert send_concurrently(key, batches) == [200] * len(batches)
     assert True in one_statement and False in one_statement, one_statement
     sent = {m["messageId"] for batch in batches for m in batch}
     assert Event.objects.for_tenant(tenant).count() == len(known) + len(sent)

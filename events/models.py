@@ -110,7 +110,7 @@ class Event(TenantOwned):
     # Every index and foreign-key check is paid on each insert, the ingestion hot path, so:
     # no single-column indexes on tenant and end_user (the composite ones below lead with
     # them), and only end_user keeps a database constraint. Tenant, activity and account ids
-    # come from rows read in the same transaction; their deletes cascade (or set null) in
+    # come from rows read in the same request; their deletes cascade (or set null) in
     # Django's collector, which needs no constraint. Measured: 1.4 ms less PostgreSQL CPU per
     # batch of 100 without those three checks and the activity and account indexes.
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False, db_constraint=False)

@@ -43,14 +43,15 @@ class IngestResult:
 # --- Activity ids -------------------------------------------------------------------
 
 
-def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime], known=None) -> dict[str, int]:
+def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime], known: list[tuple]) -> dict[str, int]:
     """Ids of the batch's activities, adding new names to the catalog.
 
-    One indexed query per batch; an in-process cache was measured as not worth
-    the staleness risk (ids from rolled-back transactions).
+    `known`: the (name, pk, first_seen_at) rows `_prefetch` read. An in-process
+    cache was measured as not worth the staleness risk (ids from rolled-back
+    transactions).
     """
     names = sorted(first_seen)
-    rows = known if known is not None else _select_by(Activity, "name", tenant, names, "first_seen_at")
+    rows = known
     if len(rows) < len(names):
         known = {name for name, _, _ in rows}
         Activity.objects.bulk_create(
@@ -127,10 +128,8 @@ class IdentityResolver:
         self.merged_into: dict[int, int] = {}
         self.new_identities: dict[str, int] = {}
 
-    def load(
-        self, user_ids: set[str], anonymous_ids: set[str], previous_ids: set[str] = frozenset(), known=None
-    ) -> None:
-        """`known`: (user_id, pk) rows of `user_ids` already read (see `_prefetch`)."""
+    def load(self, user_ids: set[str], anonymous_ids: set[str], previous_ids: set[str], known: list[tuple]) -> None:
+        """`known`: the (user_id, pk) rows of `user_ids` that `_prefetch` read."""
         tenant = self.tenant
         # An alias's previousId may be an earlier user id: look it up, don't create it.
         lookup = previous_ids - user_ids
@@ -139,7 +138,7 @@ class IdentityResolver:
                 self.by_user_id[uid] = pk
                 self.identified.add(pk)
         if user_ids:
-            rows = known if known is not None else _select_by(EndUser, "user_id", tenant, user_ids)
+            rows = known
             missing = user_ids - {uid for uid, _ in rows}
             if missing:
                 EndUser.objects.bulk_create(

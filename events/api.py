@@ -15,6 +15,7 @@ CDN before sending anything; it points the library at this server.
 """
 
 import logging
+import threading
 import time
 from functools import wraps
 from urllib.parse import urlsplit
@@ -111,14 +112,13 @@ def _read_shared_state(window_key: str | None) -> tuple[int | None, object | Non
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         # Django's add() + incr() would be three round trips (incr checks EXISTS first).
-        client = backend._cache.get_client(write=True)
-        pipe = client.pipeline(transaction=False)
+        pipe = _pipeline(backend._cache)
         if window_key:
-            counter = backend.make_and_validate_key(window_key)
+            counter = backend.make_key(window_key)  # our own short ASCII key: nothing to validate
             pipe.set(counter, 0, ex=RATE_WINDOW_TTL, nx=True)
             pipe.incr(counter)
-        pipe.get(backend.make_and_validate_key(key_cache.GENERATION_CACHE_KEY))
-        replies = pipe.execute()
+        pipe.get(backend.make_key(key_cache.GENERATION_CACHE_KEY))
+        replies = pipe.execute()  # execute() resets the pipeline, even when it raises
         # The raw (pickled) token: only compared with the previous one.
         return (replies[1] if window_key else None), replies[-1]
     count = None
@@ -129,6 +129,23 @@ def _read_shared_state(window_key: str | None) -> tuple[int | None, object | Non
         except ValueError:  # expired between add and incr: count this request as the first
             count = 1
     return count, backend.get(key_cache.GENERATION_CACHE_KEY)
+
+
+_pipelines = threading.local()
+
+
+def _pipeline(cache_client):
+    """A pipeline on the cache's write pool, kept by this thread.
+
+    Django's get_client() builds a new Redis client per call, and a new client
+    or pipeline copies ~170 reply callbacks: 0.1 ms of CPU per request each.
+    """
+    pool = cache_client._get_connection_pool(write=True)
+    pipe = getattr(_pipelines, "pipe", None)
+    if pipe is None or pipe.connection_pool is not pool:
+        pipe = cache_client._client(connection_pool=pool).pipeline(transaction=False)
+        _pipelines.pipe = pipe
+    return pipe
 
 
 def _live_write_key(plaintext: str | None, generation=None) -> ApiKey | None:

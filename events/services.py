@@ -14,11 +14,12 @@ locks in the same order and don't deadlock.
 import json
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -76,13 +77,8 @@ def _select_by(model, column: str, tenant: Tenant, values, *extra: str) -> list[
     values = list(values)
     if connection.vendor == "postgresql":
         fields = ", ".join([column, "id", *extra])
-        with _server_bound_cursor() as cursor:
-            cursor.execute(
-                f"SELECT {fields} FROM {model._meta.db_table} WHERE tenant_id = %s AND {column} = ANY(%s)",  # noqa: S608
-                [tenant.pk, values],
-                prepare=True,
-            )
-            return cursor.fetchall()
+        sql = f"SELECT {fields} FROM {model._meta.db_table} WHERE tenant_id = %s AND {column} = ANY(%s)"  # noqa: S608
+        return _fetch_prepared(sql, [tenant.pk, values])
     return list(model.objects.for_tenant(tenant).filter(**{f"{column}__in": values}).values_list(column, "pk", *extra))
 
 
@@ -97,15 +93,29 @@ def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], l
     """The batch's known end users (user_id, pk) and activities (name, pk, first_seen_at).
 
     One round trip on PostgreSQL: every statement of a batch costs both sides
-    ~0.1 ms of CPU on top of its own work.
+    ~0.1 ms of CPU on top of its own work. It is the request's first use of the
+    database, and the tracking path skips Django's per-request health check
+    (a `SELECT 1` round trip): a persistent connection that died between
+    requests (a restart, an idle timeout) is replaced here, once.
     """
     if connection.vendor != "postgresql":
         users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
         return users, (_select_by(Activity, "name", tenant, names, "first_seen_at") if names else [])
-    with _server_bound_cursor() as cursor:
-        cursor.execute(PREFETCH_SQL, [tenant.pk, list(user_ids), tenant.pk, list(names)], prepare=True)
-        rows = cursor.fetchall()
+    params = [tenant.pk, list(user_ids), tenant.pk, list(names)]
+    try:
+        rows = _fetch_prepared(PREFETCH_SQL, params)
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block or connection.is_usable():
+            raise  # a live connection that failed, or a transaction to keep: the caller answers 503
+        connection.close()
+        rows = _fetch_prepared(PREFETCH_SQL, params)  # a new connection; unreachable: 503 as before
     return [(key, pk) for kind, key, pk, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]
+
+
+def _fetch_prepared(sql: str, params: list) -> list[tuple]:
+    with _server_bound_cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 # --- Identities ---------------------------------------------------------------------
@@ -287,16 +297,20 @@ def _placeholders(columns: int, rows: int) -> str:
     return ", ".join([f"({row})"] * rows)
 
 
+@contextmanager
 def _server_bound_cursor():
     """A psycopg cursor with server-side parameter binding, inside Django's current transaction.
 
     Django's psycopg backend binds parameters client-side, quoting each array
     element into the SQL text; server-side binding sends the arrays as they are.
+    Errors come out as Django's (OperationalError, IntegrityError, ...), and
+    mark the connection for Django's end-of-request check, as with its own cursors.
     """
     import psycopg
 
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 EVENT_COLUMNS = (

@@ -7,6 +7,7 @@ per batch; these tests pin its semantics on SQLite and on PostgreSQL, through
 """
 
 import random
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -136,21 +137,18 @@ def test_one_statement_per_batch_not_one_per_account(tenant, backend, monkeypatc
         # The statement goes through a psycopg cursor of its own, which Django does not log.
         make_cursor = services._server_bound_cursor
 
-        class CountingCursor:
-            def __init__(self):
-                self.cursor = make_cursor()
+        class Counting:
+            def __init__(self, cursor):
+                self.cursor = cursor
 
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return self.cursor.__exit__(*exc)
-
-            def execute(self, query, params=None):
+            def execute(self, query, params=None, **kwargs):
                 executed.append(query)
-                return self.cursor.execute(query, params)
+                return self.cursor.execute(query, params, **kwargs)
 
-        counting_cursor = CountingCursor
+        @contextmanager
+        def counting_cursor():
+            with make_cursor() as cursor:
+                yield Counting(cursor)
 
         monkeypatch.setattr(services, "_server_bound_cursor", counting_cursor)
         services._attach_accounts(tenant, attach, explicit=set(users[:20]))

@@ -607,6 +607,37 @@ def test_project_settings_only_answer_get(client, tenant, write_key):
     assert client.options(settings_url(write_key), HTTP_ORIGIN="https://shop.example.com").status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_lost_between_requests_is_replaced(postgres, tenant, write_key):
+    """A restart or an idle timeout kills the worker's persistent connection: the next batches are stored.
+
+    The live tracking path has no per-request `SELECT 1`; a dead connection used to
+    answer 500 to every batch until it aged out (CONN_MAX_AGE).
+    """
+    from django.db import connection
+    from django.test import Client
+
+    client = Client()
+
+    def kill_connection():
+        with connection.get_new_connection(connection.get_connection_params()) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+            admin.commit()
+
+    assert post(client, "/v1/batch", {"batch": [track("u1")]}, key=write_key).status_code == 200
+    kill_connection()  # u1 and "Added photo" are known now: the one-statement path
+    response = post(client, "/v1/batch", {"batch": [track("u1"), track("u1")]}, key=write_key)
+    assert response.status_code == 200, response.content
+    kill_connection()  # a new end user: the transaction
+    response = post(client, "/v1/batch", {"batch": [track("u2")]}, key=write_key)
+    assert response.status_code == 200, response.content
+    assert Event.objects.for_tenant(tenant).count() == 4
+    assert sorted(DailyActivityCount.objects.for_tenant(tenant).values_list("end_user__user_id", "count")) == [
+        ("u1", 3),
+        ("u2", 1),
+    ]
+
+
 def test_database_down_is_503_with_retry_after(tenant):
     """A real unreachable database (closed port), in a separate process: 503, never 2xx or 500."""
     script = (

@@ -93,26 +93,35 @@ def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], l
     """The batch's known end users (user_id, pk) and activities (name, pk, first_seen_at).
 
     One round trip on PostgreSQL: every statement of a batch costs both sides
-    ~0.1 ms of CPU on top of its own work. It is the request's first use of the
-    database, and the tracking path skips Django's per-request health check
-    (a `SELECT 1` round trip): a persistent connection that died between
-    requests (a restart, an idle timeout) is replaced here, once.
+    ~0.1 ms of CPU on top of its own work.
     """
     if connection.vendor != "postgresql":
         users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
         return users, (_select_by(Activity, "name", tenant, names, "first_seen_at") if names else [])
     params = [tenant.pk, list(user_ids), tenant.pk, list(names)]
+    rows = _first_statement(lambda: _fetch_prepared(PREFETCH_SQL, params))
+    return [(key, pk) for kind, key, pk, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]
+
+
+def _first_statement(run):
+    """Run the first statement of a batch; a connection that died since the last request is replaced, once.
+
+    The ingestion path skips Django's per-request health check (a `SELECT 1`
+    round trip), so a persistent connection killed by a restart or an idle
+    timeout is found here. Running the statement again is safe: each is
+    all-or-nothing, and one that did commit before its answer was lost only
+    finds duplicates the second time.
+    """
     try:
-        rows = _fetch_prepared(PREFETCH_SQL, params)
+        return run()
     except (OperationalError, InterfaceError):
         if connection.in_atomic_block or connection.is_usable():
             raise  # a live connection that failed, or a transaction to keep: the caller answers 503
         connection.close()
-        rows = _fetch_prepared(PREFETCH_SQL, params)  # a new connection; unreachable: 503 as before
-    return [(key, pk) for kind, key, pk, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]
+        return run()  # on a new connection; an unreachable database is a 503 as before
 
 
-def _fetch_prepared(sql: str, params: list) -> list[tuple]:
+def _fetch_prepared(sql: str, params) -> list[tuple]:
     with _server_bound_cursor() as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
@@ -439,48 +448,52 @@ def ingest(
     rejections = list(rejections)
     result = IngestResult(received=len(messages) + len(rejections), rejected=len(rejections), rejections=rejections)
     survey = _survey(messages) if messages else None
+    known_users = known_activities = None
     if survey is not None and not rejections:
-        known_users, known_activities = _prefetch(tenant, survey.user_ids, sorted(survey.first_seen))
-        if _store_tracking_only(tenant, messages, survey, known_users, known_activities, result):
+        if _store_tracking_only(tenant, messages, survey, result):
             return result
-    else:
-        known_users = known_activities = None
+        known_users, known_activities = _prefetch(tenant, survey.user_ids, sorted(survey.first_seen))
     with transaction.atomic():
         _ingest_in_transaction(tenant, messages, rejections, source, result, survey, known_users, known_activities)
     return result
 
 
-def _store_tracking_only(
-    tenant: Tenant,
-    messages: list[Message],
-    survey: _Survey,
-    known_users: list[tuple],
-    known_activities: list[tuple],
-    result: IngestResult,
-) -> bool:
-    """The live tracking of known users: one statement, which is its own transaction.
+def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Survey, result: IngestResult) -> bool:
+    """The live tracking of known end users: one statement, lookups included, which is its own transaction.
 
     Most traffic is track/page/screen calls of end users and activities that
-    exist already. Such a batch writes only events and the rollup, both in
-    `STORE_SQL`, so it needs no BEGIN and COMMIT round trips (on PostgreSQL, in
-    autocommit, outside any caller's transaction). Anything else — a new end user
-    or activity, an anonymous id, an account, traits, history — returns False
-    and takes the transactional path.
+    exist already. Such a batch writes only events and the rollup, so
+    `STORE_KNOWN_SQL` looks up its end users and activities and stores it in one
+    round trip, with no BEGIN and COMMIT (on PostgreSQL, in autocommit, outside
+    any caller's transaction). Anything else — an anonymous id, an account,
+    traits, history — returns False at once; a new end user or activity returns
+    False after that statement stored nothing. Either way the batch then takes
+    the transactional path.
     """
     if not survey.tracking_only or connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
-    if len(known_users) != len(survey.user_ids) or len(known_activities) != len(survey.first_seen):
+    zone = tenant.tzinfo
+    user_ids, names = list(survey.user_ids), list(survey.first_seen)
+    params = {
+        "tenant": tenant.pk,
+        "user_ids": user_ids,
+        "names": names,
+        "users": len(user_ids),
+        "activities": len(names),
+        "m": [m.message_id for m in messages],
+        "ty": [m.type for m in messages],
+        "uid": [m.user_id for m in messages],
+        "name": [m.activity for m in messages],
+        "ts": [m.timestamp for m in messages],
+        "ra": [m.received_at for m in messages],
+        "d": [m.timestamp.astimezone(zone).date() for m in messages],
+        "p": [_payload_json(m.raw) for m in messages],
+    }
+    ((complete, stored),) = _first_statement(lambda: _fetch_prepared(STORE_KNOWN_SQL, params))
+    if not complete:
         return False
-    if any(seen is None for _, _, seen in known_activities):  # proposed in a survey, first received now
-        return False
-    users, activities = dict(known_users), {name: pk for name, pk, _ in known_activities}
-    rows = [
-        (m.message_id, m.type, users[m.user_id], activities[m.activity], None, m.timestamp, m.received_at,
-         m.timestamp.astimezone(tenant.tzinfo).date(), m.raw)
-        for m in messages
-    ]  # fmt: skip
-    result.stored = _store_events_postgresql(tenant, rows)
-    result.duplicates = len(messages) - result.stored
+    result.stored = stored
+    result.duplicates = len(messages) - stored
     return True
 
 
@@ -610,6 +623,42 @@ WITH batch AS (
     ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
 )
 SELECT count(*) FROM stored
+"""
+
+
+# `STORE_SQL` for a batch of known end users and activities, given by user id and name: the lookups
+# join in, so the batch takes one round trip. `complete` is false when one of them is missing (or
+# the activity was proposed in a survey and never received); then nothing is inserted and the
+# batch takes the transactional path, which creates them.
+STORE_KNOWN_SQL = """
+WITH users AS (
+    SELECT user_id, id FROM events_enduser
+    WHERE tenant_id = %(tenant)b AND user_id = ANY(%(user_ids)b::text[])
+), activities AS (
+    SELECT name, id FROM events_activity
+    WHERE tenant_id = %(tenant)b AND name = ANY(%(names)b::text[]) AND first_seen_at IS NOT NULL
+), complete AS (
+    SELECT (SELECT count(*) FROM users) = %(users)b AND (SELECT count(*) FROM activities) = %(activities)b AS ok
+), stored AS (
+    INSERT INTO events_event (tenant_id, message_id, type, end_user_id, activity_id, account_id,
+                              timestamp, received_at, day, payload)
+    SELECT %(tenant)b, b.m, b.ty, u.id, a.id, NULL, b.ts, b.ra, b.d, b.p::jsonb
+    FROM unnest(%(m)b::text[], %(ty)b::text[], %(uid)b::text[], %(name)b::text[],
+                %(ts)b::timestamptz[], %(ra)b::timestamptz[], %(d)b::date[], %(p)b::text[])
+        AS b(m, ty, uid, name, ts, ra, d, p)
+    JOIN users u ON u.user_id = b.uid
+    JOIN activities a ON a.name = b.name
+    WHERE (SELECT ok FROM complete)
+    ORDER BY b.m
+    ON CONFLICT (tenant_id, message_id) DO NOTHING
+    RETURNING end_user_id, activity_id, day
+), counted AS (
+    INSERT INTO events_dailyactivitycount AS r (tenant_id, end_user_id, activity_id, day, count)
+    SELECT %(tenant)b, end_user_id, activity_id, day, count(*) FROM stored
+    GROUP BY end_user_id, activity_id, day ORDER BY end_user_id, activity_id, day
+    ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
+)
+SELECT (SELECT ok FROM complete), count(*) FROM stored
 """
 
 

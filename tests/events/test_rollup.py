@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -104,6 +104,23 @@ def send_concurrently(key: str, batches: list[list[dict]], threads: int = 6) -> 
     return statuses
 
 
+@pytest.fixture
+def store_paths(monkeypatch):
+    """Which way each batch was stored: "one statement" (live tracking of known users) or "transaction"."""
+    from events import services
+
+    paths: list[str] = []
+    store_tracking_only = services._store_tracking_only
+
+    def recording(*args):
+        taken = store_tracking_only(*args)
+        paths.append("one statement" if taken else "transaction")
+        return taken
+
+    monkeypatch.setattr(services, "_store_tracking_only", recording)
+    return paths
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_overlapping_batches_store_each_message_once(postgres, tenant):
     key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="load")[1]
@@ -139,20 +156,9 @@ def test_concurrent_overlapping_batches_store_each_message_once(postgres, tenant
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_live_tracking_of_known_users_stores_each_message_once(postgres, tenant, monkeypatch):
+def test_concurrent_live_tracking_of_known_users_stores_each_message_once(postgres, tenant, store_paths):
     """Live track calls of known end users take the one-statement path (no BEGIN/COMMIT); some batches
     bring a new user and take the transactional path beside them. Each message is stored once."""
-    from events import services
-
-    paths: set[str] = set()  # which way each batch was stored
-    store_tracking_only = services._store_tracking_only
-
-    def recording(*args):
-        taken = store_tracking_only(*args)
-        paths.add("one statement" if taken else "transaction")
-        return taken
-
-    monkeypatch.setattr(services, "_store_tracking_only", recording)
     key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="live")[1]
     names = ["Logged in", "Added photo", "Shared photo"]
     client = Client()
@@ -175,7 +181,39 @@ def test_concurrent_live_tracking_of_known_users_stores_each_message_once(postgr
     batches = [rng.sample(pool, 100) for _ in range(24)]
     assert send_concurrently(key, batches) == [200] * len(batches)
     # Known users' batches took the one-statement path, those with a new user the transactional one.
-    assert paths == {"one statement", "transaction"}
+    assert set(store_paths) == {"one statement", "transaction"}
     sent = {m["messageId"] for batch in batches for m in batch}
     assert Event.objects.for_tenant(tenant).count() == len(known) + len(sent)
+    rollup_matches_events(tenant)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_tracking_that_names_a_new_user_or_a_proposed_activity_is_stored_whole(postgres, tenant, store_paths):
+    """The one statement stores nothing when a user or an activity of the batch is missing (or was only
+    proposed in a survey): the whole batch then takes the transaction, which creates them."""
+    from events.models import Activity, EndUser
+
+    key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="live")[1]
+    client = Client()
+
+    def send(*messages):
+        batch = [{"type": "track", "messageId": str(uuid.uuid4()), **m} for m in messages]
+        response = client.post("/v1/batch", json.dumps({"batch": batch, "writeKey": key}), "application/json")
+        assert response.status_code == 200, response.content
+
+    send({"userId": "u1", "event": "Logged in"})
+    send({"userId": "u1", "event": "Logged in"}, {"userId": "u1", "event": "Logged in"})
+    send({"userId": "u1", "event": "Logged in"}, {"userId": "u2", "event": "Logged in"})  # u2 is new
+    proposed = Activity.objects.create(tenant=tenant, name="Shared photo")  # from a survey, never received
+    send({"userId": "u1", "event": "Logged in"}, {"userId": "u2", "event": "Shared photo"})
+    send({"userId": "u2", "event": "Shared photo"})
+
+    assert store_paths == ["transaction", "one statement", "transaction", "transaction", "one statement"]
+    proposed.refresh_from_db()
+    assert proposed.first_seen_at is not None
+    assert Event.objects.for_tenant(tenant).count() == 8
+    rollup = DailyActivityCount.objects.for_tenant(tenant).values_list("end_user__user_id", "activity__name")
+    counts = {(user, name): n for user, name, n in rollup.annotate(n=Sum("count"))}
+    assert counts == {("u1", "Logged in"): 5, ("u2", "Logged in"): 1, ("u2", "Shared photo"): 2}
+    assert EndUser.objects.for_tenant(tenant).count() == 2
     rollup_matches_events(tenant)

@@ -217,3 +217,56 @@ def test_live_tracking_that_names_a_new_user_or_a_proposed_activity_is_stored_wh
     assert counts == {("u1", "Logged in"): 5, ("u2", "Logged in"): 1, ("u2", "Shared photo"): 2}
     assert EndUser.objects.for_tenant(tenant).count() == 2
     rollup_matches_events(tenant)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("extra", [{}, {"anonymousId": "anon-1"}], ids=["one statement", "transaction"])
+def test_a_batch_for_an_end_user_being_merged_away_is_stored_under_a_live_one(postgres, tenant, store_paths, extra):
+    """An alias merges end user "old" into "new" (moves its events, deletes it) while a batch for "old"
+    arrives. The batch waits for the merge, then never points at the deleted end user. Both ways of
+    storing a batch: the live one (a user id alone) and the transaction (with an anonymous id)."""
+    import time
+
+    from django.db import transaction
+
+    from events import services
+    from events.models import EndUser
+
+    key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="live")[1]
+    client = Client()
+
+    def send(*users, **extra):
+        batch = [
+            {"type": "track", "userId": u, "event": "Logged in", "messageId": str(uuid.uuid4()), **extra} for u in users
+        ]
+        return client.post("/v1/batch", json.dumps({"batch": batch, "writeKey": key}), "application/json")
+
+    assert send("old", "new").status_code == 200
+    old, new = (EndUser.objects.for_tenant(tenant).get(user_id=u).pk for u in ("old", "new"))
+    merged = threading.Event()
+
+    def merge():
+        try:
+            with transaction.atomic():
+                services._merge_end_users(tenant, old, new)
+                merged.set()
+                time.sleep(1)  # holds the lock on "old" (now deleted, not yet committed)
+        finally:
+            connection.close()
+
+    merging = threading.Thread(target=merge)
+    merging.start()
+    assert merged.wait(10)
+    started = time.monotonic()
+    response = send("old", **extra)
+    waited = time.monotonic() - started
+    merging.join()
+
+    assert response.status_code == 200, response.content
+    assert waited > 0.5  # it did wait for the merge's lock
+    assert store_paths[-1] == "transaction"  # the one statement found "old" gone and stored nothing
+    live = set(EndUser.objects.for_tenant(tenant).values_list("pk", flat=True))
+    assert set(Event.objects.for_tenant(tenant).values_list("end_user_id", flat=True)) <= live
+    assert Event.objects.for_tenant(tenant).count() == 3
+    assert Event.objects.for_tenant(tenant).filter(end_user_id=new).count() == 2  # "new" and the merged "old"
+    rollup_matches_events(tenant)

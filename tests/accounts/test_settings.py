@@ -185,6 +185,16 @@ def test_an_inline_script_runs_only_with_the_nonce(client, db):
     assert client.get("/inline-script/")["Content-Security-Policy"] != response["Content-Security-Policy"]
 
 
+def test_the_tracking_api_answers_json_without_a_csp(client, db):
+    """A policy is for documents a browser renders; /v1/ answers SDKs (and skips its cost per request)."""
+    response = client.options("/v1/batch", HTTP_ORIGIN="https://shop.example.com")
+
+    assert response.status_code == 200
+    assert "Content-Security-Policy" not in response
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" in client.get("/v1nope/")  # only the /v1/ prefix
+
+
 def test_pages_carry_the_other_security_headers(client, db):
     response = client.get("/login/")
 

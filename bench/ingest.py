@@ -1,6 +1,6 @@
 """Ingestion benchmark: the HTTP API under gunicorn on PostgreSQL vs a bare COPY.
 
-    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 4] [--workers 4] [--redis | --no-redis]
+    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 4] [--workers 3] [--redis | --no-redis]
 
 Creates a scratch database (engagement_bench_ingest), migrates it, starts gunicorn,
 sends batches of 100 track events from several client processes for a fixed
@@ -289,7 +289,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (about 2 per core)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (3 beat 2 and 4 on 2 cores)")
     parser.add_argument(
         "--redis",
         action=argparse.BooleanOptionalAction,

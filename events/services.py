@@ -112,13 +112,14 @@ def _first_statement(run):
     all-or-nothing, and one that did commit before its answer was lost only
     finds duplicates the second time.
     """
+    reused = connection.connection is not None  # else the failure was connecting: no second wait
     try:
         return run()
     except (OperationalError, InterfaceError):
-        if connection.in_atomic_block or connection.is_usable():
-            raise  # a live connection that failed, or a transaction to keep: the caller answers 503
+        if not reused or connection.in_atomic_block or connection.is_usable():
+            raise  # unreachable, a live connection that failed, or a transaction to keep: 503
         connection.close()
-        return run()  # on a new connection; an unreachable database is a 503 as before
+        return run()  # on a new connection
 
 
 def _fetch_prepared(sql: str, params) -> list[tuple]:
@@ -245,8 +246,15 @@ class IdentityResolver:
 
 def _merge_end_users(tenant: Tenant, source_pk: int, target_pk: int) -> None:
     """Move everything of `source` to `target` (an alias): events, rollup, ids, traits."""
-    source = EndUser.objects.for_tenant(tenant).select_for_update().filter(pk=source_pk).first()
-    target = EndUser.objects.for_tenant(tenant).select_for_update().filter(pk=target_pk).first()
+    # In id order, like every batch: a batch locks both FOR KEY SHARE (the store statements), and
+    # the source, deleted below, needs FOR UPDATE. The target only changes non-key columns: FOR NO
+    # KEY UPDATE, which batches of the target do not wait for.
+    users = EndUser.objects.for_tenant(tenant)
+    locked = {}
+    for pk in sorted((source_pk, target_pk)):
+        rows = users.filter(pk=pk).select_for_update(no_key=pk == target_pk)
+        locked[pk] = rows.first()
+    source, target = locked[source_pk], locked[target_pk]
     if source is None or target is None:
         return
     Event.objects.for_tenant(tenant).filter(end_user=source).update(end_user=target)
@@ -453,14 +461,23 @@ def ingest(
         if _store_tracking_only(tenant, messages, survey, result):
             return result
         known_users, known_activities = _prefetch(tenant, survey.user_ids, sorted(survey.first_seen))
-    try:
-        with transaction.atomic():
-            _ingest_in_transaction(tenant, messages, rejections, source, result, survey, known_users, known_activities)
-    except EndUserMerged:
-        # Rolled back: resolve the batch's ids again, now that the merge is committed.
-        with transaction.atomic():
-            _ingest_in_transaction(tenant, messages, rejections, source, result, survey, None, None)
+    for attempt in range(MERGE_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                _ingest_in_transaction(
+                    tenant, messages, rejections, source, result, survey, known_users, known_activities
+                )
+            return result
+        except EndUserMerged:
+            if attempt == MERGE_ATTEMPTS - 1:
+                raise
+            # Rolled back: resolve the batch's ids again, now that the merge is committed.
+            known_users = known_activities = None
     return result
+
+
+# Each attempt fails only if a merge committed while this batch waited for one of its end users.
+MERGE_ATTEMPTS = 3
 
 
 def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Survey, result: IngestResult) -> bool:
@@ -682,9 +699,12 @@ SELECT (SELECT ok FROM complete), count(*) FROM stored
 class EndUserMerged(OperationalError):
     """An end user of the batch was merged into another (and deleted) by a concurrent batch.
 
-    Like a serialization failure: `ingest` runs the batch again once; a second
-    time, the API answers 503 and the client retries.
+    Like a serialization failure: `ingest` runs the batch again, up to
+    `MERGE_ATTEMPTS` times; then the API answers 503 and the client retries.
     """
+
+    def __init__(self, message="an end user of the batch was merged or deleted while it was stored; retry"):
+        super().__init__(message)
 
 
 def _store_events_postgresql(tenant: Tenant, rows: list[tuple]) -> int:

@@ -661,3 +661,23 @@ def test_schema_is_served(client):
     response = client.get(reverse("schema"))
     assert response.status_code == 200
     assert b"/v1/batch:" in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_first_connection_is_not_tried_twice(tenant):
+    """Only a persistent connection that died is replaced: an unreachable database answers 503 after one
+    connect timeout, not two."""
+    from django.db import OperationalError, connection
+
+    from events import services
+
+    connection.close()
+    calls = []
+
+    def unreachable():
+        calls.append(1)
+        raise OperationalError("connection refused")
+
+    with pytest.raises(OperationalError):
+        services._first_statement(unreachable)
+    assert calls == [1]

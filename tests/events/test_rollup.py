@@ -270,3 +270,56 @@ def test_a_batch_for_an_end_user_being_merged_away_is_stored_under_a_live_one(po
     assert Event.objects.for_tenant(tenant).count() == 3
     assert Event.objects.for_tenant(tenant).filter(end_user_id=new).count() == 2  # "new" and the merged "old"
     rollup_matches_events(tenant)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_in_flight_while_its_tenant_is_deleted_leaves_no_event_behind(postgres, tenant):
+    """Deleting a tenant locks its end users before any DELETE: a batch for one of them waits, then stores
+    nothing (its end user and tenant are gone), instead of committing between the deletion's statements."""
+    import time
+
+    from django.db.models.signals import pre_delete
+
+    from accounts.models import Tenant
+    from accounts.services import tenant_delete
+    from events.models import EndUser
+
+    key = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="live")[1]
+    client = Client()
+
+    def send():
+        batch = [{"type": "identify", "userId": "u1", "traits": {"plan": "paid"}, "messageId": str(uuid.uuid4())}]
+        return client.post("/v1/batch", json.dumps({"batch": batch, "writeKey": key}), "application/json")
+
+    assert send().status_code == 200
+    tenant_id = tenant.pk
+    locked = threading.Event()
+
+    def hold(sender, instance, **kwargs):  # runs after the events app's receiver, before any DELETE
+        locked.set()
+        time.sleep(1)
+
+    pre_delete.connect(hold, sender=Tenant, dispatch_uid="test.hold")
+
+    def delete():
+        try:
+            tenant_delete(tenant=Tenant.objects.get(pk=tenant_id), confirm_name=tenant.name)
+        finally:
+            connection.close()
+
+    try:
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        assert locked.wait(10)
+        started = time.monotonic()
+        response = send()
+        waited = time.monotonic() - started
+        deleting.join()
+    finally:
+        pre_delete.disconnect(dispatch_uid="test.hold", sender=Tenant)
+
+    assert waited > 0.5  # the batch waited for the deletion's lock on its end user
+    assert response.status_code == 503, response.content  # then its tenant was gone: the client retries, and gets 401
+    assert not Tenant.objects.filter(pk=tenant_id).exists()
+    assert not Event.objects.filter(tenant_id=tenant_id).exists()
+    assert not EndUser.objects.filter(tenant_id=tenant_id).exists()

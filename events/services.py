@@ -622,6 +622,20 @@ def _ingest_in_transaction(
     result.duplicates = len(messages) - result.stored
 
 
+# The end of both store statements: the rollup adds exactly the rows the insert returned
+# (duplicates are skipped by ON CONFLICT), in key order so concurrent batches lock in the same
+# order; the answer is (whether every end user and activity was there, how many were stored).
+_ROLLUP_STORED = """
+), counted AS (
+    INSERT INTO events_dailyactivitycount AS r (tenant_id, end_user_id, activity_id, day, count)
+    SELECT %(tenant)b, end_user_id, activity_id, day, count(*) FROM stored WHERE activity_id IS NOT NULL
+    GROUP BY end_user_id, activity_id, day ORDER BY end_user_id, activity_id, day
+    ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
+)
+SELECT (SELECT ok FROM complete), count(*) FROM stored
+"""
+
+
 # One statement: the batch as one binary array per column (psycopg sends these without quoting
 # each element; json_to_recordset() was measured at 3x the PostgreSQL CPU for the same rows).
 # Events are inserted in message-id order and the rollup rows in key order, so concurrent batches
@@ -635,7 +649,8 @@ def _ingest_in_transaction(
 # and a batch that waited finds the end user gone and stores nothing (`complete` is false).
 STORE_SQL = """
 WITH users AS (
-    SELECT id FROM events_enduser WHERE id = ANY(%(end_users)b::bigint[]) ORDER BY id FOR KEY SHARE
+    SELECT id FROM events_enduser WHERE tenant_id = %(tenant)b AND id = ANY(%(end_users)b::bigint[])
+    ORDER BY id FOR KEY SHARE
 ), complete AS (
     SELECT count(*) = cardinality(%(end_users)b::bigint[]) AS ok FROM users
 ), stored AS (
@@ -649,14 +664,7 @@ WITH users AS (
     ORDER BY m
     ON CONFLICT (tenant_id, message_id) DO NOTHING
     RETURNING end_user_id, activity_id, day
-), counted AS (
-    INSERT INTO events_dailyactivitycount AS r (tenant_id, end_user_id, activity_id, day, count)
-    SELECT %(tenant)b, end_user_id, activity_id, day, count(*) FROM stored WHERE activity_id IS NOT NULL
-    GROUP BY end_user_id, activity_id, day ORDER BY end_user_id, activity_id, day
-    ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
-)
-SELECT (SELECT ok FROM complete), count(*) FROM stored
-"""
+""" + _ROLLUP_STORED  # noqa: S608 (constants only)
 
 
 # `STORE_SQL` for a batch of known end users and activities, given by user id and name: the lookups
@@ -686,14 +694,7 @@ WITH users AS (
     ORDER BY b.m
     ON CONFLICT (tenant_id, message_id) DO NOTHING
     RETURNING end_user_id, activity_id, day
-), counted AS (
-    INSERT INTO events_dailyactivitycount AS r (tenant_id, end_user_id, activity_id, day, count)
-    SELECT %(tenant)b, end_user_id, activity_id, day, count(*) FROM stored
-    GROUP BY end_user_id, activity_id, day ORDER BY end_user_id, activity_id, day
-    ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
-)
-SELECT (SELECT ok FROM complete), count(*) FROM stored
-"""
+""" + _ROLLUP_STORED  # noqa: S608 (constants only)
 
 
 class EndUserMerged(OperationalError):

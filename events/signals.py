@@ -22,4 +22,4 @@ def lock_end_users_of_deleted_tenant(sender, instance: Tenant, **kwargs) -> None
     events' DELETE and the end users' left events behind.
     """
     if connection.vendor == "postgresql":
-        list(EndUser.objects.filter(tenant=instance).order_by("pk").select_for_update().values_list("pk", flat=True))
+        list(EndUser.objects.for_tenant(instance).order_by("pk").select_for_update().values_list("pk", flat=True))

@@ -431,6 +431,9 @@ def _scan_array(text: str, pos: int) -> tuple[list[Any], list[tuple[int, int]], 
 def _envelope_object(data: dict[str, Any], key: str, check_nul: bool) -> dict[str, Any] | None:
     value = data.get(key)
     if value is not None and not isinstance(value, dict):
+        # A NUL is named first, as in an object ("batch context[0] contains a NUL character").
+        if check_nul and (path := _nul_path({key: value})):
+            raise WireError(400, "invalid_body", f"batch {_short_path(path)} contains a NUL character")
         raise WireError(400, "invalid_body", f"batch {key} must be an object")
     # Merged into every message: one clear 400 rather than the same rejection N times.
     if check_nul and value and (path := _nul_path(value)):

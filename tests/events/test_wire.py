@@ -336,6 +336,12 @@ def test_malformed_batch_envelopes_are_invalid_body(envelope: dict[str, Any]) ->
     assert error.message
 
 
+def test_a_nul_in_a_non_object_envelope_is_named() -> None:
+    """Found by hypothesis: a batch context that is a list holding a NUL names the NUL, like an object's."""
+    error = wire_error("invalid_body", parse_request, batch_body([], context=[{"\x00": None}]), "batch")
+    assert error.message == "batch context[0].\ufffd contains a NUL character"
+
+
 def test_invalid_batch_sent_at_explains_itself() -> None:
     error = wire_error("invalid_body", parse_request, batch_body([], sentAt="yesterday"), "batch")
     assert error.message == "batch sentAt is not an ISO-8601 date: 'yesterday'"

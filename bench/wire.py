@@ -78,8 +78,8 @@ def run_pipeline(wire: ModuleType, bodies: list[bytes]) -> int:
     accepted = 0
     for body in bodies:
         parsed = wire.parse_request(body, "batch")
-        for item in parsed.messages:
-            result = wire.normalize(item, kind="batch", received_at=received_at, batch_sent_at=parsed.sent_at)
+        for result in wire.normalize_all(parsed.messages, kind="batch", received_at=received_at,
+                                         batch_sent_at=parsed.sent_at):  # fmt: skip
             accepted += isinstance(result, wire.Message)
     return accepted
 
@@ -154,8 +154,8 @@ def _msgspec_variant(wire: ModuleType) -> Callable[[list[bytes]], int] | None:
         accepted = 0
         for body in bodies:
             parsed = parse_batch(body)
-            for item in parsed.messages:
-                result = wire.normalize(item, kind="batch", received_at=received_at, batch_sent_at=parsed.sent_at)
+            for result in wire.normalize_all(parsed.messages, kind="batch", received_at=received_at,
+                                             batch_sent_at=parsed.sent_at):  # fmt: skip
                 accepted += isinstance(result, wire.Message)
         return accepted
 

@@ -218,15 +218,10 @@ def _handle(request, kind: str) -> HttpResponse:
     if limit and count is not None and count > limit:
         return error(429, "rate_limited", "Too many requests for this write key.", retry_after=1)
 
-    received_at = timezone.now()
+    outcomes = wire.normalize_all(parsed.messages, kind=kind, received_at=timezone.now(), batch_sent_at=parsed.sent_at)
     messages, rejections = [], []
-    for item in parsed.messages:
-        outcome = (
-            item
-            if isinstance(item, wire.Rejection)
-            else wire.normalize(item, kind=kind, received_at=received_at, batch_sent_at=parsed.sent_at)
-        )
-        (rejections if isinstance(outcome, wire.Rejection) else messages).append(outcome)
+    for outcome in outcomes:
+        (messages if type(outcome) is wire.Message else rejections).append(outcome)
 
     if kind != "batch" and rejections:
         # A single call has nothing else to keep: say what is wrong (and still record it).

@@ -209,5 +209,5 @@ def seed_demo_events(tenant: Tenant, users: int | None = None, progress=None) ->
 
 
 def _send(tenant: Tenant, batch: list[dict], received_at) -> int:
-    messages = [wire.normalize(raw, kind="batch", received_at=received_at, batch_sent_at=None) for raw in batch]
+    messages = wire.normalize_all(batch, kind="batch", received_at=received_at, batch_sent_at=None)
     return ingest(tenant=tenant, messages=[m for m in messages if isinstance(m, wire.Message)], source="demo").stored

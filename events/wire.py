@@ -7,8 +7,7 @@ can be tested and benchmarked in isolation. Typical use from a view::
     body = decode_body(request.body, request.headers.get("Content-Encoding"))
     parsed = parse_request(body, kind)
     write_key = basic_auth_key(request.headers.get("Authorization")) or parsed.write_key
-    for item in parsed.messages:
-        result = normalize(item, kind=kind, received_at=now, batch_sent_at=parsed.sent_at)
+    for result in normalize_all(parsed.messages, kind=kind, received_at=now, batch_sent_at=parsed.sent_at):
         # result is a Message (store it) or a Rejection (report it)
 
 Whole-request problems raise ``WireError`` (answer with ``status``); problems
@@ -27,7 +26,6 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -622,10 +620,6 @@ def parse_timestamp(value: object) -> datetime:
         raise ValueError(f"out of range: {_short(value)}") from None
 
 
-# Every message of a batch shares the envelope sentAt: parse it once.
-_parse_batch_sent_at = lru_cache(maxsize=64)(parse_timestamp)
-
-
 # --------------------------------------------------------------------------
 # Normalisation
 # --------------------------------------------------------------------------
@@ -653,55 +647,106 @@ def normalize(raw: object, *, kind: str, received_at: datetime, batch_sent_at: s
     message; a caller building messages itself must not pass NULs in nested
     values (the CSV import refuses such rows first).
     """
+    return normalize_all([raw], kind=kind, received_at=received_at, batch_sent_at=batch_sent_at)[0]
+
+
+def normalize_all(
+    items: list[Any], *, kind: str, received_at: datetime, batch_sent_at: str | None
+) -> list[Message | Rejection]:
+    """``normalize`` for each item of one request, in order; what they share is checked once."""
     _check_kind(kind)
     if received_at.utcoffset() is None:
         raise ValueError("received_at must be timezone-aware")
-    if isinstance(raw, Rejection):
-        return raw
-    if not isinstance(raw, dict):
-        return Rejection(None, f"message must be a JSON object, got {_json_type(raw)}", None, _preview(raw))
     if received_at.tzinfo is not UTC:
         received_at = received_at.astimezone(UTC)
+    batch_sent = _batch_sent_at(batch_sent_at)
+    outcomes: list[Message | Rejection] = []
+    add = outcomes.append
+    for raw in items:
+        if isinstance(raw, dict):
+            try:
+                add(_build(raw, kind, received_at, batch_sent))
+            except _Invalid as exc:
+                # A NUL would make storing the rejection itself fail.
+                add(Rejection(_reported_id(raw), exc.reason, exc.field, _without_nul(raw) if exc.nul else raw))
+        elif isinstance(raw, Rejection):
+            add(raw)
+        else:
+            add(Rejection(None, f"message must be a JSON object, got {_json_type(raw)}", None, _preview(raw)))
+    return outcomes
+
+
+def _batch_sent_at(value: str | None) -> datetime | tuple[str, str] | None:
+    """The envelope sentAt, parsed once per request; (field, reason) to reject with when it is invalid."""
+    if value is None:
+        return None
     try:
-        return _build(raw, kind, received_at, batch_sent_at)
-    except _Invalid as exc:
-        # A NUL would make storing the rejection itself fail.
-        return Rejection(_reported_id(raw), exc.reason, exc.field, _without_nul(raw) if exc.nul else raw)
+        sent_at = parse_timestamp(value)
+    except ValueError as exc:
+        return "sentAt", f"batch sentAt is {exc}"
+    if not MIN_TIMESTAMP <= sent_at < MAX_TIMESTAMP:
+        return "sentAt", f"batch sentAt is {_out_of_range(value)}"
+    return sent_at
 
 
-def _build(raw: dict[str, Any], kind: str, received_at: datetime, batch_sent_at: str | None) -> Message:
+def _build(
+    raw: dict[str, Any], kind: str, received_at: datetime, batch_sent: datetime | tuple[str, str] | None
+) -> Message:
+    # The hot path of ingestion (once per message): the common case, string ids of a
+    # storable length, is decided inline; anything else goes through the full checks.
+    get = raw.get
     mtype = _message_type(raw, kind)
-    message_id = _message_id(raw.get("messageId"))
-    user_id = _id_field(raw, "userId")
-    anonymous_id = _id_field(raw, "anonymousId")
+    message_id = get("messageId")
+    if not (type(message_id) is str and 0 < len(message_id) <= MAX_MESSAGE_ID_LEN and _plain(message_id)):
+        message_id = _message_id(message_id)
+    user_id = get("userId")
+    if not (type(user_id) is str and 0 < len(user_id) <= MAX_ID_LEN and _plain(user_id)):
+        user_id = _id_field(raw, "userId")
+    anonymous_id = get("anonymousId")
+    if anonymous_id is not None and not (
+        type(anonymous_id) is str and 0 < len(anonymous_id) <= MAX_ID_LEN and _plain(anonymous_id)
+    ):
+        anonymous_id = _id_field(raw, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise _Invalid("userId", "userId or anonymousId is required")
-    properties = _object_field(raw, "properties")
-    traits = _object_field(raw, "traits")
-    context = _object_field(raw, "context")
-    _object_field(raw, "integrations")
+    properties = get("properties")
+    if type(properties) is not dict:
+        properties = _object_field(raw, "properties")
+    traits = get("traits")
+    if type(traits) is not dict:
+        traits = _object_field(raw, "traits")
+    context = get("context")
+    if type(context) is not dict:
+        context = _object_field(raw, "context")
+    if type(get("integrations")) is not dict:
+        _object_field(raw, "integrations")
     activity, group_id, previous_id = _TYPE_RULES[mtype](raw, user_id, properties, context)
-    timestamp, original, sent_at = _times(raw, received_at, batch_sent_at)
+    timestamp, original, sent_at = _times(raw, received_at, batch_sent)
     if message_id is None:
         message_id = str(uuid.uuid4())
         raw = {**raw, "messageId": message_id}  # a copy: never mutate the caller's dict here
     return Message(
-        type=mtype,
-        message_id=message_id,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        activity=activity,
-        group_id=group_id,
-        previous_id=previous_id,
-        timestamp=timestamp,
-        sent_at=sent_at,
-        received_at=received_at,
-        original_timestamp=original,
-        properties=properties,
-        traits=traits,
-        context=context,
-        raw=raw,
+        mtype,
+        message_id,
+        user_id,
+        anonymous_id,
+        activity,
+        group_id,
+        previous_id,
+        timestamp,
+        sent_at,
+        received_at,
+        original,
+        properties,
+        traits,
+        context,
+        raw,
     )
+
+
+def _plain(value: str) -> bool:
+    """True for an id that needs no other check: not blank and without a NUL."""
+    return not value.isspace() and "\x00" not in value
 
 
 def _message_type(raw: dict[str, Any], kind: str) -> str:
@@ -863,26 +908,30 @@ def _context_group(context: dict[str, Any]) -> str | None:
 
 
 def _times(
-    raw: dict[str, Any], received_at: datetime, batch_sent_at: str | None
+    raw: dict[str, Any], received_at: datetime, batch_sent: datetime | tuple[str, str] | None
 ) -> tuple[datetime, datetime | None, datetime | None]:
     """Return (timestamp, original_timestamp, sent_at), all UTC.
 
     With a sentAt (message-level, else the batch's), the client's clock skew is
     removed: timestamp = receivedAt - (sentAt - originalTimestamp). Without a
     client timestamp the server's receivedAt is used; without a sentAt the
-    client timestamp is trusted as is.
+    client timestamp is trusted as is. ``batch_sent`` is the envelope sentAt
+    (see ``_batch_sent_at``).
     """
-    timestamp = _time_field(raw, "timestamp")
-    original_field = _time_field(raw, "originalTimestamp")
-    original = timestamp if timestamp is not None else original_field
-    sent_at = _time_field(raw, "sentAt")
-    if sent_at is None and batch_sent_at is not None:
-        try:
-            sent_at = _parse_batch_sent_at(batch_sent_at)
-        except (ValueError, TypeError) as exc:  # TypeError: unhashable garbage from a caller
-            raise _Invalid("sentAt", f"batch sentAt is {exc}") from None
-        if not MIN_TIMESTAMP <= sent_at < MAX_TIMESTAMP:
-            raise _Invalid("sentAt", f"batch sentAt is {_out_of_range(batch_sent_at)}")
+    get = raw.get
+    value = get("timestamp")
+    original = None if value is None else _time_value("timestamp", value)
+    value = get("originalTimestamp")
+    if value is not None:
+        original_field = _time_value("originalTimestamp", value)  # checked even when timestamp wins
+        if original is None:
+            original = original_field
+    value = get("sentAt")
+    sent_at = None if value is None else _time_value("sentAt", value)
+    if sent_at is None and batch_sent is not None:
+        if type(batch_sent) is tuple:
+            raise _Invalid(*batch_sent)
+        sent_at = batch_sent
     if original is None:
         return received_at, None, sent_at
     if sent_at is None:
@@ -896,10 +945,7 @@ def _times(
     return corrected, original, sent_at
 
 
-def _time_field(raw: dict[str, Any], field: str) -> datetime | None:
-    value = raw.get(field)
-    if value is None:
-        return None
+def _time_value(field: str, value: object) -> datetime:
     try:
         moment = parse_timestamp(value)
     except ValueError as exc:

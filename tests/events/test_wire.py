@@ -39,6 +39,7 @@ from events.wire import (
     basic_auth_key,
     decode_body,
     normalize,
+    normalize_all,
     parse_request,
     parse_timestamp,
 )
@@ -1237,6 +1238,37 @@ def test_normalize_always_gives_a_message_or_a_rejection(
     assert isinstance(result.traits, dict)
     assert isinstance(result.context, dict)
     assert (result.activity is not None) == (result.type in {"track", "page", "screen"})
+
+
+@PROPERTY_SETTINGS
+@given(
+    items=st.lists(messages | json_values, max_size=6),
+    kind=kinds,
+    batch_sent_at=batch_sent_ats | st.sampled_from(["soon", "0001-01-01T00:00:00Z"]),
+)
+def test_normalize_all_agrees_with_normalize_item_by_item(items: list[Any], kind: str, batch_sent_at: str | None) -> None:
+    # The API normalises a batch at once; the shared checks must not change any outcome.
+    items = [{**item, "messageId": f"m{index}"} if isinstance(item, dict) else item for index, item in enumerate(items)]
+    before = copy.deepcopy(items)
+    together = normalize_all(items, kind=kind, received_at=RECEIVED, batch_sent_at=batch_sent_at)
+    assert items == before
+    one_by_one = [normalize(item, kind=kind, received_at=RECEIVED, batch_sent_at=batch_sent_at) for item in items]
+    assert together == one_by_one
+
+
+def test_normalize_all_checks_its_arguments_once_for_all() -> None:
+    with pytest.raises(ValueError, match="unknown kind"):
+        normalize_all([], kind="batches", received_at=RECEIVED, batch_sent_at=None)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        normalize_all([track()], kind="batch", received_at=datetime(2024, 1, 1), batch_sent_at=None)
+    first, second = normalize_all(
+        [track(timestamp="2024-01-01T10:00:00Z"), track(sentAt="2024-01-01T12:00:04Z")],
+        kind="batch",
+        received_at=RECEIVED,
+        batch_sent_at="soon",
+    )
+    assert (first.field, first.reason) == ("sentAt", "batch sentAt is not an ISO-8601 date: 'soon'")
+    assert isinstance(second, Message)  # its own sentAt wins over the envelope's
 
 
 @PROPERTY_SETTINGS

@@ -334,14 +334,24 @@ def _parse_batch(text: str) -> ParsedRequest:
     integrations = _envelope_object(data, "integrations", check_nul)
     sent_at = _envelope_sent_at(data.get("sentAt"))
     write_key = _write_key(data.get("writeKey"))
+    # Once per message: the usual item (ASCII, within the size limit, no escapes that could
+    # hide a NUL or a lone surrogate, nothing to merge) costs no function call here.
+    checked = check_surrogates or check_nul or not ascii_only
+    merged = context or integrations
     messages: list[Any] = []
+    add = messages.append
     for item, (start, end) in zip(items, spans, strict=True):
-        if not isinstance(item, dict):
-            messages.append(item)  # normalize() turns it into a Rejection
+        if type(item) is not dict:
+            add(item)  # normalize() turns it into a Rejection
             continue
-        write_key = write_key or _write_key(item.get("writeKey"))
-        problem = _unacceptable_item(item, text, start, end, check_surrogates, check_nul, ascii_only)
-        messages.append(problem or _merge_envelope(item, context, integrations))
+        if not write_key:
+            write_key = _write_key(item.get("writeKey"))
+        if checked or end - start > MAX_MESSAGE_BYTES:
+            problem = _unacceptable_item(item, text, start, end, check_surrogates, check_nul, ascii_only)
+            if problem:
+                add(problem)
+                continue
+        add(_merge_envelope(item, context, integrations) if merged or "writeKey" in item else item)
     return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at)
 
 

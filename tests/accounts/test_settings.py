@@ -195,6 +195,24 @@ def test_the_tracking_api_answers_json_without_a_csp(client, db):
     assert "Content-Security-Policy" in client.get("/v1nope/")  # only the /v1/ prefix
 
 
+def test_the_tracking_api_skips_the_page_middleware(client, db):
+    """/v1/ goes from SecurityMiddleware straight to its view: no session, no CSRF cookie, no frame header."""
+    client.cookies["sessionid"] = "not-a-session"
+    response = client.post("/v1/batch", data="{", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert not response.cookies
+    assert "X-Frame-Options" not in response
+    assert response.wsgi_request.resolver_match.url_name == "track"
+    assert not hasattr(response.wsgi_request, "session")
+    page = client.get("/login/")
+    assert page["X-Frame-Options"] == "DENY"
+    assert hasattr(page.wsgi_request, "session")
+
+
 def test_pages_carry_the_other_security_headers(client, db):
     response = client.get("/login/")
 

@@ -1246,7 +1246,9 @@ def test_normalize_always_gives_a_message_or_a_rejection(
     kind=kinds,
     batch_sent_at=batch_sent_ats | st.sampled_from(["soon", "0001-01-01T00:00:00Z"]),
 )
-def test_normalize_all_agrees_with_normalize_item_by_item(items: list[Any], kind: str, batch_sent_at: str | None) -> None:
+def test_normalize_all_agrees_with_normalize_item_by_item(
+    items: list[Any], kind: str, batch_sent_at: str | None
+) -> None:
     # The API normalises a batch at once; the shared checks must not change any outcome.
     items = [{**item, "messageId": f"m{index}"} if isinstance(item, dict) else item for index, item in enumerate(items)]
     before = copy.deepcopy(items)

@@ -13,8 +13,8 @@ urlpatterns = [
         name="track",
     ),
     re_path(r"^v1/projects/(?P<write_key>[^/]+)/settings/?$", api.project_settings, name="project_settings"),
-    # Last of the /v1/ routes: any other path there is a JSON 404 with CORS headers.
-    re_path(r"^v1/(?P<path>.*)$", api.not_found, name="v1_not_found"),
+    # Last of the /v1/ routes: any other path there (a newline included) is a JSON 404 with CORS headers.
+    re_path(r"^v1/(?P<path>[\s\S]*)$", api.not_found, name="v1_not_found"),
     # Pages, all wrapped in accounts.scoping.tenant_view.
     path("t/<slug:tenant_slug>/events/catalog/", views.catalog, name="catalog"),
     path("t/<slug:tenant_slug>/events/catalog/<uuid:activity_id>/", views.update_activity, name="update_activity"),

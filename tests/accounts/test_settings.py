@@ -213,6 +213,24 @@ def test_the_tracking_api_skips_the_page_middleware(client, db):
     assert hasattr(page.wsgi_request, "session")
 
 
+def test_the_tracking_api_keeps_the_host_check_and_content_length(client, db, settings):
+    settings.ALLOWED_HOSTS = ["ingest.example.com"]
+
+    refused = client.post("/v1/batch", data="{}", content_type="application/json", HTTP_HOST="evil.example")
+    assert refused.status_code == 400  # DisallowedHost, as on every other path
+    response = client.options("/v1/batch", HTTP_HOST="ingest.example.com")
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(len(response.content))
+
+
+def test_any_v1_path_answers_json(client, db):
+    for path in ("/v1/nope", "/v1/a%0Ab", "/v1/batch%0A"):
+        response = client.post(path, data="{}", content_type="application/json")
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found"
+        assert response["Access-Control-Allow-Origin"] == "*"
+
+
 def test_pages_carry_the_other_security_headers(client, db):
     response = client.get("/login/")
 

@@ -707,15 +707,13 @@ def _build(
     get = raw.get
     mtype = _message_type(raw, kind)
     message_id = get("messageId")
-    if not (type(message_id) is str and 0 < len(message_id) <= MAX_MESSAGE_ID_LEN and _plain(message_id)):
+    if not _plain(message_id, MAX_MESSAGE_ID_LEN):
         message_id = _message_id(message_id)
     user_id = get("userId")
-    if not (type(user_id) is str and 0 < len(user_id) <= MAX_ID_LEN and _plain(user_id)):
+    if not _plain(user_id):
         user_id = _id_field(raw, "userId")
     anonymous_id = get("anonymousId")
-    if anonymous_id is not None and not (
-        type(anonymous_id) is str and 0 < len(anonymous_id) <= MAX_ID_LEN and _plain(anonymous_id)
-    ):
+    if anonymous_id is not None and not _plain(anonymous_id):
         anonymous_id = _id_field(raw, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise _Invalid("userId", "userId or anonymousId is required")
@@ -754,9 +752,9 @@ def _build(
     )
 
 
-def _plain(value: str) -> bool:
-    """True for an id that needs no other check: not blank and without a NUL."""
-    return not value.isspace() and "\x00" not in value
+def _plain(value: object, limit: int = MAX_ID_LEN) -> bool:
+    """True for an id kept as it is: a string, not blank, at most `limit` characters, without a NUL."""
+    return type(value) is str and 0 < len(value) <= limit and not value.isspace() and "\x00" not in value
 
 
 def _message_type(raw: dict[str, Any], kind: str) -> str:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 __all__ = [
     "ENDPOINT_KINDS",
     "MAX_BATCH_MESSAGES",
@@ -290,7 +292,7 @@ def parse_request(body: bytes, kind: str) -> ParsedRequest:
     except UnicodeDecodeError:
         raise WireError(400, "invalid_json", "body is not valid UTF-8") from None
     if kind == "batch":
-        return _parse_batch(text)
+        return _parse_batch(text, _decode_small_batch(body, text))
     return _parse_single(text)
 
 
@@ -317,8 +319,45 @@ def _parse_single(text: str) -> ParsedRequest:
     return ParsedRequest(messages=[nul or data], write_key=write_key, sent_at=None)
 
 
-def _parse_batch(text: str) -> ParsedRequest:
-    data, spans = _load_batch(text)
+# The bytes that matter to `_decode_small_batch`: digits as "0", openers as "{", backslashes, the rest " ".
+_SHAPE = bytes(48 if 48 <= byte <= 57 else 123 if byte in b"[{" else byte if byte == 92 else 32 for byte in range(256))
+_LONG_INTEGER = b"0" * 19  # 19 digits: past what orjson keeps as an int (it gives a float)
+# json's scanner refuses nesting at about Python's recursion limit (1,000 less the stack in use);
+# orjson's limit is 1,024. With fewer openers than this, neither limit can be reached.
+_SMALL_BATCH_MAX_OPENERS = 800
+
+
+def _decode_small_batch(body: bytes, text: str) -> dict[str, Any] | None:
+    """A batch body decoded by orjson, when that is sure to equal `_load_batch`; else None.
+
+    A body no bigger than one message cannot hold a message over the limit, so
+    it needs no item spans, and orjson decodes it ~5x faster than json's
+    scanner does with spans (78 vs 395 us for 100 bench messages). Where the
+    two decoders differ, this declines, for `_load_batch` to decide: integers
+    beyond 64 bits (orjson makes them floats), nesting near the limits, NUL and
+    surrogate escapes (checked per item, on spans), and anything orjson refuses
+    (invalid JSON, NaN, 1e400: json gives the precise error).
+    """
+    if len(body) > MAX_MESSAGE_BYTES:
+        return None
+    shape = body.translate(_SHAPE)  # one C pass: ~60 us for these checks on 30 KB, orjson's time
+    if shape.count(b"{") >= _SMALL_BATCH_MAX_OPENERS or _LONG_INTEGER in shape:
+        return None
+    if b"\\" in shape and (_may_hold_surrogates(text, 0, len(text)) or _may_hold_nul(text, 0, len(text))):
+        return None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return data if type(data) is dict else None
+
+
+def _parse_batch(text: str, decoded: dict[str, Any] | None = None) -> ParsedRequest:
+    """`decoded`: the body from `_decode_small_batch`, which needs no per-item checks; else None."""
+    if decoded is None:
+        data, spans = _load_batch(text)
+    else:
+        data, spans = decoded, None
     items = data.get("batch")
     if not isinstance(items, list):
         raise WireError(400, "invalid_body", "batch must be an array of messages")
@@ -326,10 +365,15 @@ def _parse_batch(text: str) -> ParsedRequest:
         raise WireError(
             400, "too_many_messages", f"batch has {len(items)} messages, over the limit of {MAX_BATCH_MESSAGES}"
         )
-    # One scan of the whole body spares a per-message search in the usual case.
-    check_surrogates = _may_hold_surrogates(text, 0, len(text))
-    check_nul = _may_hold_nul(text, 0, len(text))
-    ascii_only = text.isascii()  # then a span's length is its UTF-8 size
+    if spans is None:
+        check_surrogates = check_nul = False  # `_decode_small_batch` found no escape to check
+        spans = [(0, 0)] * len(items)  # and every message is within the size limit
+        ascii_only = True
+    else:
+        # One scan of the whole body spares a per-message search in the usual case.
+        check_surrogates = _may_hold_surrogates(text, 0, len(text))
+        check_nul = _may_hold_nul(text, 0, len(text))
+        ascii_only = text.isascii()  # then a span's length is its UTF-8 size
     context = _envelope_object(data, "context", check_nul)
     integrations = _envelope_object(data, "integrations", check_nul)
     sent_at = _envelope_sent_at(data.get("sentAt"))

@@ -1310,6 +1310,75 @@ def test_batch_parsing_agrees_with_json_loads(
             assert got == want
 
 
+# Pieces of JSON text, valid and not, where orjson and json's scanner may disagree.
+json_tokens = st.sampled_from(
+    ["{", "}", "[", "]", ",", ":", '"a"', '"b"', "1", "-0", "0.1", "1E2", "1e400", "-1e-400", "01", "1.", ".5",
+     "true", "null", "NaN", "-Infinity", " ", "\t", "\n", "\r", "\x0c", "\xa0", '"\\u0000"', '"\\ud800"',
+     '"\\ud83d\\ude00"', '"\\/"', '"\\x"', '"\x1f"', '"é"', "\ufeff", str(2**63 - 1), str(2**63), str(2**64),
+     str(-(2**63)), str(-(2**63) - 1), "12345678901234567890.5"]
+)  # fmt: skip
+
+
+def both_decoders(body: bytes) -> tuple[Any, Any]:
+    """(`_decode_small_batch`'s parse, `_load_batch`'s) of a batch body, each a repr or the error."""
+    text = body.decode("utf-8-sig")
+    decoded = wire._decode_small_batch(body, text)
+    if decoded is None:
+        return None, None
+
+    def outcome(*args: Any) -> str:
+        try:
+            return repr(wire._parse_batch(text, *args))  # repr: 1 and 1.0, 0.0 and -0.0 differ
+        except WireError as error:
+            return f"{error.code}: {error.message}"
+
+    return outcome(decoded), outcome()
+
+
+@PROPERTY_SETTINGS
+@given(
+    document=st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+    items=st.lists(json_values | messages, max_size=8),
+    big=st.lists(st.integers(min_value=2**62) | st.integers(max_value=-(2**62)), max_size=2),
+    separators=st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]),
+    ensure_ascii=st.booleans(),
+)
+def test_small_batches_decode_as_the_span_keeping_scanner_decodes_them(
+    document: dict[str, Any], items: list[Any], big: list[int], separators: tuple[str, str], ensure_ascii: bool
+) -> None:
+    body = json.dumps({**document, "batch": [*items, *big]}, separators=separators, ensure_ascii=ensure_ascii).encode()
+    fast, exact = both_decoders(body)
+    assert fast == exact
+
+
+@PROPERTY_SETTINGS
+@given(tokens=st.lists(json_tokens, max_size=30))
+def test_small_batches_decode_as_the_span_keeping_scanner_decodes_them_even_when_invalid(tokens: list[str]) -> None:
+    for text in ('{"batch":[' + "".join(tokens) + "]}", "".join(tokens)):
+        fast, exact = both_decoders(text.encode())
+        assert fast == exact
+
+
+def test_small_batches_take_orjson_unless_it_could_disagree() -> None:
+    usual = batch_body([track(messageId=f"m{index}", properties={"size": index, "price": 9.99}) for index in range(50)])
+    assert wire._decode_small_batch(usual, usual.decode()) == json.loads(usual)
+    declined = {
+        "over one message's size": batch_body([track(event="E" * MAX_MESSAGE_BYTES)]),
+        "integer beyond 64 bits": batch_body([track(properties={"n": 2**64})]),
+        "integer below -2**63": batch_body([track(properties={"n": -(2**63) - 1})]),
+        "nested near the limits": b'{"batch":[{"properties":' + b"[" * 900 + b"]" * 900 + b"}]}",
+        "NUL escape": batch_body([track(event="a\x00b")]),
+        "lone surrogate": b'{"batch":[{"type":"track","event":"\\ud800"}]}',
+        "NaN": b'{"batch":[{"type":"track","properties":{"n":NaN}}]}',
+        "not an object": b"[]",
+        "invalid JSON": b'{"batch":[',
+    }
+    for reason, body in declined.items():
+        assert wire._decode_small_batch(body, body.decode("utf-8-sig")) is None, reason
+    escaped = json.dumps({"batch": [track(event="Café\n")]}).encode()  # ensure_ascii: \u00e9, and \n
+    assert wire._decode_small_batch(escaped, escaped.decode()) is not None  # escapes alone are fine
+
+
 @PROPERTY_SETTINGS
 @given(body=st.binary(max_size=200) | json_values.map(lambda value: json.dumps(value).encode()), kind=kinds)
 def test_parse_request_only_ever_raises_wire_errors(body: bytes, kind: str) -> None:

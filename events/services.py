@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 
 from .models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, Identity, RejectedMessage
+from .pg_arrays import DateArray, TextArray, TimestampArray
 from .wire import Message, Rejection
 
 INSERT_CHUNK = 500
@@ -502,14 +503,14 @@ def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Surve
         "names": names,
         "users": len(user_ids),
         "activities": len(names),
-        "m": [m.message_id for m in messages],
-        "ty": [m.type for m in messages],
-        "uid": [m.user_id for m in messages],
-        "name": [m.activity for m in messages],
-        "ts": [m.timestamp for m in messages],
-        "ra": [m.received_at for m in messages],
-        "d": [m.timestamp.astimezone(zone).date() for m in messages],
-        "p": [_payload_json(m.raw) for m in messages],
+        "m": TextArray([m.message_id for m in messages]),
+        "ty": TextArray([m.type for m in messages]),
+        "uid": TextArray([m.user_id for m in messages]),
+        "name": TextArray([m.activity for m in messages]),
+        "ts": TimestampArray([m.timestamp for m in messages]),
+        "ra": TimestampArray([m.received_at for m in messages]),
+        "d": DateArray([m.timestamp.astimezone(zone).date() for m in messages]),
+        "p": TextArray([_payload_json(m.raw) for m in messages]),
     }
     ((complete, stored),) = _first_statement(lambda: _fetch_prepared(STORE_KNOWN_SQL, params))
     if not complete:
@@ -710,10 +711,11 @@ class EndUserMerged(OperationalError):
 
 def _store_events_postgresql(tenant: Tenant, rows: list[tuple]) -> int:
     """Insert the rows and add them to the rollup; returns how many were stored (not duplicates)."""
-    m, ty, eu, act, acc, ts, ra, d, payloads = ([*column] for column in zip(*rows, strict=True))
-    payloads = [_payload_json(payload) for payload in payloads]
-    params = {"tenant": tenant.pk, "end_users": sorted(set(eu)), "m": m, "ty": ty, "eu": eu, "act": act,
-              "acc": acc, "ts": ts, "ra": ra, "d": d, "p": payloads}  # fmt: skip
+    m, ty, eu, act, acc, ts, ra, d, payloads = zip(*rows, strict=True)
+    payloads = TextArray([_payload_json(payload) for payload in payloads])
+    params = {"tenant": tenant.pk, "end_users": sorted(set(eu)), "m": TextArray(m), "ty": TextArray(ty),
+              "eu": [*eu], "act": [*act], "acc": [*acc], "ts": TimestampArray(ts), "ra": TimestampArray(ra),
+              "d": DateArray(d), "p": payloads}  # fmt: skip
     ((complete, stored),) = _fetch_prepared(STORE_SQL, params)
     if not complete:
         raise EndUserMerged

@@ -1,6 +1,10 @@
 """events.pg_arrays: the store statements' arrays are psycopg's own bytes, only built faster."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -50,6 +54,20 @@ def test_a_value_of_the_wrong_kind_raises_rather_than_being_stored(array, bad) -
 def test_a_string_that_cannot_be_encoded_raises() -> None:
     with pytest.raises(UnicodeEncodeError):
         dumped(TextArray(["\ud800"]))
+
+
+def test_the_dumpers_are_registered_when_django_starts_before_any_connection_opens() -> None:
+    script = (
+        "import django, sys; django.setup();"
+        "import psycopg; from psycopg.adapt import PyFormat;"
+        "arrays = sys.modules['events.pg_arrays'];"
+        "print(psycopg.adapters.get_dumper(arrays.TextArray, PyFormat.BINARY).__module__)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "engagement_site.settings"}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "events.pg_arrays"
 
 
 @pytest.mark.django_db

@@ -99,7 +99,7 @@ def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], l
     if connection.vendor != "postgresql":
         users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
         return users, (_select_by(Activity, "name", tenant, names, "first_seen_at") if names else [])
-    params = [tenant.pk, list(user_ids), tenant.pk, list(names)]
+    params = [tenant.pk, TextArray(user_ids), tenant.pk, TextArray(names)]
     rows = _first_statement(lambda: _fetch_prepared(PREFETCH_SQL, params))
     return [(key, pk) for kind, key, pk, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]
 
@@ -496,7 +496,7 @@ def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Surve
     if not survey.tracking_only or connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
     zone = tenant.tzinfo
-    user_ids, names = list(survey.user_ids), list(survey.first_seen)
+    user_ids, names = TextArray(survey.user_ids), TextArray(survey.first_seen)
     params = {
         "tenant": tenant.pk,
         "user_ids": user_ids,

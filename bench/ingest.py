@@ -68,8 +68,24 @@ def event_of(rng_seed: int, i: int) -> str:
     return EVENTS[(rng_seed + i) % len(EVENTS)]
 
 
-def batch_body(rng_seed: int, n: int = 100) -> bytes:
+# What analytics.js puts in every message's context, for --browser-context.
+BROWSER_CONTEXT = {
+    "library": {"name": "analytics.js", "version": "next-1.81.0"},
+    "locale": "en-GB",
+    "ip": "203.0.113.42",
+    "timezone": "Europe/London",
+    "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 "
+    "Safari/537.36",
+    "userAgentData": {"brands": [{"brand": "Chromium", "version": "156"}], "mobile": False, "platform": "Linux"},
+    "page": {"path": "/albums/summer", "referrer": "https://www.example.com/", "search": "?ref=home",
+             "title": "Summer album - Photo sharing", "url": "https://photos.example.com/albums/summer?ref=home"},
+    "campaign": {"name": "winter-sale", "source": "newsletter", "medium": "email"},
+}  # fmt: skip
+
+
+def batch_body(rng_seed: int, n: int = 100, browser_context: bool = False) -> bytes:
     now = datetime.now(UTC).isoformat()
+    library = {"library": {"name": "analytics-python", "version": "2.4.0"}}
     batch = [
         {
             "type": "track",
@@ -78,7 +94,7 @@ def batch_body(rng_seed: int, n: int = 100) -> bytes:
             "messageId": str(uuid.uuid4()),
             "timestamp": now,
             "properties": {"plan": "paid", "size": i},
-            "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+            "context": BROWSER_CONTEXT if browser_context else library,
             "integrations": {},
         }
         for i in range(n)
@@ -113,19 +129,22 @@ def send(request: bytes) -> int:
     return int(response[9:12])
 
 
-def client_loop(key: str, seconds: float, seed: int, prebuilt: int, ready, go, queue) -> None:
+def client_loop(key: str, seconds: float, seed: int, prebuilt: int, browser: bool, ready, go, queue) -> None:
     auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
     # Requests are built before the clock starts (a unique messageId per event, timestamps of
     # now): the load generator shares the 2 cores with the server, so during the run it only
     # sends. If they run out, the rest are built on the fly.
-    requests = [http_request(batch_body(seed * 100_000 + i), auth) for i in range(prebuilt)]
+    requests = [http_request(batch_body(seed * 100_000 + i, browser_context=browser), auth) for i in range(prebuilt)]
     latencies, ok, failed, i = [], 0, 0, 0
     ready.put(seed)
     go.wait()
     cpu_start = time.process_time()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        request = requests[i] if i < prebuilt else http_request(batch_body(seed * 100_000 + i), auth)
+        if i < prebuilt:
+            request = requests[i]
+        else:
+            request = http_request(batch_body(seed * 100_000 + i, browser_context=browser), auth)
         i += 1
         start = time.perf_counter()
         try:
@@ -141,10 +160,13 @@ def client_loop(key: str, seconds: float, seed: int, prebuilt: int, ready, go, q
     queue.put((latencies, ok, failed, i, time.process_time() - cpu_start, max(0, i - prebuilt)))
 
 
-def run_http(key: str, seconds: float, clients: int, prebuilt: int = 0) -> dict:
+def run_http(key: str, seconds: float, clients: int, prebuilt: int = 0, browser: bool = False) -> dict:
     ready, go, queue = mp.Queue(), mp.Event(), mp.Queue()
     args = (key, seconds)
-    procs = [mp.Process(target=client_loop, args=(*args, seed, prebuilt, ready, go, queue)) for seed in range(clients)]
+    procs = [
+        mp.Process(target=client_loop, args=(*args, seed, prebuilt, browser, ready, go, queue))
+        for seed in range(clients)
+    ]
     for p in procs:
         p.start()
     for _ in procs:
@@ -297,6 +319,12 @@ def main() -> None:
         help=f"run the app with REDIS_URL={REDIS_URL} and the rate limiter on (limit {RATE_LIMIT:,}/s per key, never "
         "reached); default: on when Redis answers on 127.0.0.1:6379",
     )
+    parser.add_argument(
+        "--browser-context",
+        action="store_true",
+        help="every message carries analytics.js's full context (page, user agent, campaign...): ~0.9 KB each, "
+        "~90 KB per batch, over the 32 KB under which a body is decoded without item spans",
+    )
     args = parser.parse_args()
     if args.redis is None:
         args.redis = redis_answers()
@@ -335,7 +363,7 @@ def main() -> None:
         cpu_before, incr_before = (cpu_seconds(workers), cpu_seconds(backends)), redis_incr_calls()
         # Enough prebuilt bodies for 30,000 events/s; each is ~30 KB.
         prebuilt = int(os.environ.get("PREBUILT", int(args.seconds * 300 / args.clients) + 10))
-        http_result = run_http(key, args.seconds, args.clients, prebuilt)
+        http_result = run_http(key, args.seconds, args.clients, prebuilt, args.browser_context)
         cpu_after, incr_after = (cpu_seconds(workers), cpu_seconds(backends)), redis_incr_calls()
     finally:
         gunicorn.terminate()
@@ -347,7 +375,9 @@ def main() -> None:
     load_after, reference_after = load(), cpu_reference_ms()
 
     redis = f"Redis {REDIS_URL}, rate limiter on ({RATE_LIMIT:,}/s)" if args.redis else "no Redis, rate limiter off"
-    print(f"gunicorn workers={args.workers} clients={args.clients} seconds={args.seconds} batch=100; {redis}")
+    body_kb = len(batch_body(0, browser_context=args.browser_context)) / 1000
+    print(f"gunicorn workers={args.workers} clients={args.clients} seconds={args.seconds} batch=100 "
+          f"({body_kb:.1f} KB per body); {redis}")  # fmt: skip
     print(f"{load_before} before, {load_after} after")
     print(f"CPU reference (3M-step Python loop): {reference_before:.0f} ms before, {reference_after:.0f} ms after")
     if args.redis:

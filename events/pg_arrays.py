@@ -9,7 +9,8 @@ trips them through PostgreSQL) in 12-16 us.
 
 For lists without None only (the store statements know which columns are
 never NULL): a None, a naive datetime or an unencodable string raises
-TypeError or UnicodeEncodeError, never stores something else.
+TypeError or UnicodeEncodeError, never stores something else (a datetime in a DateArray is
+refused too: it is a date subclass).
 """
 
 import struct
@@ -43,7 +44,7 @@ class TimestampArray(_Array):
 
 
 class DateArray(_Array):
-    """A date[] parameter: a list of dates."""
+    """A date[] parameter: a list of dates (not datetimes, which psycopg's date dumper would take)."""
 
     element, pg_type = date, "date"
 
@@ -60,10 +61,14 @@ class _ArrayDumper(Dumper):
         if element_dumper.oid != info.oid:  # e.g. a naive-datetime dumper: refuse, don't mislabel
             raise TypeError(f"{cls.__name__}: psycopg dumps {cls.element.__name__} as oid {element_dumper.oid}")
         self._dump_element = element_dumper.dump
+        self._exact = cls.element is date
 
     def dump(self, obj: list) -> bytes:
         if not obj:
             return _EMPTY_HEAD(0, 0, self._element_oid)
+        if self._exact and not set(map(type, obj)) <= {date}:
+            # datetime is a date subclass: the date dumper would store its local date, silently.
+            raise TypeError(f"DateArray holds only dates, got {sorted({type(v).__name__ for v in obj})}")
         values = list(map(self._dump_element, obj))
         parts = [b""] * (2 * len(values) + 1)
         parts[0] = _HEAD(1, 0, self._element_oid, len(values), 1)

@@ -43,8 +43,13 @@ def test_each_array_is_byte_for_byte_what_psycopg_sends(case) -> None:
 
 @pytest.mark.parametrize(
     ("array", "bad"),
-    [(TextArray, ["ok", None]), (TimestampArray, [datetime(2026, 1, 1)]), (DateArray, ["2026-01-01"])],
-    ids=["None", "naive datetime", "not a date"],
+    [
+        (TextArray, ["ok", None]),
+        (TimestampArray, [datetime(2026, 1, 1)]),
+        (DateArray, ["2026-01-01"]),
+        (DateArray, [date(2026, 1, 1), datetime(2026, 1, 1, 23, tzinfo=timezone(-timedelta(hours=5)))]),
+    ],
+    ids=["None", "naive datetime", "not a date", "a datetime among dates"],
 )
 def test_a_value_of_the_wrong_kind_raises_rather_than_being_stored(array, bad) -> None:
     with pytest.raises(TypeError):

@@ -176,9 +176,29 @@ def invitation_for_token(token: str) -> Invitation:
     return invitation
 
 
+class InvitationForOtherAddress(InvitationError):
+    """The invitation is valid but was sent to another address than the user's."""
+
+    def __init__(self, invitation: Invitation, user: User):
+        self.invitation = invitation
+        super().__init__(
+            f"This invitation is for {invitation.email}, and you are logged in as {user.email}. "
+            f"Log out and log in (or sign up) as {invitation.email} to accept it."
+        )
+
+
+def invitation_is_for(invitation: Invitation, user: User) -> bool:
+    # An invitation is bound to the address it was mailed to: holding the token
+    # is not enough (a forwarded or leaked link must not let another login join,
+    # least of all with the admin role it carries).
+    return user.email.strip().lower() == invitation.email.strip().lower()
+
+
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = invitation_for_token(token)
+    if not invitation_is_for(invitation, user):
+        raise InvitationForOtherAddress(invitation, user)
     # Lock the row so the same link can't be redeemed twice concurrently.
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at:

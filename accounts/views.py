@@ -197,6 +197,11 @@ def accept_invitation(request, token):
         return render(request, "accounts/invitation_invalid.html", {"reason": str(error)}, status=410)
     form = None
     if request.user.is_authenticated:
+        if not services.invitation_is_for(invitation, request.user):
+            # The token stays unused: only the invited address can redeem it.
+            reason = str(services.InvitationForOtherAddress(invitation, request.user))
+            context = {"invitation": invitation, "reason": reason}
+            return render(request, "accounts/invitation_other_address.html", context, status=403)
         if request.method == "POST":
             services.invitation_accept(token=token, user=request.user)
             messages.success(request, f"You joined {invitation.tenant.name}.")

@@ -8,7 +8,6 @@ All pages are viewer reads wrapped in `accounts.scoping.tenant_view`.
 
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 
 from django import forms
@@ -18,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.scoping import tenant_view
+from core.csv_export import csv_response
 
 from . import insight_charts, insights, onboarding, selectors
 
@@ -33,13 +33,8 @@ def _svg(content: bytes) -> HttpResponse:
 
 
 def _csv(filename: str, header: list[str], rows) -> HttpResponse:
-    """A small CSV (tens of rows: aggregates, never raw events)."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return response
+    """A small CSV (tens of rows: aggregates, never raw events), formula-safe."""
+    return csv_response(filename, header, rows)
 
 
 def _bad_request(form) -> HttpResponse:

@@ -1,6 +1,5 @@
 """Scoring pages. Thin: writes go through services, reads through selectors."""
 
-import csv
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
+from core.csv_export import csv_response
 from events.models import CustomerAccount, EndUser
 
 from . import charts, selectors, services
@@ -335,22 +335,8 @@ def users(request):
     return render(request, "scoring/users.html", context, status=400 if form.errors else 200)
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 def _csv_response(filename, header, rows) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def stream():
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_response(filename, header, rows)
 
 
 def _form_errors_response(form) -> HttpResponse:

@@ -4,13 +4,12 @@ Tenant pages are wrapped in `tenant_view` (viewers read, editors write); the
 public answering page `/s/<token>/` needs no login: the token is the access.
 """
 
-import csv
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
 from accounts.views import _add_errors
+from core.csv_export import csv_response
 from events.models import Activity
 
 from . import selectors, services
@@ -253,10 +253,8 @@ def results(request, survey_id):
     return render(request, "surveys/results.html", context)
 
 
-def _csv_cell(value) -> str:
-    # A cell starting with = + - @ would run as a formula in a spreadsheet.
-    text = "" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def _csv_cell(value):
+    return f"{value:.2f}" if isinstance(value, float) else value
 
 
 @tenant_view()
@@ -265,18 +263,17 @@ def results_csv(request, survey_id):
     survey = _survey(request, survey_id)
     stats = selectors.activity_stats(survey=survey, sort=_sort(request))
     departments = selectors.departments_answered(survey=survey)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    filename = f"survey-{survey.public_id}-results.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
     header = ["activity", "display_name", "ratings", "not_relevant", "mean", "median", "stddev", "disagreement"]
-    writer.writerow(header + [f"mean_{d}" for d in departments] + [f"ratings_{d}" for d in departments])
-    for s in stats:
-        cells = s.cells(departments)
-        row = [s.activity.name, s.activity.display_name, s.count, s.not_relevant, s.mean, s.median, s.stddev]
-        row += [s.disagreement] + [c.mean for c in cells] + [c.count for c in cells]
-        writer.writerow([_csv_cell(v) for v in row])
-    return response
+    header += [f"mean_{d}" for d in departments] + [f"ratings_{d}" for d in departments]
+
+    def rows():
+        for s in stats:
+            cells = s.cells(departments)
+            row = [s.activity.name, s.activity.display_name, s.count, s.not_relevant, s.mean, s.median, s.stddev]
+            row += [s.disagreement] + [c.mean for c in cells] + [c.count for c in cells]
+            yield [_csv_cell(v) for v in row]
+
+    return csv_response(f"survey-{survey.public_id}-results.csv", header, rows())
 
 
 @tenant_view(role=Role.EDITOR)

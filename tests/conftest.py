@@ -19,6 +19,9 @@ PASSWORD = "correct-horse-battery-staple"
 # Live-server and thread tests open connections in short-lived threads; persistent
 # connections would outlive them and block dropping the test database.
 django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+# PBKDF2 at production strength costs ~1.4 s a hash here and most actors pay it;
+# the suite tests our code, not the hasher (hashing and checking stay real).
+django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _missing(service: str, how: str):

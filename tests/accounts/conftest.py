@@ -12,12 +12,6 @@ from tests.conftest import PASSWORD
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # PBKDF2's deliberate slowness only slows the suite down; hashing is still real.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _empty_cache():
     cache.clear()
     yield

@@ -7,10 +7,11 @@ from urllib.parse import urlparse
 
 import pytest
 from django.utils import timezone
-from pytest_django.asserts import assertContains, assertRedirects
+from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
 from accounts.models import Department, Invitation, Membership, Role, User
-from accounts.services import invitation_accept, invitation_create
+from accounts.services import InvitationError, invitation_accept, invitation_create
+from tests.conftest import make_user
 
 from .conftest import log_in, logged_in_user_id
 
@@ -322,16 +323,46 @@ def test_an_expired_invitation_is_refused(client, tenant, invitation):
     assert not User.objects.filter(email="nora.new@acme.test").exists()
 
 
-def test_a_used_invitation_is_refused(client, tenant, invitation, outsider):
+def test_a_used_invitation_is_refused(client, tenant, invitation):
     invitation, token = invitation
-    invitation_accept(token=token, user=outsider)
+    nora = make_user("nora.new@acme.test", "Nora New")
+    invitation_accept(token=token, user=nora)
     before = snapshot(tenant)
 
     response = client.post(f"/invite/{token}/", {"full_name": "Nora New", "password": NEW_PASSWORD})
 
     assertContains(response, "already been used", status_code=410)
     assert snapshot(tenant) == before
-    assert not User.objects.filter(email="nora.new@acme.test").exists()
+    assert User.objects.filter(email="nora.new@acme.test").count() == 1
+
+
+def test_another_login_cannot_redeem_an_invitation(client, tenant, other_tenant, outsider, owner):
+    """The attack: B's owner holds a leaked link to an admin invitation of A."""
+    invitation, token = invitation_create(
+        tenant=tenant, email="victim@acme.test", role=Role.ADMIN, department=Department.OTHER, invited_by=owner
+    )
+    client.force_login(outsider)
+    before = snapshot(tenant)
+
+    page = client.get(f"/invite/{token}/")
+    response = client.post(f"/invite/{token}/")
+
+    for answer in (page, response):
+        assertContains(answer, "This invitation is for victim@acme.test", status_code=403)
+        assertContains(answer, f"you are logged in as {outsider.email}", status_code=403)
+        assertNotContains(answer, "Join Acme</button>", status_code=403)
+    assert not Membership.objects.filter(tenant=tenant, user=outsider).exists()
+    assert snapshot(tenant) == before
+    invitation.refresh_from_db()
+    assert invitation.status == "pending" and invitation.accepted_by is None
+    # The service refuses too, whoever calls it.
+    with pytest.raises(InvitationError, match="victim@acme.test"):
+        invitation_accept(token=token, user=outsider)
+    # The invited address can still use the link afterwards.
+    victim = make_user("Victim@acme.test", "Victor Tim")
+    client.force_login(victim)
+    assertRedirects(client.post(f"/invite/{token}/"), f"/t/{tenant.slug}/", fetch_redirect_response=False)
+    assert membership_of(victim, tenant).role == Role.ADMIN
 
 
 def test_a_withdrawn_invitation_is_refused(client, admin_client, tenant, invitation):

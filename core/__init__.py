@@ -1,0 +1,1 @@
+"""Shared plumbing with no domain models (CSV writer, ...), used by every app."""

@@ -1,0 +1,746 @@
+"""Score truth: does the score say who stays? (docs/scoring.md, "Score truth").
+
+A score is a hypothesis about what value looks like in a product; the tenant's
+own history tests it. Everything here reads the rollup (`events_dailyactivitycount`)
+and, for a model version, its snapshots on past days:
+
+- `retention_by_activity`: for each activity and frequency band, the share of
+  users still active h days later among those who did it against those who did
+  not, with Wilson intervals (one set-based query).
+- `backtest`: the snapshots of any version (a draft too) on chosen past days,
+  computed by the real engine inside a transaction that is always rolled back,
+  and how well they separated stayers from leavers (AUC, retention by tier,
+  tier order) with an honest `Verdict`.
+- `fit_weights`: points per activity, per-day cap and half-life fitted on the
+  history (a non-negative logistic regression), validated out of time: fitted
+  on earlier snapshot days, judged on later ones it never saw.
+
+Definitions shared by all of them: on a snapshot day D, the *population* is
+every end user with any event in the model's window ending on D; a user
+*stayed* when they have any event in the 7 days ending on D + h (as on the
+Outcomes page).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+from django.db import connection, transaction
+
+from accounts.models import Tenant
+from events.models import Activity
+from scoring import engine
+from scoring.models import ScoringModel, UserScore
+
+HORIZONS = (30, 60, 90)
+ACTIVE_SPAN = 7
+SNAPSHOT_STEP = 7
+MIN_HISTORY_DAYS = 60
+MIN_EACH_CLASS = 20
+THIN = 30
+TIER_RANK = {"high": 3, "medium": 2, "low": 1, "dormant": 0}
+# Verdict thresholds (docs/scoring.md): a coin is 0.5.
+PREDICTIVE_AUC = 0.70
+WEAK_AUC = 0.60
+FADING_DROP = 0.5  # points fell by more than half in 30 days
+
+
+def _d(value: date):
+    return connection.ops.adapt_datefield_value(value)
+
+
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# --- The history, as arrays -------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """A tenant's rollup rows between two days, as numpy arrays (day as an offset from `first_day`)."""
+
+    first_day: date
+    last_day: date
+    user: np.ndarray
+    activity: np.ndarray
+    day: np.ndarray
+    count: np.ndarray
+    users: np.ndarray  # distinct end user ids (row user = users[user_index])
+    user_index: np.ndarray
+    activities: list[int]
+    activity_index: np.ndarray
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    def offset(self, day: date) -> int:
+        return (day - self.first_day).days
+
+    def at(self, offset: int) -> date:
+        return self.first_day + timedelta(days=offset)
+
+
+def load_history(tenant: Tenant, *, first: date | None = None, last: date | None = None) -> History | None:
+    """One read of the rollup rows of `tenant` between `first` and `last` (default: all up to yesterday)."""
+    last = last or tenant.today() - timedelta(days=1)
+    bounds = _fetch("SELECT MIN(day) FROM events_dailyactivitycount WHERE tenant_id = %s", [tenant.pk])
+    earliest = bounds[0][0] if bounds and bounds[0][0] else None
+    if earliest is None:
+        return None
+    if isinstance(earliest, str):
+        earliest = date.fromisoformat(earliest)
+    first = max(first or earliest, earliest)
+    if first > last:
+        return None
+    rows = _fetch(
+        'SELECT end_user_id, activity_id, day, "count" FROM events_dailyactivitycount '
+        "WHERE tenant_id = %s AND day >= %s AND day <= %s AND \"count\" > 0",
+        [tenant.pk, _d(first), _d(last)],
+    )
+    if not rows:
+        return None
+    user = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    activity = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    ordinal0 = first.toordinal()
+
+    def ordinal(value) -> int:
+        return (value if isinstance(value, date) else date.fromisoformat(value)).toordinal()
+
+    day = np.fromiter((ordinal(r[2]) - ordinal0 for r in rows), dtype=np.int32, count=len(rows))
+    count = np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows))
+    users, user_index = np.unique(user, return_inverse=True)
+    activities, activity_index = np.unique(activity, return_inverse=True)
+    return History(first, last, user, activity, day, count, users, user_index, [int(a) for a in activities],
+                   activity_index)
+
+
+def _any_in(history: History, lo: int, hi: int) -> np.ndarray:
+    """Per distinct user: any event with day offset in [lo, hi]."""
+    mask = (history.day >= lo) & (history.day <= hi)
+    flags = np.zeros(len(history.users), dtype=bool)
+    flags[history.user_index[mask]] = True
+    return flags
+
+
+def window_features(history: History, offset: int, *, window: int, cap: int | None = None,
+                    half_life: float | None = None) -> np.ndarray:
+    """users x activities: sum over the window ending on `offset` of min(count, cap) x 0.5 ** (age / half-life).
+
+    Exactly the engine's per-activity `times x factor` (scoring/engine.py), before the points.
+    """
+    mask = (history.day > offset - window) & (history.day <= offset)
+    counts = history.count[mask]
+    if cap:
+        counts = np.minimum(counts, cap)
+    if half_life:
+        counts = counts * 0.5 ** ((offset - history.day[mask]) / half_life)
+    n_act = len(history.activities)
+    cells = history.user_index[mask] * n_act + history.activity_index[mask]
+    flat = np.bincount(cells, weights=counts, minlength=len(history.users) * n_act)
+    return flat.reshape(len(history.users), n_act)
+
+
+@dataclass
+class Snapshot:
+    """The population and outcome of one snapshot day."""
+
+    day: date
+    offset: int
+    members: np.ndarray  # indices into history.users
+    stayed: np.ndarray  # bool per member
+
+
+def snapshot_days(history: History, *, window: int, horizon: int, step: int = SNAPSHOT_STEP) -> list[date]:
+    """Past days whose full window lies in the history and whose outcome h days later is known."""
+    first = window - 1
+    last = history.days - 1 - horizon
+    if last < first:
+        return []
+    offsets = list(range(last, first - 1, -step))[::-1]
+    return [history.at(o) for o in offsets]
+
+
+def snapshot(history: History, day: date, *, window: int, horizon: int) -> Snapshot:
+    t = history.offset(day)
+    active = _any_in(history, t - window + 1, t)
+    later = _any_in(history, t + horizon - ACTIVE_SPAN + 1, t + horizon)
+    members = np.flatnonzero(active)
+    return Snapshot(day=day, offset=t, members=members, stayed=later[members])
+
+
+def auc(scores, labels) -> float | None:
+    """ROC AUC: the chance that a random stayer scores above a random leaver (ties count half).
+
+    None when everyone stayed or everyone left. Computed from average ranks
+    (Mann-Whitney U, scipy's rankdata): the same number as scikit-learn's
+    roc_auc_score (a test compares them) without importing scikit-learn into
+    every web worker (~2 s here).
+    """
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels, dtype=bool)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return None
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+# --- Thin data -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Readiness:
+    days: int
+    users: int
+    left: int
+    stayed: int
+    horizon: int
+
+    @property
+    def ok(self) -> bool:
+        return self.days >= MIN_HISTORY_DAYS and self.left >= MIN_EACH_CLASS and self.stayed >= MIN_EACH_CLASS
+
+    @property
+    def message(self) -> str:
+        return (f"Not enough history to fit or judge: {self.days} days of events, {self.users} users, "
+                f"{self.left} left within {self.horizon} days and {self.stayed} stayed (at least "
+                f"{MIN_HISTORY_DAYS} days and {MIN_EACH_CLASS} of each are needed).")
+
+
+def readiness(history: History | None, snapshots: list[Snapshot], horizon: int) -> Readiness:
+    if history is None:
+        return Readiness(days=0, users=0, left=0, stayed=0, horizon=horizon)
+    users = len(set().union(*(set(s.members.tolist()) for s in snapshots))) if snapshots else len(history.users)
+    stayed = sum(int(s.stayed.sum()) for s in snapshots)
+    left = sum(int((~s.stayed).sum()) for s in snapshots)
+    return Readiness(days=history.days, users=users, left=left, stayed=stayed, horizon=horizon)
+
+
+def best_horizon(history: History | None, window: int) -> int:
+    """The longest horizon with a few observable snapshot days (longer says more about staying)."""
+    if history is None:
+        return HORIZONS[0]
+    for h in reversed(HORIZONS):
+        if len(snapshot_days(history, window=window, horizon=h)) >= 4:
+            return h
+    return HORIZONS[0]
+
+
+# --- Interval helpers ------------------------------------------------------------------------------------
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval of a share, in percent."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+# --- Retention by activity -------------------------------------------------------------------------------
+
+DAY_BANDS = [(1, 3), (4, 9), (10, 19), (20, None)]
+HEAVY_PER_DAY = 5
+
+
+@dataclass
+class Cohort:
+    label: str
+    n: int
+    stayed: int
+
+    @property
+    def share(self) -> float | None:
+        return _pct(self.stayed, self.n)
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.stayed, self.n)
+
+    @property
+    def thin(self) -> bool:
+        return self.n < THIN
+
+
+@dataclass
+class ActivityRetention:
+    activity: Activity
+    did: Cohort
+    did_not: Cohort
+    bands: list[Cohort] = field(default_factory=list)
+    heavy: Cohort | None = None  # >= HEAVY_PER_DAY times a day on the days used
+
+    @property
+    def difference(self) -> float | None:
+        if self.did.share is None or self.did_not.share is None:
+            return None
+        return round(self.did.share - self.did_not.share, 1)
+
+    @property
+    def difference_interval(self) -> tuple[float, float] | None:
+        """95% interval of the difference of two shares (normal approximation), in points."""
+        a, b = self.did, self.did_not
+        if not a.n or not b.n:
+            return None
+        p1, p2 = a.stayed / a.n, b.stayed / b.n
+        se = math.sqrt(p1 * (1 - p1) / a.n + p2 * (1 - p2) / b.n)
+        d = p1 - p2
+        return round(100 * (d - 1.96 * se), 1), round(100 * (d + 1.96 * se), 1)
+
+    @property
+    def thin(self) -> bool:
+        return self.did.thin or self.did_not.thin
+
+
+@dataclass
+class RetentionByActivity:
+    day: date | None
+    horizon: int
+    window: int
+    population: Cohort | None
+    rows: list[ActivityRetention] = field(default_factory=list)
+
+
+def _band_label(lo: int, hi: int | None, window: int) -> str:
+    return f"on {lo}+ of the last {window} days" if hi is None else f"on {lo}-{hi} of the last {window} days"
+
+
+def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: int = 30) -> RetentionByActivity:
+    """Per activity (and band of use), who was still active `horizon` days after `day`: one query."""
+    window_start = day - timedelta(days=window - 1)
+    later_start, later_end = day + timedelta(days=horizon - ACTIVE_SPAN + 1), day + timedelta(days=horizon)
+    band_case = " ".join(
+        f"WHEN w.days >= {lo} " + (f"AND w.days <= {hi} " if hi else "") + f"THEN {i}"
+        for i, (lo, hi) in enumerate(DAY_BANDS)
+    )
+    sql = f"""WITH w AS (
+        SELECT end_user_id AS u, activity_id AS a, COUNT(*) AS days, SUM("count") AS total
+        FROM events_dailyactivitycount
+        WHERE tenant_id = %s AND day >= %s AND day <= %s AND "count" > 0
+        GROUP BY end_user_id, activity_id
+    ),
+    pop AS (SELECT DISTINCT u FROM w),
+    later AS (
+        SELECT DISTINCT end_user_id AS u FROM events_dailyactivitycount
+        WHERE tenant_id = %s AND day >= %s AND day <= %s AND "count" > 0
+    ),
+    base AS (SELECT pop.u AS u, CASE WHEN later.u IS NULL THEN 0 ELSE 1 END AS stayed
+             FROM pop LEFT JOIN later ON later.u = pop.u)
+    SELECT w.a, CASE {band_case} END AS band,
+           CASE WHEN w.total >= {HEAVY_PER_DAY} * w.days THEN 1 ELSE 0 END AS heavy,
+           COUNT(*), SUM(b.stayed)
+    FROM w JOIN base b ON b.u = w.u
+    GROUP BY w.a, CASE {band_case} END, CASE WHEN w.total >= {HEAVY_PER_DAY} * w.days THEN 1 ELSE 0 END
+    UNION ALL
+    SELECT NULL, NULL, NULL, COUNT(*), SUM(stayed) FROM base"""  # noqa: S608 - constants only
+    params = [tenant.pk, _d(window_start), _d(day), tenant.pk, _d(later_start), _d(later_end)]
+    per_activity: dict[int, dict] = {}
+    population = None
+    for activity_id, band, heavy, n, stayed in _fetch(sql, params):
+        n, stayed = int(n or 0), int(stayed or 0)
+        if activity_id is None:
+            population = Cohort("everyone", n, stayed)
+            continue
+        cell = per_activity.setdefault(activity_id, {"bands": [[0, 0] for _ in DAY_BANDS], "heavy": [0, 0]})
+        cell["bands"][int(band)][0] += n
+        cell["bands"][int(band)][1] += stayed
+        if heavy:
+            cell["heavy"][0] += n
+            cell["heavy"][1] += stayed
+    result = RetentionByActivity(day=day, horizon=horizon, window=window, population=population)
+    if not population or not population.n:
+        return result
+    names = {a.pk: a for a in Activity.objects.for_tenant(tenant).filter(pk__in=list(per_activity))}
+    for activity_id, cell in per_activity.items():
+        did_n = sum(b[0] for b in cell["bands"])
+        did_s = sum(b[1] for b in cell["bands"])
+        activity = names.get(activity_id)
+        if activity is None:
+            continue
+        row = ActivityRetention(
+            activity=activity,
+            did=Cohort("did it", did_n, did_s),
+            did_not=Cohort("did not", population.n - did_n, population.stayed - did_s),
+            bands=[Cohort(_band_label(lo, hi, window), n, s)
+                   for (lo, hi), (n, s) in zip(DAY_BANDS, cell["bands"], strict=True)],
+            heavy=Cohort(f"{HEAVY_PER_DAY}+ times a day", *cell["heavy"]) if cell["heavy"][0] else None,
+        )
+        result.rows.append(row)
+    result.rows.sort(key=lambda r: (-(r.difference if r.difference is not None else -999), r.activity.name))
+    return result
+
+
+# --- Backtest: any version's snapshots on past days, never stored ----------------------------------------
+
+
+class _Discard(Exception):
+    pass
+
+
+@dataclass
+class TierOutcome:
+    tier: str
+    n: int
+    stayed: int
+
+    @property
+    def share(self) -> float | None:
+        return _pct(self.stayed, self.n)
+
+    @property
+    def thin(self) -> bool:
+        return self.n < THIN
+
+
+@dataclass
+class DayAuc:
+    day: date
+    users: int
+    stayed: int
+    auc: float | None
+    tier_auc: float | None
+
+
+@dataclass
+class Verdict:
+    level: str  # predictive | weak | not | thin
+    headline: str
+    warnings: list[str]
+
+
+@dataclass
+class Backtest:
+    model: ScoringModel
+    horizon: int
+    days: list[DayAuc]
+    tiers: list[TierOutcome]
+    in_order: bool | None
+    verdict: Verdict
+    readiness: Readiness
+    mean_points: dict[str, float] = field(default_factory=dict)  # optional, per planted/segment label
+    scores: dict[date, dict[int, tuple[float, str]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def mean_auc(self) -> float | None:
+        values = [d.auc for d in self.days if d.auc is not None]
+        return round(sum(values) / len(values), 3) if values else None
+
+    @property
+    def mean_tier_auc(self) -> float | None:
+        values = [d.tier_auc for d in self.days if d.tier_auc is not None]
+        return round(sum(values) / len(values), 3) if values else None
+
+
+def model_snapshots(model: ScoringModel, days: list[date]) -> dict[date, dict[int, tuple[float, str]]]:
+    """{day: {end_user_id: (points, tier)}} of `model` on `days`, written by the engine and rolled back.
+
+    A published version's stored snapshots are read as they are; any other day or
+    version is computed inside a transaction that is always rolled back, so the
+    backtest stores nothing and uses exactly the engine's formulas.
+    """
+    stored = set(UserScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
+                 .values_list("day", flat=True).distinct())
+    result: dict[date, dict[int, tuple[float, str]]] = {}
+
+    def read(day):
+        rows = UserScore.objects.for_tenant(model.tenant).filter(model=model, day=day)
+        result[day] = {u: (float(p), t) for u, p, t in rows.values_list("end_user_id", "points", "tier")}
+
+    for day in days:
+        if day in stored:
+            read(day)
+    missing = [d for d in days if d not in result]
+    if missing:
+        try:
+            with transaction.atomic():
+                for day in missing:
+                    engine.compute_day(model, day)
+                    read(day)
+                raise _Discard
+        except _Discard:
+            pass
+    return result
+
+
+def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
+          scores: dict[date, dict[int, tuple[float, str]]]) -> Backtest:
+    snaps = [snapshot(history, d, window=model.window_days, horizon=horizon) for d in days]
+    ready = readiness(history, snaps, horizon)
+    day_aucs, tier_counts = [], {t: [0, 0] for t in TIER_RANK}
+    fading_n = fading_left = others_n = others_left = 0
+    for snap in snaps:
+        by_user = scores.get(snap.day, {})
+        ids = history.users[snap.members]
+        points = np.array([by_user.get(int(u), (0.0, "dormant"))[0] for u in ids])
+        tiers = [by_user.get(int(u), (0.0, "dormant"))[1] for u in ids]
+        ranked = [(TIER_RANK[t], s) for t, s in zip(tiers, snap.stayed, strict=True) if t in TIER_RANK]
+        for t, s in zip(tiers, snap.stayed, strict=True):
+            if t in tier_counts:
+                tier_counts[t][0] += 1
+                tier_counts[t][1] += int(s)
+        tier_auc = auc([r for r, _ in ranked], [s for _, s in ranked]) if ranked else None
+        score_auc = auc(points, snap.stayed)
+        day_aucs.append(DayAuc(snap.day, len(ids), int(snap.stayed.sum()),
+                               round(score_auc, 3) if score_auc is not None else None,
+                               round(tier_auc, 3) if tier_auc is not None else None))
+        # Fading: the score fell by more than half over 30 days (the model's own formula).
+        earlier_day = snap.day - timedelta(days=30)
+        before = scores.get(earlier_day)
+        if before is not None:
+            prev = np.array([before.get(int(u), (0.0, ""))[0] for u in ids])
+            fading = (prev > 0) & (points < (1 - FADING_DROP) * prev)
+            fading_n += int(fading.sum())
+            fading_left += int((fading & ~snap.stayed).sum())
+            others_n += int((~fading).sum())
+            others_left += int((~fading & ~snap.stayed).sum())
+    tiers = [TierOutcome(t, n, s) for t, (n, s) in tier_counts.items() if n]
+    backtest = Backtest(model=model, horizon=horizon, days=day_aucs, tiers=tiers, in_order=None,
+                        verdict=Verdict("thin", ready.message, []), readiness=ready, scores=scores)
+    backtest.in_order = _in_order(tiers)
+    backtest.verdict = verdict(backtest, fading=(fading_n, fading_left, others_n, others_left))
+    return backtest
+
+
+def _in_order(tiers: list[TierOutcome]) -> bool | None:
+    shares = {t.tier: t.share for t in tiers if not t.thin and t.share is not None}
+    ordered = [shares[t] for t in ("high", "medium", "low") if t in shares]
+    if len(ordered) < 2:
+        return None
+    return all(a > b for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
+    """Plain words; never "predictive" when the AUC or the tier order says otherwise."""
+    warnings = []
+    shares = {t.tier: t for t in bt.tiers}
+    high, dormant = shares.get("high"), shares.get("dormant")
+    if high and dormant and not high.thin and not dormant.thin and dormant.share > high.share:
+        warnings.append(f"Dormant users stayed more than high-tier ones ({dormant.share}% against {high.share}%): "
+                        "the score misses what keeps people.")
+    if bt.in_order is False:
+        order = ", ".join(f"{t.tier} {t.share}%" for t in bt.tiers if t.tier in ("high", "medium", "low"))
+        warnings.append(f"The tiers are out of order: {order} still active {bt.horizon} days later.")
+    f_n, f_left, o_n, o_left = fading
+    if f_n >= THIN // 3 and f_left * 2 > f_n:
+        warnings.append(f"Fading users: {f_n} had their points fall by more than {int(FADING_DROP * 100)}% in 30 "
+                        f"days and {_pct(f_left, f_n)}% of them left (against {_pct(o_left, o_n)}% of the others).")
+    if not bt.readiness.ok:
+        return Verdict("thin", bt.readiness.message, warnings)
+    value = bt.mean_auc
+    spread = [d.auc for d in bt.days if d.auc is not None]
+    if value is None:
+        return Verdict("thin", bt.readiness.message, warnings)
+    days = f"{len(spread)} past days"
+    if value >= PREDICTIVE_AUC and bt.in_order is not False:
+        return Verdict("predictive", f"Predictive: over {days} the score ranked a user who stayed above one who "
+                                     f"left {round(value * 100)}% of the time (AUC {value:.2f}; a coin is 0.50), "
+                                     "and the tiers are in order.", warnings)
+    if value >= WEAK_AUC and bt.in_order is not False:
+        return Verdict("weak", f"Weakly predictive: AUC {value:.2f} over {days} (a coin is 0.50). Look at retention "
+                               "by activity and the fitted weights.", warnings)
+    why = "the tiers are out of order" if bt.in_order is False and value >= WEAK_AUC else \
+        f"AUC {value:.2f} over {days}, close to a coin (0.50)"
+    return Verdict("not", f"Not predictive: {why}. The score does not tell who stays.", warnings)
+
+
+def backtest(model: ScoringModel, *, horizon: int | None = None, days: list[date] | None = None,
+             history: History | None = None) -> Backtest:
+    """How well `model` (published or draft) separated stayers from leavers on past days. Stores nothing."""
+    history = history or load_history(model.tenant)
+    window = model.window_days
+    if horizon is None:
+        horizon = best_horizon(history, window)
+    if history is None:
+        ready = readiness(None, [], horizon)
+        return Backtest(model=model, horizon=horizon, days=[], tiers=[], in_order=None,
+                        verdict=Verdict("thin", ready.message, []), readiness=ready)
+    if days is None:
+        days = snapshot_days(history, window=window, horizon=horizon)[-6:]
+    wanted = sorted(set(days) | {d - timedelta(days=30) for d in days if d - timedelta(days=30) >= history.first_day})
+    scores = model_snapshots(model, wanted)
+    return judge(model, history, days, horizon, scores)
+
+
+# --- Fitting weights from outcomes -----------------------------------------------------------------------
+
+CAPS = (1, 2, 3, 5, None)
+HALF_LIVES = (None, 7, 14, 30)
+MAX_POINTS = 100
+TRAIN_SHARE = 0.6
+
+
+@dataclass
+class Candidate:
+    daily_cap: int | None
+    half_life_days: int | None
+    validation_auc: float | None
+
+
+@dataclass
+class Fit:
+    horizon: int
+    window: int
+    daily_cap: int | None
+    half_life_days: int | None
+    points: dict[int, int]  # activity id -> points
+    train_days: list[date]
+    eval_days: list[date]
+    eval_auc: float | None
+    eval_auc_by_day: list[tuple[date, float | None]]
+    train_auc: float | None
+    candidates: list[Candidate]
+    readiness: Readiness
+    activities: dict[int, Activity] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.readiness.ok and bool(self.points)
+
+    def ranked(self) -> list[tuple[Activity, int]]:
+        return sorted(((self.activities[a], p) for a, p in self.points.items() if a in self.activities),
+                      key=lambda ap: (-ap[1], ap[0].name))
+
+
+def _stack(history: History, snaps: list[Snapshot], *, window: int, cap, half_life) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for snap in snaps:
+        features = window_features(history, snap.offset, window=window, cap=cap, half_life=half_life)
+        xs.append(features[snap.members])
+        ys.append(snap.stayed)
+    if not xs:
+        return np.zeros((0, len(history.activities))), np.zeros(0, dtype=bool)
+    return np.vstack(xs), np.concatenate(ys)
+
+
+def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> np.ndarray:
+    """Weights >= 0 of a logistic regression of y on x (scipy's bounded L-BFGS-B).
+
+    Points can't be negative in a scoring model, so an activity that goes with
+    leaving gets 0 rather than a negative weight; features are scaled by their
+    spread so the penalty treats every activity alike.
+    """
+    from scipy.optimize import minimize
+
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = x / scale
+    sign = np.where(y, 1.0, -1.0)
+    k = z.shape[1]
+
+    def loss(theta):
+        w, b = theta[:k], theta[k]
+        margin = sign * (z @ w + b)
+        # log(1 + exp(-m)) computed stably; its derivative is -sigmoid(-m).
+        value = np.logaddexp(0, -margin).mean() + l2 * (w @ w)
+        g = -sign * (1 / (1 + np.exp(margin)))
+        grad = np.concatenate([z.T @ g / len(y) + 2 * l2 * w, [g.mean()]])
+        return value, grad
+
+    theta0 = np.zeros(k + 1)
+    bounds = [(0, None)] * k + [(None, None)]
+    result = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return result.x[:k] / scale
+
+
+def _to_points(weights: np.ndarray) -> np.ndarray:
+    top = weights.max() if len(weights) else 0
+    if top <= 0:
+        return np.zeros_like(weights, dtype=int)
+    return np.floor(weights / top * MAX_POINTS + 0.5).astype(int)
+
+
+def _mean_auc(history, snaps, weights, *, window, cap, half_life) -> float | None:
+    values = []
+    for snap in snaps:
+        x = window_features(history, snap.offset, window=window, cap=cap, half_life=half_life)[snap.members]
+        value = auc(x @ weights, snap.stayed)
+        if value is not None:
+            values.append(value)
+    return round(float(np.mean(values)), 3) if values else None
+
+
+def split_days(days: list[date]) -> tuple[list[date], list[date]]:
+    """Earlier days to fit on, later days to judge on: the judge never sees a fitted day."""
+    cut = max(1, min(len(days) - 1, round(len(days) * TRAIN_SHARE)))
+    return days[:cut], days[cut:]
+
+
+def fit_weights(tenant: Tenant, *, horizon: int | None = None, window: int = 30,
+                history: History | None = None, caps=CAPS, half_lives=HALF_LIVES) -> Fit:
+    """Fit points per activity, cap and half-life on earlier snapshot days; report the AUC on later ones."""
+    history = history or load_history(tenant)
+    if horizon is None:
+        horizon = best_horizon(history, window)
+    empty = Fit(horizon, window, None, None, {}, [], [], None, [], None, [], readiness(history, [], horizon))
+    if history is None:
+        return empty
+    days = snapshot_days(history, window=window, horizon=horizon)
+    snaps = [snapshot(history, d, window=window, horizon=horizon) for d in days]
+    ready = readiness(history, snaps, horizon)
+    empty.readiness = ready
+    if not ready.ok or len(days) < 3:
+        return empty
+    train_days, eval_days = split_days(days)
+    train = [s for s in snaps if s.day in set(train_days)]
+    held_out = [s for s in snaps if s.day in set(eval_days)]
+    # Choose cap and half-life on the last training days, fitted on the ones before (still out of time).
+    inner_fit, inner_val = (train[:-1], train[-1:]) if len(train) >= 2 else (train, train)
+    candidates = []
+    for cap in caps:
+        for half_life in half_lives:
+            x, y = _stack(history, inner_fit, window=window, cap=cap, half_life=half_life)
+            if len(y) == 0 or y.all() or not y.any():
+                continue
+            w = nonnegative_logistic(x, y)
+            candidates.append(Candidate(cap, half_life, _mean_auc(history, inner_val, w, window=window, cap=cap,
+                                                                  half_life=half_life)))
+    if not candidates:
+        return empty
+    best = max(candidates, key=lambda c: (c.validation_auc or 0, -(c.daily_cap or 1000), -(c.half_life_days or 0)))
+    x, y = _stack(history, train, window=window, cap=best.daily_cap, half_life=best.half_life_days)
+    points = _to_points(nonnegative_logistic(x, y))
+    kw = {"window": window, "cap": best.daily_cap, "half_life": best.half_life_days}
+    by_day = []
+    for snap in held_out:
+        xs = window_features(history, snap.offset, **kw)[snap.members]
+        value = auc(xs @ points, snap.stayed)
+        by_day.append((snap.day, round(value, 3) if value is not None else None))
+    values = [v for _, v in by_day if v is not None]
+    activity_ids = history.activities
+    fitted = {activity_ids[i]: int(p) for i, p in enumerate(points) if p > 0}
+    return Fit(
+        horizon=horizon, window=window, daily_cap=best.daily_cap, half_life_days=best.half_life_days,
+        points=fitted, train_days=train_days, eval_days=eval_days,
+        eval_auc=round(float(np.mean(values)), 3) if values else None, eval_auc_by_day=by_day,
+        train_auc=_mean_auc(history, train, points, **kw), candidates=candidates, readiness=ready,
+        activities={a.pk: a for a in Activity.objects.for_tenant(tenant).filter(pk__in=activity_ids)},
+    )
+
+
+def blend(fit_points: dict[int, int], survey_points: dict[int, int], survey_share: float) -> dict[int, int]:
+    """Points that mix the survey's view and the data's: each side scaled to a top of 100 first."""
+    def scaled(points):
+        top = max(points.values(), default=0)
+        return {a: p * MAX_POINTS / top for a, p in points.items()} if top else {}
+
+    share = min(1.0, max(0.0, survey_share))
+    fit_s, survey_s = scaled(fit_points), scaled(survey_points)
+    keys = set(fit_s) | set(survey_s)
+    mixed = {a: (1 - share) * fit_s.get(a, 0) + share * survey_s.get(a, 0) for a in keys}
+    return {a: int(math.floor(v + 0.5)) for a, v in mixed.items() if math.floor(v + 0.5) > 0}

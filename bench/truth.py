@@ -86,13 +86,6 @@ def load_world(world, tenant):
     return stored
 
 
-def draft(tenant, points: dict[int, int], **fields):
-    from scoring import services
-
-    model = services.scoring_model_create_draft(tenant=tenant)
-    return services.scoring_model_update(model=model, points=points, **fields)
-
-
 def survey_points(world, tenant) -> dict[int, int]:
     """The survey proposal's formula (surveys.services) on the simulated answers."""
     from events.models import Activity
@@ -164,16 +157,18 @@ def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
             rows.append({"product": product, "seed": seed, "h": horizon, "error": fit.readiness.message})
             continue
         snaps = {d: truth.snapshot(history, d, window=window, horizon=horizon) for d in fit.train_days + fit.eval_days}
-        naive = draft(tenant, {a: 1 for a in history.activities}, daily_cap=None, half_life_days=None)
-        survey = draft(tenant, survey_points(world, tenant), daily_cap=None, half_life_days=None)
-        fitted = draft(tenant, fit.points, daily_cap=fit.daily_cap, half_life_days=fit.half_life_days,
-                       window_days=window)
+        candidates = {
+            "naive": ({a: 1 for a in history.activities}, {"daily_cap": None, "half_life_days": None}),
+            "survey": (survey_points(world, tenant), {"daily_cap": None, "half_life_days": None}),
+            "fitted": (fit.points, {"daily_cap": fit.daily_cap, "half_life_days": fit.half_life_days}),
+        }
         result = {"product": product, "seed": seed, "h": horizon, "events": events, "load_s": load_s,
                   "fit_s": fit_s, "cap": fit.daily_cap, "half_life": fit.half_life_days,
                   "held_out": (product, seed) not in SEEN}
-        for name, model in (("naive", naive), ("survey", survey), ("fitted", fitted)):
+        for name, (points, fields) in candidates.items():
             t0 = time.perf_counter()
-            bt = truth.backtest(model, horizon=horizon, days=fit.eval_days, history=history)
+            bt = truth.backtest_points(tenant, points, horizon=horizon, days=fit.eval_days, history=history,
+                                       window_days=window, **fields)
             result[f"{name}_s"] = time.perf_counter() - t0
             result[name] = bt.mean_auc
             if name == "fitted":
@@ -192,8 +187,6 @@ def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
         result["ceiling"] = ceiling_auc(history, [snaps[d] for d in fit.train_days],
                                         [snaps[d] for d in fit.eval_days], window)
         rows.append(result)
-        for model in (naive, survey, fitted):
-            model.delete()
     return rows
 
 

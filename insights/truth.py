@@ -447,47 +447,51 @@ class Backtest:
         return round(sum(values) / len(values), 3) if values else None
 
 
+def _read_scores(model: ScoringModel, day: date) -> dict[int, tuple[float, str]]:
+    rows = UserScore.objects.for_tenant(model.tenant).filter(model=model, day=day)
+    return {u: (float(p), t) for u, p, t in rows.values_list("end_user_id", "points", "tier")}
+
+
 def model_snapshots(model: ScoringModel, days: list[date]) -> dict[date, dict[int, tuple[float, str]]]:
     """{day: {end_user_id: (points, tier)}} of `model` on `days`, written by the engine and rolled back.
 
-    A published version's stored snapshots are read as they are; any other day or
-    version is computed inside a transaction that is always rolled back, so the
+    Days a run already stored for this version are read as they are; any other
+    day is computed inside a transaction that is always rolled back, so the
     backtest stores nothing and uses exactly the engine's formulas.
     """
     stored = set(UserScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
                  .values_list("day", flat=True).distinct())
-    result: dict[date, dict[int, tuple[float, str]]] = {}
-
-    def read(day):
-        rows = UserScore.objects.for_tenant(model.tenant).filter(model=model, day=day)
-        result[day] = {u: (float(p), t) for u, p, t in rows.values_list("end_user_id", "points", "tier")}
-
-    for day in days:
-        if day in stored:
-            read(day)
+    result = {day: _read_scores(model, day) for day in days if day in stored}
     missing = [d for d in days if d not in result]
     if missing:
         try:
             with transaction.atomic():
                 for day in missing:
                     engine.compute_day(model, day)
-                    read(day)
+                    result[day] = _read_scores(model, day)
                 raise _Discard
         except _Discard:
             pass
     return result
 
 
+def _weights_vector(history: History, points: dict[int, int]) -> np.ndarray:
+    return np.array([points.get(a, 0) for a in history.activities], dtype=float)
+
+
 def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
-          scores: dict[date, dict[int, tuple[float, str]]]) -> Backtest:
-    snaps = [snapshot(history, d, window=model.window_days, horizon=horizon) for d in days]
+          scores: dict[date, dict[int, tuple[float, str]]], points: dict[int, int]) -> Backtest:
+    window = model.window_days
+    snaps = [snapshot(history, d, window=window, horizon=horizon) for d in days]
     ready = readiness(history, snaps, horizon)
+    weights = _weights_vector(history, points)
+    kw = {"window": window, "cap": model.daily_cap, "half_life": model.half_life_days}
     day_aucs, tier_counts = [], {t: [0, 0] for t in TIER_RANK}
     fading_n = fading_left = others_n = others_left = 0
     for snap in snaps:
         by_user = scores.get(snap.day, {})
         ids = history.users[snap.members]
-        points = np.array([by_user.get(int(u), (0.0, "dormant"))[0] for u in ids])
+        points_now = np.array([by_user.get(int(u), (0.0, "dormant"))[0] for u in ids])
         tiers = [by_user.get(int(u), (0.0, "dormant"))[1] for u in ids]
         ranked = [(TIER_RANK[t], s) for t, s in zip(tiers, snap.stayed, strict=True) if t in TIER_RANK]
         for t, s in zip(tiers, snap.stayed, strict=True):
@@ -495,26 +499,24 @@ def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
                 tier_counts[t][0] += 1
                 tier_counts[t][1] += int(s)
         tier_auc = auc([r for r, _ in ranked], [s for _, s in ranked]) if ranked else None
-        score_auc = auc(points, snap.stayed)
+        score_auc = auc(points_now, snap.stayed)
         day_aucs.append(DayAuc(snap.day, len(ids), int(snap.stayed.sum()),
                                round(score_auc, 3) if score_auc is not None else None,
                                round(tier_auc, 3) if tier_auc is not None else None))
-        # Fading: the score fell by more than half over 30 days (the model's own formula).
-        earlier_day = snap.day - timedelta(days=30)
-        before = scores.get(earlier_day)
-        if before is not None:
-            prev = np.array([before.get(int(u), (0.0, ""))[0] for u in ids])
-            fading = (prev > 0) & (points < (1 - FADING_DROP) * prev)
+        # Fading: the model's points 30 days earlier (same formula, from the rollup) more than halved.
+        if snap.offset - 30 >= window - 1:
+            prev = (window_features(history, snap.offset - 30, **kw) @ weights)[snap.members]
+            now = (window_features(history, snap.offset, **kw) @ weights)[snap.members]
+            fading = (prev > 0) & (now < (1 - FADING_DROP) * prev)
             fading_n += int(fading.sum())
             fading_left += int((fading & ~snap.stayed).sum())
             others_n += int((~fading).sum())
             others_left += int((~fading & ~snap.stayed).sum())
     tiers = [TierOutcome(t, n, s) for t, (n, s) in tier_counts.items() if n]
-    backtest = Backtest(model=model, horizon=horizon, days=day_aucs, tiers=tiers, in_order=None,
-                        verdict=Verdict("thin", ready.message, []), readiness=ready, scores=scores)
-    backtest.in_order = _in_order(tiers)
-    backtest.verdict = verdict(backtest, fading=(fading_n, fading_left, others_n, others_left))
-    return backtest
+    bt = Backtest(model=model, horizon=horizon, days=day_aucs, tiers=tiers, in_order=_in_order(tiers),
+                  verdict=Verdict("thin", ready.message, []), readiness=ready, scores=scores)
+    bt.verdict = verdict(bt, fading=(fading_n, fading_left, others_n, others_left))
+    return bt
 
 
 def _in_order(tiers: list[TierOutcome]) -> bool | None:
@@ -554,27 +556,68 @@ def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
     if value >= WEAK_AUC and bt.in_order is not False:
         return Verdict("weak", f"Weakly predictive: AUC {value:.2f} over {days} (a coin is 0.50). Look at retention "
                                "by activity and the fitted weights.", warnings)
-    why = "the tiers are out of order" if bt.in_order is False and value >= WEAK_AUC else \
-        f"AUC {value:.2f} over {days}, close to a coin (0.50)"
+    if bt.in_order is False and value >= WEAK_AUC:
+        why = "the tiers are out of order"
+    elif value < 1 - WEAK_AUC:
+        why = f"AUC {value:.2f} over {days}, below a coin (0.50): it ranks users who left above users who stayed"
+    else:
+        why = f"AUC {value:.2f} over {days}, close to a coin (0.50)"
     return Verdict("not", f"Not predictive: {why}. The score does not tell who stays.", warnings)
+
+
+def default_days(history: History, window: int, horizon: int, count: int = 6) -> list[date]:
+    return snapshot_days(history, window=window, horizon=horizon)[-count:]
+
+
+def _thin_backtest(model, horizon, history) -> Backtest:
+    ready = readiness(history, [], horizon)
+    return Backtest(model=model, horizon=horizon, days=[], tiers=[], in_order=None,
+                    verdict=Verdict("thin", ready.message, []), readiness=ready)
 
 
 def backtest(model: ScoringModel, *, horizon: int | None = None, days: list[date] | None = None,
              history: History | None = None) -> Backtest:
     """How well `model` (published or draft) separated stayers from leavers on past days. Stores nothing."""
     history = history or load_history(model.tenant)
-    window = model.window_days
+    if horizon is None:
+        horizon = best_horizon(history, model.window_days)
+    if history is None:
+        return _thin_backtest(model, horizon, history)
+    if days is None:
+        days = default_days(history, model.window_days, horizon)
+    points = dict(model.weights.filter(points__gt=0).values_list("activity_id", "points"))
+    return judge(model, history, days, horizon, model_snapshots(model, days), points)
+
+
+def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: ScoringModel | None = None,
+                    horizon: int | None = None, days: list[date] | None = None, history: History | None = None,
+                    **fields) -> Backtest:
+    """Backtest weights that are not a saved version (the survey's proposal, a fit): a draft made and
+    scored inside a transaction that is rolled back, so not even the draft remains."""
+    from scoring import services
+
+    history = history or load_history(tenant)
+    window = fields.get("window_days") or (settings_from.window_days if settings_from else 30)
     if horizon is None:
         horizon = best_horizon(history, window)
-    if history is None:
-        ready = readiness(None, [], horizon)
-        return Backtest(model=model, horizon=horizon, days=[], tiers=[], in_order=None,
-                        verdict=Verdict("thin", ready.message, []), readiness=ready)
+    if history is None or not points:
+        return _thin_backtest(None, horizon, history)
     if days is None:
-        days = snapshot_days(history, window=window, horizon=horizon)[-6:]
-    wanted = sorted(set(days) | {d - timedelta(days=30) for d in days if d - timedelta(days=30) >= history.first_day})
-    scores = model_snapshots(model, wanted)
-    return judge(model, history, days, horizon, scores)
+        days = default_days(history, window, horizon)
+    result = None
+    try:
+        with transaction.atomic():
+            model = services.scoring_model_create_draft(tenant=tenant, source=settings_from)
+            model = services.scoring_model_update(model=model, points=points, **fields)
+            scores = {}
+            for day in days:
+                engine.compute_day(model, day)
+                scores[day] = _read_scores(model, day)
+            result = judge(model, history, days, horizon, scores, points)
+            raise _Discard
+    except _Discard:
+        pass
+    return result
 
 
 # --- Fitting weights from outcomes -----------------------------------------------------------------------
@@ -636,6 +679,7 @@ def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> n
     spread so the penalty treats every activity alike.
     """
     from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
 
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -654,7 +698,9 @@ def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> n
 
     theta0 = np.zeros(k + 1)
     bounds = [(0, None)] * k + [(None, None)]
-    result = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
+    # One BLAS thread: L-BFGS-B's small matrix products were 10x slower threaded on this 2-core machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
     return result.x[:k] / scale
 
 
@@ -744,3 +790,144 @@ def blend(fit_points: dict[int, int], survey_points: dict[int, int], survey_shar
     keys = set(fit_s) | set(survey_s)
     mixed = {a: (1 - share) * fit_s.get(a, 0) + share * survey_s.get(a, 0) for a in keys}
     return {a: int(math.floor(v + 0.5)) for a, v in mixed.items() if math.floor(v + 0.5) > 0}
+
+
+# --- The report the Score truth page shows --------------------------------------------------------------
+
+
+@dataclass
+class SurveyView:
+    """The latest survey with ratings: its proposal's points and each department's mean rating."""
+
+    survey: object
+    points: dict[int, int]
+    ratings: dict[int, float]  # activity id -> mean importance (0-10)
+    by_department: dict[int, dict[str, float]]  # activity id -> department -> mean
+    departments: list[str]
+
+
+@dataclass
+class Disagreement:
+    department: str
+    text: str
+
+
+@dataclass
+class TruthReport:
+    horizon: int
+    readiness: Readiness
+    published: Backtest | None
+    survey: SurveyView | None
+    survey_backtest: Backtest | None
+    fit: Fit
+    fit_backtest: Backtest | None
+    retention: RetentionByActivity | None
+    disagreements: list[Disagreement]
+
+    @property
+    def columns(self) -> list[tuple[str, Backtest]]:
+        out = []
+        if self.published is not None:
+            out.append((f"Published {self.published.model}", self.published))
+        if self.survey_backtest is not None:
+            out.append(("Survey proposal", self.survey_backtest))
+        if self.fit_backtest is not None:
+            out.append(("Fitted on outcomes", self.fit_backtest))
+        return out
+
+
+def latest_survey_view(tenant: Tenant) -> SurveyView | None:
+    from surveys.models import Survey
+    from surveys.selectors import activity_stats, departments_answered
+    from surveys.services import survey_propose_weights
+
+    for survey in Survey.objects.for_tenant(tenant).order_by("-created_at")[:5]:
+        stats = [s for s in activity_stats(survey=survey) if s.mean is not None]
+        if not stats:
+            continue
+        points = {w.activity.pk: w.points for w in survey_propose_weights(survey=survey) if w.points > 0}
+        return SurveyView(
+            survey=survey, points=points, ratings={s.activity.pk: s.mean for s in stats},
+            by_department={s.activity.pk: {d: c.mean for d, c in s.by_department.items() if c.mean is not None}
+                           for s in stats},
+            departments=departments_answered(survey=survey),
+        )
+    return None
+
+
+def _disagreements(fit: Fit, survey: SurveyView | None, retention: RetentionByActivity | None) -> list[Disagreement]:
+    """Sentences that put a department's rating next to what the history says (at most one per department)."""
+    from accounts.models import Department
+
+    if survey is None or not fit.ok:
+        return []
+    labels = dict(Department.choices)
+    rows = {r.activity.pk: r for r in (retention.rows if retention else [])}
+    top = max(fit.points.values(), default=0) or 1
+    out = []
+    for department in survey.departments:
+        rated = [(a, by[department]) for a, by in survey.by_department.items() if department in by]
+        if not rated:
+            continue
+        # The activity this department rates highest that the data gives little; else the reverse.
+        over = max(((a, r) for a, r in rated if fit.points.get(a, 0) <= 0.2 * top), key=lambda ar: ar[1],
+                   default=None)
+        name = labels.get(department, department)
+        if over and over[1] >= 6:
+            activity = fit.activities.get(over[0])
+            row = rows.get(over[0])
+            if activity is None:
+                continue
+            text = f"{name} rated {activity} {over[1]:.0f}/10; the data gives it {fit.points.get(over[0], 0)} points"
+            if row is not None and row.heavy is not None and not row.heavy.thin and row.heavy.share is not None \
+                    and row.did_not.share is not None and row.heavy.share < row.did_not.share:
+                text += (f": users who did it {HEAVY_PER_DAY}+ times a day stayed less ({row.heavy.share}% "
+                         f"against {row.did_not.share}% of those who did not do it at all)")
+            elif row is not None and row.did.share is not None and row.did_not.share is not None:
+                text += (f": {row.did.share}% of users who did it were still active {retention.horizon} days later, "
+                         f"against {row.did_not.share}% of those who did not")
+            out.append(Disagreement(department, text + "."))
+            continue
+        under = min(((a, r) for a, r in rated if fit.points.get(a, 0) >= 0.6 * top), key=lambda ar: ar[1],
+                    default=None)
+        if under and under[1] <= 5:
+            activity = fit.activities.get(under[0])
+            if activity is not None:
+                out.append(Disagreement(department, f"{name} rated {activity} {under[1]:.0f}/10; the data gives "
+                                                    f"it {fit.points[under[0]]} of {MAX_POINTS} points: it goes "
+                                                    "with staying."))
+    return out
+
+
+def score_truth(tenant: Tenant, *, horizon: int | None = None) -> TruthReport:
+    """Published version, survey proposal and fitted weights judged on the same past days."""
+    from scoring.selectors import published_model
+
+    history = load_history(tenant)
+    published = published_model(tenant)
+    window = published.window_days if published else 30
+    if horizon is None:
+        horizon = best_horizon(history, window)
+    fit = fit_weights(tenant, horizon=horizon, window=window, history=history)
+    survey = latest_survey_view(tenant)
+    report = TruthReport(horizon=horizon, readiness=fit.readiness, published=None, survey=survey,
+                         survey_backtest=None, fit=fit, fit_backtest=None, retention=None, disagreements=[])
+    if history is None or not fit.readiness.ok:
+        return report
+    # Everything is judged on the fit's held-out days, so no column has seen them.
+    days = fit.eval_days or default_days(history, window, horizon)
+    if published is not None:
+        report.published = backtest(published, horizon=horizon, days=days, history=history)
+    if survey is not None and survey.points:
+        report.survey_backtest = backtest_points(tenant, survey.points, settings_from=published, horizon=horizon,
+                                                 days=days, history=history)
+    if fit.ok:
+        report.fit_backtest = backtest_points(tenant, fit.points, settings_from=published, horizon=horizon, days=days,
+                                              history=history, window_days=window, daily_cap=fit.daily_cap,
+                                              half_life_days=fit.half_life_days)
+    report.retention = retention_by_activity(tenant, day=days[-1], horizon=horizon, window=window)
+    report.disagreements = _disagreements(fit, survey, report.retention)
+    for column in (report.published, report.survey_backtest, report.fit_backtest):
+        if column is not None:
+            column.scores = {}  # the page needs the summary, not every user's points (and the cache stays small)
+    return report

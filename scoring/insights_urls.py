@@ -3,6 +3,8 @@ tenant home (`tenant_home`, in engagement_site/urls.py)."""
 
 from django.urls import path
 
+from insights import truth_views
+
 from . import dashboard_views as views
 
 app_name = "insights"
@@ -31,4 +33,9 @@ urlpatterns = [
     path(I + "outcomes/", views.outcomes, name="outcomes"),
     path(I + "outcomes.svg", views.outcomes_chart, name="outcomes_chart"),
     path(I + "outcomes.csv", views.outcomes_csv, name="outcomes_csv"),
+    path(I + "truth/", truth_views.truth_page, name="truth"),
+    path(I + "truth.svg", truth_views.truth_chart, name="truth_chart"),
+    path(I + "truth/retention-by-activity.csv", truth_views.truth_csv, name="truth_csv"),
+    path(I + "truth/draft/", truth_views.truth_draft, name="truth_draft"),
+    path(I + "truth/backtest/<uuid:model_id>/", truth_views.backtest_page, name="backtest"),
 ]

@@ -1,0 +1,199 @@
+"""Score truth pages: the honest verdict, retention by activity, fitted weights and backtests.
+
+Thin views over insights.truth; the numbers are defined in docs/scoring.md ("Score truth").
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import Role
+from accounts.scoping import get_tenant_object, tenant_view
+from core.csv_export import csv_response
+from scoring import services as scoring_services
+from scoring.insights import cached_insight
+from scoring.models import ScoringModel
+from scoring.selectors import published_model
+
+from . import truth
+
+HORIZON_CHOICES = [("", "Longest with enough history")] + [(str(h), f"{h} days later") for h in truth.HORIZONS]
+
+
+class TruthForm(forms.Form):
+    horizon = forms.TypedChoiceField(choices=HORIZON_CHOICES, coerce=int, required=False, empty_value=None,
+                                     label="Still active")
+
+
+class DraftFromFitForm(TruthForm):
+    survey_share = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Survey's share (%)")
+
+
+report_for = cached_insight(truth.score_truth)
+
+
+@cached_insight
+def backtest_for(tenant, *, model_id: int, horizon: int | None):
+    """A version against the published one and the survey's proposal, on the same past days."""
+    model = ScoringModel.objects.for_tenant(tenant).get(pk=model_id)
+    history = truth.load_history(tenant)
+    if horizon is None:
+        horizon = truth.best_horizon(history, model.window_days)
+    result = {"horizon": horizon, "columns": []}
+    bt = truth.backtest(model, horizon=horizon, history=history)
+    bt.scores = {}
+    result["readiness"] = bt.readiness
+    result["days"] = [d.day for d in bt.days]
+    result["columns"].append((f"{model} ({model.get_status_display().lower()})", bt))
+    days = [d.day for d in bt.days]
+    if not days:
+        return result
+    published = published_model(tenant)
+    if published is not None and published.pk != model.pk:
+        other = truth.backtest(published, horizon=horizon, days=days, history=history)
+        other.scores = {}
+        result["columns"].append((f"Published {published}", other))
+    survey = truth.latest_survey_view(tenant)
+    if survey is not None and survey.points:
+        other = truth.backtest_points(tenant, survey.points, settings_from=published, horizon=horizon, days=days,
+                                      history=history)
+        other.scores = {}
+        result["columns"].append(("Survey proposal", other))
+    return result
+
+
+def _horizon(request) -> tuple[TruthForm, int | None, bool]:
+    form = TruthForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return form, None, False
+    return form, (form.cleaned_data.get("horizon") if form.is_bound else None), True
+
+
+@tenant_view()
+@require_GET
+def truth_page(request):
+    form, horizon, ok = _horizon(request)
+    if not ok:
+        return render(request, "insights/truth.html", {"form": form}, status=400)
+    report = report_for(request.tenant, horizon=horizon)
+    context = {
+        "form": form, "report": report, "columns": report.columns,
+        "draft_form": DraftFromFitForm(initial={"horizon": report.horizon, "survey_share": 0}),
+        "can_edit": request.membership.can(Role.EDITOR),
+        "weights": _weights_rows(report), "query": f"horizon={report.horizon}",
+    }
+    return render(request, "insights/truth.html", context)
+
+
+def _weights_rows(report: truth.TruthReport) -> list[dict]:
+    """Fitted points next to the survey's rating and proposal, per activity."""
+    fit, survey = report.fit, report.survey
+    retention = {r.activity.pk: r for r in (report.retention.rows if report.retention else [])}
+    ids = set(fit.points) | set(survey.points if survey else {}) | set(retention)
+    names = {r.activity.pk: r.activity for r in retention.values()} | fit.activities
+    rows = []
+    for activity_id in ids:
+        activity = names.get(activity_id)
+        if activity is None:
+            continue
+        rows.append({
+            "activity": activity, "fitted": fit.points.get(activity_id, 0),
+            "survey_points": survey.points.get(activity_id) if survey else None,
+            "rating": survey.ratings.get(activity_id) if survey else None,
+            "departments": [survey.by_department.get(activity_id, {}).get(d) for d in survey.departments]
+            if survey else [],
+            "retention": retention.get(activity_id),
+        })
+    rows.sort(key=lambda r: (-r["fitted"], -(r["survey_points"] or 0), r["activity"].name))
+    return rows
+
+
+@tenant_view()
+@require_GET
+def truth_chart(request):
+    from scoring import insight_charts as charts
+
+    form, horizon, ok = _horizon(request)
+    if not ok:
+        return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
+                            content_type="text/plain; charset=utf-8")
+    report = report_for(request.tenant, horizon=horizon)
+    days = sorted({d.day for _, bt in report.columns for d in bt.days})
+    series = {name: [next((round(d.auc * 100, 1) for d in bt.days if d.day == day and d.auc is not None), None)
+                     for day in days] for name, bt in report.columns}
+    return HttpResponse(charts.weekly_lines(
+        f"AUC x 100 on past days (50 = a coin), still active {report.horizon} days later", days, series),
+        content_type="image/svg+xml")
+
+
+@tenant_view()
+@require_GET
+def truth_csv(request):
+    form, horizon, ok = _horizon(request)
+    if not ok:
+        return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
+                            content_type="text/plain; charset=utf-8")
+    report = report_for(request.tenant, horizon=horizon)
+    retention = report.retention
+    header = ["snapshot_day", "horizon_days", "activity", "cohort", "users", "stayed", "share_stayed",
+              "interval_low", "interval_high"]
+
+    def rows():
+        if retention is None:
+            return
+        for row in retention.rows:
+            for cohort in [row.did, row.did_not, *row.bands, *([row.heavy] if row.heavy else [])]:
+                interval = cohort.interval or (None, None)
+                yield [retention.day, retention.horizon, row.activity.name, cohort.label, cohort.n, cohort.stayed,
+                       cohort.share, *interval]
+
+    return csv_response(f"{request.tenant.slug}-retention-by-activity.csv", header, rows())
+
+
+@tenant_view(role=Role.EDITOR)
+@require_POST
+def truth_draft(request):
+    """A draft from the fitted weights, or a blend of them and the survey's proposal; then its backtest."""
+    form = DraftFromFitForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        return redirect("insights:truth", tenant_slug=request.tenant.slug)
+    report = report_for(request.tenant, horizon=form.cleaned_data.get("horizon"))
+    fit = report.fit
+    if not fit.ok:
+        messages.error(request, fit.readiness.message)
+        return redirect("insights:truth", tenant_slug=request.tenant.slug)
+    share = form.cleaned_data["survey_share"] / 100
+    survey_points = report.survey.points if report.survey else {}
+    points = truth.blend(fit.points, survey_points, share) if share else fit.points
+    name = f"Fitted on outcomes ({report.horizon} days)" + (f", {round(share * 100)}% survey" if share else "")
+    try:
+        draft = scoring_services.scoring_model_create_draft(tenant=request.tenant, created_by=request.user)
+        draft = scoring_services.scoring_model_update(model=draft, points=points, name=name[:100],
+                                                      window_days=fit.window, daily_cap=fit.daily_cap,
+                                                      half_life_days=fit.half_life_days)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("insights:truth", tenant_slug=request.tenant.slug)
+    messages.success(request, f"Draft {draft} created. Here is its backtest; publish it from this page or edit it.")
+    response = redirect("insights:backtest", tenant_slug=request.tenant.slug, model_id=draft.public_id)
+    response["Location"] += f"?horizon={report.horizon}"
+    return response
+
+
+@tenant_view()
+@require_GET
+def backtest_page(request, model_id):
+    model = get_tenant_object(request.tenant, ScoringModel, public_id=model_id)
+    form, horizon, ok = _horizon(request)
+    if not ok:
+        return render(request, "insights/backtest.html", {"form": form, "model": model}, status=400)
+    result = backtest_for(request.tenant, model_id=model.pk, horizon=horizon)
+    context = {"form": form, "model": model, "result": result, "columns": result["columns"],
+               "can_edit": request.membership.can(Role.EDITOR)}
+    return render(request, "insights/backtest.html", context)

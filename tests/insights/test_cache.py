@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 
-from scoring import insights, services
+from insights import queries as insights
+from scoring import services
 from scoring.models import RunKind
 
 from .helpers import monday, published, send, track

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from scoring import insights
+from insights import queries as insights
 
 from .helpers import account, account_scores, group, monday, published, send, track, user_scores, users
 

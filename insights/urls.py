@@ -3,7 +3,7 @@ tenant home (`tenant_home`, in engagement_site/urls.py)."""
 
 from django.urls import path
 
-from . import dashboard_views as views
+from . import views
 
 app_name = "insights"
 

@@ -30,9 +30,8 @@ from django.db import connection
 from django.db.models import Max
 
 from accounts.models import Tenant
-
-from .models import ProductScore, ScoringModel, ScoringRun, Tier
-from .selectors import TIER_ORDER, published_model
+from scoring.models import ProductScore, ScoringModel, ScoringRun, Tier
+from scoring.selectors import TIER_ORDER, published_model
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.scoping import tenant_view
 from core.csv_export import csv_response
+from scoring import selectors
 
-from . import insight_charts, insights, onboarding, selectors
+from . import charts as insight_charts
+from . import onboarding
+from . import queries as insights
 
 SUBJECT_CHOICES = [("users", "End users"), ("accounts", "Customer accounts")]
 PERIOD_CHOICES = [("week", "Weekly"), ("month", "Monthly")]

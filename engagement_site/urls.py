@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import TenantInfoApi
-from insights.views import dashboard
+from insights.views.dashboard import dashboard
 from scoring import api as scoring_api
 
 from .api_docs import api_docs

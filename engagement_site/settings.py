@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "events",
     "scoring",
     "surveys",
+    "insights",
 ]
 
 MIDDLEWARE = [

@@ -3,8 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import TenantInfoApi
+from insights.views.dashboard import dashboard
 from scoring import api as scoring_api
-from scoring.dashboard_views import dashboard
 
 from .api_docs import api_docs
 
@@ -25,9 +25,9 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("", include("events.urls")),
     path("", include("surveys.urls")),
-    # The tenant home is the scoring dashboard (accounts must not import scoring).
+    # The tenant home is the insights dashboard (accounts must not import insights).
     path("t/<slug:tenant_slug>/", dashboard, name="tenant_home"),
-    path("", include("scoring.insights_urls")),
+    path("", include("insights.urls")),
     path("", include("accounts.urls")),
     path("", include("scoring.urls")),
 ]

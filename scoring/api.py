@@ -257,9 +257,8 @@ class ScoringModelApi(TenantAPIView):
     )
     def get(self, request):
         from .modelfile import model_to_dict
-        from .models import ModelStatus, ScoringModel
 
-        model = self.scoped(ScoringModel).filter(status=ModelStatus.PUBLISHED).first()
+        model = selectors.published_model(self.tenant)
         if model is None:
             raise NotFound("No scoring model is published yet.")
         body = model_to_dict(model)

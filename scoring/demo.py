@@ -15,7 +15,7 @@ from django.db import transaction
 from accounts.models import Tenant
 from events.models import DailyActivityCount
 
-from . import services
+from . import selectors, services
 from .modelfile import FORMAT
 from .models import ProductScore, RunKind, ScoringModel
 
@@ -60,7 +60,7 @@ def seed_demo_scoring(tenant: Tenant, days: int | None = None, draft: ScoringMod
     without it the fixed DEMO_POINTS are imported.
     """
     days = days or settings.SCORING_BACKFILL_DAYS
-    model = services.published_model(tenant)
+    model = selectors.published_model(tenant)
     if model is None:
         with transaction.atomic():
             if draft is None:
@@ -68,7 +68,7 @@ def seed_demo_scoring(tenant: Tenant, days: int | None = None, draft: ScoringMod
             else:
                 draft = services.scoring_model_update(model=draft, **DEMO_SETTINGS)
             services.scoring_model_publish(model=draft, backfill_days=days)
-        model = services.published_model(tenant)
+        model = selectors.published_model(tenant)
     today = tenant.today()
     first = today - timedelta(days=days - 1)
     rows = ProductScore.objects.for_tenant(tenant).filter(model=model, day__gte=first, day__lte=today)

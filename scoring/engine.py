@@ -25,6 +25,8 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.sql import sql_date
+
 from .models import AccountRollup, ScoringModel, TierMethod
 
 USER_TABLE = "scoring_userscore"
@@ -41,10 +43,6 @@ class DayResult:
     @property
     def rows(self) -> int:
         return self.users + self.accounts + 1
-
-
-def _d(value: date):
-    return connection.ops.adapt_datefield_value(value)
 
 
 def _dt(value: datetime):
@@ -106,7 +104,7 @@ def contrib_ctes(
         # is a CASE over the window's days instead (SQLite may also lack power()).
         factors = decay_factors(model, day)
         factor_sql = f"(CASE r.day {' '.join(['WHEN %s THEN %s'] * len(factors))} ELSE 0 END)"
-        factor_params = [value for when, factor in factors for value in (_d(when), factor)]
+        factor_params = [value for when, factor in factors for value in (sql_date(when), factor)]
     elif model.half_life_days:
         factors = decay_factors(model, day)
         # Float factors, so PostgreSQL sums in floating point rather than in numeric (slower);
@@ -114,7 +112,7 @@ def contrib_ctes(
         values = ", ".join(["(%s, CAST(%s AS DOUBLE PRECISION))"] * len(factors))
         ctes.append(f"decay (day, factor) AS (VALUES {values})")
         for when, factor in factors:
-            params += [_d(when), factor]
+            params += [sql_date(when), factor]
         decay_join, factor_sql = "JOIN decay ON decay.day = r.day", "decay.factor"
     if model.daily_cap:
         count_sql = 'CASE WHEN r."count" > %s THEN %s ELSE r."count" END'
@@ -134,7 +132,7 @@ def contrib_ctes(
     # In SQL order: times (cap), pts (cap, factor), then the WHERE clause.
     cap = [model.daily_cap, model.daily_cap] if model.daily_cap else []
     params += cap + cap + factor_params
-    params += [model.tenant_id, _d(first_day), _d(day), *subject_params]
+    params += [model.tenant_id, sql_date(first_day), sql_date(day), *subject_params]
     return ctes, params
 
 
@@ -155,7 +153,7 @@ def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         FROM per_user WHERE points > 0
     )"""
     )
-    select_params = [tenant_id, model.pk, _d(day)]
+    select_params = [tenant_id, model.pk, sql_date(day)]
     if model.grace_days:
         # New: first seen inside the grace period, and no activity at all before it
         # (imported history makes first_seen_at later than the first activity).
@@ -165,7 +163,7 @@ def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
             "WHERE r2.end_user_id = e.id AND r2.day <= %s))"
         )
         grace_start = day - timedelta(days=model.grace_days - 1)
-        select_params += [_dt(day_start(model, grace_start)), _d(grace_start - timedelta(days=1))]
+        select_params += [_dt(day_start(model, grace_start)), sql_date(grace_start - timedelta(days=1))]
     else:
         new_sql = "1 = 0"
     metric = "k.percentile" if model.tier_method == TierMethod.PERCENTILE else "k.points"
@@ -173,7 +171,8 @@ def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     select_params += tier_params
     # Scored users, then the tenant's other end users seen by the end of the day as dormant:
     # first seen before it ends, or (imported history) with any activity up to that day.
-    select_params += [tenant_id, model.pk, _d(day), tenant_id, _dt(day_start(model, day + timedelta(days=1))), _d(day)]
+    day_end = _dt(day_start(model, day + timedelta(days=1)))
+    select_params += [tenant_id, model.pk, sql_date(day), tenant_id, day_end, sql_date(day)]
     sql = f"""INSERT INTO {USER_TABLE} (tenant_id, model_id, day, end_user_id, points, breadth, active_days,
         percentile, tier)
     WITH {", ".join(ctes)}
@@ -232,7 +231,8 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     )
     SELECT %s, %s, %s, acc.account_id, acc.points, acc.active, acc.seats, ranked.percentile, {tier_sql}
     FROM acc LEFT JOIN ranked ON ranked.account_id = acc.account_id"""  # noqa: S608
-    params = [tenant_id, tenant_id, model.pk, _d(day), tenant_id, tenant_id, model.pk, _d(day), *tier_params]
+    params = [tenant_id, tenant_id, model.pk, sql_date(day), tenant_id, tenant_id, model.pk, sql_date(day),
+              *tier_params]
     return sql, params
 
 
@@ -256,7 +256,7 @@ def product_score_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         {active}, {tier_count("high", "medium")}, {tier_count("high")}, {tier_count("medium")},
         {tier_count("low")}, {tier_count("new")}, {tier_count("dormant")}
     FROM s"""  # noqa: S608
-    return sql, [model.tenant_id, model.pk, _d(day), model.tenant_id, model.pk, _d(day)]
+    return sql, [model.tenant_id, model.pk, sql_date(day), model.tenant_id, model.pk, sql_date(day)]
 
 
 def lock_key(tenant_id: int, day: date) -> int:
@@ -282,7 +282,7 @@ def compute_day(model: ScoringModel, day: date) -> DayResult:
         for table in (USER_TABLE, ACCOUNT_TABLE, PRODUCT_TABLE):
             cursor.execute(
                 f"DELETE FROM {table} WHERE tenant_id = %s AND model_id = %s AND day = %s",  # noqa: S608
-                [model.tenant_id, model.pk, _d(day)],
+                [model.tenant_id, model.pk, sql_date(day)],
             )
         cursor.execute(*user_scores_sql(model, day))
         users = cursor.rowcount

@@ -1,7 +1,9 @@
 from django import forms
 
+from core.sql import TRAIT_KEY
+
 from .models import ScoringModel, Tier
-from .selectors import ACCOUNT_LIST_SORTS, TRAIT_KEY, USER_LIST_SORTS, ListFilter
+from .selectors import ACCOUNT_LIST_SORTS, USER_LIST_SORTS, ListFilter
 from .services import MODEL_FIELDS
 
 

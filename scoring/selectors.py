@@ -8,7 +8,6 @@ scored that day (so a chart shows where the version changed).
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Floor, Least
 
 from accounts.models import Tenant
+from core.sql import as_uuid, sql_date, trait_sql
 from events.models import CustomerAccount, DailyActivityCount, EndUser
 
 from . import engine
@@ -37,6 +37,8 @@ from .models import (
 
 HISTORY_DAYS = 90
 TIER_ORDER = [Tier.HIGH, Tier.MEDIUM, Tier.LOW, Tier.NEW, Tier.DORMANT]
+# The ladder for "fell a tier": "new" is outside it (no history to fall from).
+TIER_RANK = {Tier.HIGH.value: 3, Tier.MEDIUM.value: 2, Tier.LOW.value: 1, Tier.DORMANT.value: 0}
 USER_ORDERS = {
     "points": "points",
     "-points": "-points",
@@ -55,6 +57,14 @@ ACCOUNT_ORDERS = {
     "active_users": "active_users",
     "-active_users": "-active_users",
 }
+
+
+
+
+def tier_rank_sql(column: str) -> str:
+    """TIER_RANK as a SQL CASE on a tier column (NULL for "new")."""
+    whens = " ".join(f"WHEN '{tier}' THEN {rank}" for tier, rank in TIER_RANK.items())
+    return f"CASE {column} {whens} END"
 
 
 # --- Models and runs -------------------------------------------------------------------
@@ -167,7 +177,6 @@ def tier_counts(rows: QuerySet) -> dict[str, int]:
 # would turn into one correlated subquery per row; it runs unchanged on SQLite and PostgreSQL.
 # A page query sorts and limits snapshot ids first and joins the rest only for the rows shown.
 
-TRAIT_KEY = re.compile(r"^[A-Za-z0-9_\- ]{1,64}$")
 LIST_SORTS = ("points", "change_7", "change_30", "percentile", "last_seen")
 USER_LIST_SORTS = (*LIST_SORTS, "breadth", "active_days")
 ACCOUNT_LIST_SORTS = (*LIST_SORTS, "active_users")
@@ -283,28 +292,10 @@ class AccountRow(ListRow):
         return self.name or self.group_id
 
 
-def _trait(alias: str, key: str) -> tuple[str, list]:
-    """The text of a top-level JSON trait: PostgreSQL ->>, SQLite json_extract."""
-    if not TRAIT_KEY.match(key):
-        raise ValueError("Trait names are letters, digits, spaces, '_' and '-'.")
-    if connection.vendor == "postgresql":
-        return f"({alias}.traits ->> %s)", [key]
-    return f"CAST(json_extract({alias}.traits, %s) AS TEXT)", [f'$."{key}"']
-
-
 def _contains(text: str) -> str:
     """A LIKE pattern (escape character backslash) matching `text` anywhere, lower case."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def _as_uuid(value) -> uuid.UUID | None:
-    """Raw SQL gives SQLite's 32-hex text or PostgreSQL's UUID."""
-    return None if value is None else value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def _d(value: date):
-    return connection.ops.adapt_datefield_value(value)
 
 
 def _as_date(value) -> date | None:
@@ -380,7 +371,7 @@ class _SnapshotList(ABC):
     def _base(self, broad: bool = True) -> tuple[str, str, list]:
         joins, conditions, params = self._filter_sql(broad)
         where = " AND ".join(["s.tenant_id = %s", "s.model_id = %s", "s.day = %s", *conditions])
-        return joins, where, [self.tenant.pk, self.model.pk, _d(self.days.day), *params]
+        return joins, where, [self.tenant.pk, self.model.pk, sql_date(self.days.day), *params]
 
     def count(self) -> int:
         if self._count is None:
@@ -405,7 +396,7 @@ class _SnapshotList(ABC):
         return (
             f"LEFT JOIN {self.table} {alias} ON {alias}.{self.column} = s.{self.column} "
             f"AND {alias}.model_id = s.model_id AND {alias}.day = %s",
-            [_d(day)],
+            [sql_date(day)],
         )
 
     def _sort_key(self, last_seen: str) -> tuple[str, str, list, bool]:
@@ -432,7 +423,7 @@ class _SnapshotList(ABC):
         """A join to the rollup aggregated once: each subject's last day seen (only recent days: inner join)."""
         params = [self.tenant.pk]
         if recent:
-            params.append(_d(self.days.day - timedelta(days=LAST_SEEN_RECENT_DAYS - 1)))
+            params.append(sql_date(self.days.day - timedelta(days=LAST_SEEN_RECENT_DAYS - 1)))
         table = self._last_seen_table().format(recent="AND r.day >= %s" if recent else "")
         kind = "JOIN" if recent else "LEFT JOIN"
         return f"{kind} ({table}) {alias} ON {alias}.subject_id = s.{self.column}", params
@@ -533,19 +524,19 @@ class UserList(_SnapshotList):
             params.append(f.account.pk)
             needs_user = True
         if f.plan:
-            user_plan, p1 = _trait("e", "plan")
-            account_plan, p2 = _trait("a", "plan")
+            user_plan, p1 = trait_sql("e", "plan")
+            account_plan, p2 = trait_sql("a", "plan")
             conditions.append(_scan(f"LOWER(COALESCE({user_plan}, {account_plan})) = %s", broad))
             params += [*p1, *p2, f.plan.lower()]
             needs_user = needs_account = True
         if f.trait:
-            trait, p = _trait("e", f.trait[0])
+            trait, p = trait_sql("e", f.trait[0])
             conditions.append(_scan(f"LOWER({trait}) = %s", broad))
             params += [*p, f.trait[1].lower()]
             needs_user = True
         if f.search:
-            email, p1 = _trait("e", "email")
-            name, p2 = _trait("e", "name")
+            email, p1 = trait_sql("e", "email")
+            name, p2 = trait_sql("e", "name")
             pattern = _contains(f.search)
             text = f"(LOWER(e.user_id) {LIKE} OR LOWER({email}) {LIKE} OR LOWER({name}) {LIKE})"
             conditions.append(_scan(text, broad))
@@ -565,10 +556,10 @@ class UserList(_SnapshotList):
             WHERE r.tenant_id = %s {recent} GROUP BY r.end_user_id"""
 
     def _select_sql(self) -> tuple[str, str, list]:
-        name, p1 = _trait("e", "name")
-        email, p2 = _trait("e", "email")
-        user_plan, p3 = _trait("e", "plan")
-        account_plan, p4 = _trait("a", "plan")
+        name, p1 = trait_sql("e", "name")
+        email, p2 = trait_sql("e", "email")
+        user_plan, p3 = trait_sql("e", "plan")
+        account_plan, p4 = trait_sql("a", "plan")
         select = f"""e.public_id, s.points, s.percentile, s.tier, {self._last_seen_probe()},
             e.user_id, e.anonymous_id, {name}, {email}, COALESCE({user_plan}, {account_plan}),
             s.breadth, s.active_days, a.public_id, a.group_id, a.name"""
@@ -579,7 +570,7 @@ class UserList(_SnapshotList):
 
     def _row(self, v) -> UserRow:
         row = UserRow(
-            public_id=_as_uuid(v[0]),
+            public_id=as_uuid(v[0]),
             points=float(v[1]),
             percentile=v[2],
             tier=v[3],
@@ -591,7 +582,7 @@ class UserList(_SnapshotList):
             plan=v[9],
             breadth=v[10],
             active_days=v[11],
-            account_public_id=_as_uuid(v[12]),
+            account_public_id=as_uuid(v[12]),
             account_group_id=v[13],
             account_name=v[14],
             points_7=v[15],
@@ -611,11 +602,11 @@ class AccountList(_SnapshotList):
             conditions.append("s.tier = %s")
             params.append(f.tier)
         if f.plan:
-            plan, p = _trait("a", "plan")
+            plan, p = trait_sql("a", "plan")
             conditions.append(_scan(f"LOWER({plan}) = %s", broad))
             params += [*p, f.plan.lower()]
         if f.trait:
-            trait, p = _trait("a", f.trait[0])
+            trait, p = trait_sql("a", f.trait[0])
             conditions.append(_scan(f"LOWER({trait}) = %s", broad))
             params += [*p, f.trait[1].lower()]
         if f.search:
@@ -635,14 +626,14 @@ class AccountList(_SnapshotList):
             WHERE r.tenant_id = %s {recent} AND u.account_id IS NOT NULL GROUP BY u.account_id"""
 
     def _select_sql(self) -> tuple[str, str, list]:
-        plan, p = _trait("a", "plan")
+        plan, p = trait_sql("a", "plan")
         select = f"""a.public_id, s.points, s.percentile, s.tier, {self._last_seen_probe()},
             a.group_id, a.name, {plan}, s.active_users, s.seats"""
         return select, "JOIN events_customeraccount a ON a.id = s.account_id", p
 
     def _row(self, v) -> AccountRow:
         row = AccountRow(
-            public_id=_as_uuid(v[0]),
+            public_id=as_uuid(v[0]),
             points=float(v[1]),
             percentile=v[2],
             tier=v[3],

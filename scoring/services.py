@@ -19,6 +19,7 @@ from events.models import Activity
 from . import engine
 from .modelfile import parse_model_file
 from .models import ActivityWeight, ModelStatus, RunKind, RunStatus, ScoringModel, ScoringRun
+from .selectors import published_model
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def scoring_model_create_draft(
 ) -> ScoringModel:
     """A new draft: a copy of `source`, else of the published version, else the defaults."""
     if source is None:
-        source = ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED).first()
+        source = published_model(tenant)
     draft = ScoringModel(tenant=tenant, version=_next_version(tenant), created_by=created_by)
     if source is not None:
         if source.tenant_id != tenant.pk:
@@ -152,10 +153,6 @@ def scoring_model_publish(
     )
     run_enqueue(run)
     return run
-
-
-def published_model(tenant: Tenant) -> ScoringModel | None:
-    return ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED).first()
 
 
 # --- Runs -----------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 
-from scoring import insights, services
+from insights.queries.growth import growth_accounting
+from scoring import services
 from scoring.models import RunKind
 
 from .helpers import monday, published, send, track
@@ -22,7 +23,7 @@ def cached(settings):
 
 
 def _active_this_week(tenant) -> int:
-    return insights.growth_accounting(tenant, subject="users", measure="active", period="week").rows[-1].active
+    return growth_accounting(tenant, subject="users", measure="active", period="week").rows[-1].active
 
 
 def test_a_result_is_kept_until_a_scoring_run_finishes(cached, tenant, django_assert_max_num_queries):
@@ -43,8 +44,8 @@ def test_a_result_is_kept_until_a_scoring_run_finishes(cached, tenant, django_as
 def test_arguments_are_part_of_the_key(cached, tenant):
     this_week = monday(tenant.today())
     send(tenant, [track("ana", "Logged in", this_week - timedelta(weeks=1))])
-    weekly = insights.growth_accounting(tenant, subject="users", measure="active", period="week")
-    monthly = insights.growth_accounting(tenant, subject="users", measure="active", period="month")
+    weekly = growth_accounting(tenant, subject="users", measure="active", period="week")
+    monthly = growth_accounting(tenant, subject="users", measure="active", period="month")
     assert weekly.period == "week" and monthly.period == "month"
 
 

@@ -4,7 +4,13 @@ from datetime import timedelta
 
 import pytest
 
-from scoring import insights
+from insights.queries.adoption import adoption_trend, feature_adoption
+from insights.queries.growth import growth_accounting
+from insights.queries.movers import at_risk_accounts, movers, power_users
+from insights.queries.outcomes import outcomes
+from insights.queries.segments import COHORT, segments, trait_keys
+from insights.queries.transitions import NOT_SEEN, tier_transitions
+from scoring.selectors import published_model
 
 from .helpers import account, account_scores, group, monday, published, send, track, user_scores, users
 
@@ -36,7 +42,7 @@ def _rows(growth):
 
 
 def test_growth_accounting_of_active_users(weekly_events):
-    growth = insights.growth_accounting(weekly_events, subject="users", measure="active", period="week")
+    growth = growth_accounting(weekly_events, subject="users", measure="active", period="week")
     assert len(growth.rows) == 12
     assert _rows(growth) == [
         (2, 2, 0, 0, 0),  # A, B new
@@ -50,13 +56,13 @@ def test_growth_accounting_of_active_users(weekly_events):
 
 
 def test_growth_accounting_of_active_accounts(weekly_events):
-    growth = insights.growth_accounting(weekly_events, subject="accounts", measure="active", period="week")
+    growth = growth_accounting(weekly_events, subject="accounts", measure="active", period="week")
     # X (A, B) active every week from -3; Y (C) only in week -1.
     assert _rows(growth) == [(1, 1, 0, 0, 0), (1, 0, 1, 0, 0), (2, 1, 1, 0, 0), (1, 0, 1, 0, 1)]
 
 
 def test_growth_accounting_per_month(weekly_events):
-    growth = insights.growth_accounting(weekly_events, subject="users", measure="active", period="month")
+    growth = growth_accounting(weekly_events, subject="users", measure="active", period="month")
     assert len(growth.rows) == 12
     total_new = sum(r.new for r in growth.rows)
     assert total_new == 4  # every user is new exactly once
@@ -71,14 +77,14 @@ def test_engaged_growth_reads_the_last_scored_day_of_each_period(tenant):
     user_scores(tenant, model, w2 + timedelta(days=2), [(people["c"], 50, "high")])
     user_scores(tenant, model, w2 + timedelta(days=6), [(people["a"], 50, "high"), (people["c"], 1, "low")])
     user_scores(tenant, model, w1 + timedelta(days=6), [(people["a"], 5, "low"), (people["b"], 40, "medium")])
-    growth = insights.growth_accounting(tenant, subject="users", measure="engaged", period="week")
+    growth = growth_accounting(tenant, subject="users", measure="engaged", period="week")
     last3 = [(r.active, r.new, r.retained, r.resurrected, r.churned) for r in growth.rows[-3:]]
     assert last3 == [(1, 1, 0, 0, 0), (1, 1, 0, 0, 1), (0, 0, 0, 0, 1)]
     assert growth.baseline == w2
 
 
 def test_engaged_growth_without_a_model_is_empty(tenant):
-    growth = insights.growth_accounting(tenant, measure="engaged")
+    growth = growth_accounting(tenant, measure="engaged")
     assert growth.is_empty
 
 
@@ -93,14 +99,14 @@ def test_tier_transition_matrix(tenant):
                                     (p["u4"], 0, "dormant")])
     user_scores(tenant, model, d2, [(p["u1"], 40, "medium"), (p["u2"], 60, "medium"), (p["u3"], 99, "high"),
                                     (p["u4"], 5, "low"), (p["u5"], 1, "new")])
-    result = insights.tier_transitions(tenant, day_from=d1, day_to=d2)
+    result = tier_transitions(tenant, day_from=d1, day_to=d2)
     assert result.matrix == {
         "high": {"medium": 1},
         "medium": {"medium": 1, "high": 1},
         "dormant": {"low": 1},
-        insights.NOT_SEEN: {"new": 1},
+        NOT_SEEN: {"new": 1},
     }
-    assert result.rows == ["high", "medium", "dormant", insights.NOT_SEEN]
+    assert result.rows == ["high", "medium", "dormant", NOT_SEEN]
     assert (result.moved_up, result.moved_down, result.total) == (2, 1, 5)
     table = {row["tier"]: row["cells"] for row in result.table()}
     assert table["medium"] == [1, 1, 0, 0, 0]  # to high, medium, low, new, dormant
@@ -112,7 +118,7 @@ def test_tier_transitions_of_accounts(tenant):
     d1, d2 = tenant.today() - timedelta(days=7), tenant.today()
     account_scores(tenant, model, d1, [(x, 10, "low"), (y, 10, "low")])
     account_scores(tenant, model, d2, [(x, 100, "high"), (y, 0, "dormant")])
-    result = insights.tier_transitions(tenant, day_from=d1, day_to=d2, subject="accounts")
+    result = tier_transitions(tenant, day_from=d1, day_to=d2, subject="accounts")
     assert result.matrix == {"low": {"high": 1, "dormant": 1}}
 
 
@@ -128,7 +134,7 @@ def test_adoption_shares_and_trend(tenant):
         track("u4", "Logged in", recent), track("u1", "Shared photo", recent, "acme"),
         track("u1", "Shared photo", older), track("u2", "Shared photo", older), track("u2", "Invited friend", older),
     ])
-    result = insights.feature_adoption(tenant, window=30)
+    result = feature_adoption(tenant, window=30)
     rows = {r.name: r for r in result.rows}
     assert (result.active_users, result.active_accounts, result.active_users_before) == (4, 2, 2)
     assert (rows["Logged in"].user_share, rows["Logged in"].account_share) == (100.0, 100.0)
@@ -137,7 +143,7 @@ def test_adoption_shares_and_trend(tenant):
     assert rows["Shared photo"].user_share_before == 100.0 and rows["Shared photo"].change == -75.0
     assert rows["Invited friend"].unused and rows["Invited friend"].user_share == 0.0
     assert [r.name for r in result.unused] == ["Invited friend"]
-    weeks, series = insights.adoption_trend(tenant)
+    weeks, series = adoption_trend(tenant)
     assert len(weeks) == 12
     assert series[rows["Logged in"].activity_id][-1 if monday(recent) == weeks[-1] else -2] == 100.0
 
@@ -154,7 +160,7 @@ def test_segment_quartiles_and_tier_shares(tenant):
     rows = [(free[f"f{i}"], float(i), "low") for i in range(1, 9)] + [(free["f9"], 0, "dormant")]
     rows += [(paid["p1"], 10, "medium"), (paid["p2"], 20, "high"), (paid["p3"], 30, "high"), (nobody["n1"], 3, "low")]
     user_scores(tenant, model, day, rows)
-    result = insights.segments(tenant, dimension="plan")
+    result = segments(tenant, dimension="plan")
     seg = {s.value: s for s in result.segments}
     assert list(seg) == ["free", "paid", "(none)"]
     f = seg["free"]
@@ -164,23 +170,23 @@ def test_segment_quartiles_and_tier_shares(tenant):
     p = seg["paid"]
     assert (p.q1, p.median, p.q3, p.mean) == (10, 20, 30, 20)
     assert p.tiers["high"] == 66.7 and p.thin
-    assert "plan" in insights.trait_keys(tenant)
+    assert "plan" in trait_keys(tenant)
 
 
 def test_segments_by_signup_cohort(tenant):
     model = published(tenant)
     people = users(tenant, "a", "b")
     user_scores(tenant, model, tenant.today(), [(people["a"], 5, "low"), (people["b"], 7, "high")])
-    result = insights.segments(tenant, dimension=insights.COHORT)
+    result = segments(tenant, dimension=COHORT)
     assert len(result.segments) == 1 and result.segments[0].subjects == 2
     assert result.segments[0].value == people["a"].first_seen_at.strftime("%Y-%m")
 
 
 def test_segments_refuse_odd_trait_names(tenant):
     published(tenant)
-    user_scores(tenant, insights.published_model(tenant), tenant.today(), [])
+    user_scores(tenant, published_model(tenant), tenant.today(), [])
     with pytest.raises(ValueError):
-        insights.segments(tenant, dimension="plan'); DROP TABLE x; --")
+        segments(tenant, dimension="plan'); DROP TABLE x; --")
 
 
 # --- Outcomes -------------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ def test_outcome_retention_by_tier_and_decile(tenant):
     # Active 60 days later: h1 only.
     later = [("h1", 30), ("h2", 27), ("h3", 24), ("l1", 29), ("h4", 20), ("h1", 55)]
     send(tenant, [track(uid, "Logged in", day + timedelta(days=n)) for uid, n in later])
-    result = insights.outcomes(tenant, day=day)
+    result = outcomes(tenant, day=day)
     by_tier = {r.group: r for r in result.by_tier}
     assert (by_tier["high"].subjects, by_tier["high"].active) == (4, {30: 3, 60: 1})
     assert (by_tier["high"].share(30), by_tier["high"].share(60)) == (75.0, 25.0)
@@ -212,7 +218,7 @@ def test_outcomes_not_observable_yet(tenant):
     model = published(tenant)
     p = users(tenant, "a")
     user_scores(tenant, model, tenant.today() - timedelta(days=10), [(p["a"], 5, "high")])
-    result = insights.outcomes(tenant)
+    result = outcomes(tenant)
     assert result.observable == {30: False, 60: False} and result.too_thin
     assert result.by_tier[0].share(30) is None
 
@@ -224,7 +230,7 @@ def test_account_outcomes_with_churn_and_mrr(tenant):
     b = account(tenant, "b", mrr=50.5, status="churned")
     c = account(tenant, "c", plan="free")
     account_scores(tenant, model, day, [(a, 100, "high"), (b, 90, "high"), (c, 1, "low")])
-    result = insights.outcomes(tenant, day=day, subject="accounts")
+    result = outcomes(tenant, day=day, subject="accounts")
     high = {r.group: r for r in result.by_tier}["high"]
     assert (high.with_churn_trait, high.churned, high.churn_rate, high.mrr) == (2, 1, 50.0, 150.5)
     low = {r.group: r for r in result.by_tier}["low"]
@@ -242,7 +248,7 @@ def test_outcome_verdict_in_plain_words(tenant):
     later = day + timedelta(days=30)
     send(tenant, [track(f"h{i}", "Logged in", later) for i in range(40)] + [track(f"l{i}", "Logged in", later)
                                                                              for i in range(10)])
-    result = insights.outcomes(tenant, day=day)
+    result = outcomes(tenant, day=day)
     assert not result.too_thin
     assert result.verdict(30).startswith("Yes: 80.0% of high-tier users")
 
@@ -258,7 +264,7 @@ def test_risers_and_fallers(tenant):
                                                          (p["flat"], 5, "low")])
     user_scores(tenant, model, day, [(p["up"], 40, "high"), (p["down"], 20, "low"), (p["flat"], 5, "low"),
                                      (p["newcomer"], 3, "new")])
-    result = insights.movers(tenant, subject="users", day=day)
+    result = movers(tenant, subject="users", day=day)
     assert [(m.name, m.change) for m in result["risers"]] == [("up", 30), ("newcomer", 3)]
     assert [(m.name, m.change, m.tier_before) for m in result["fallers"]] == [("down", -30, "high")]
 
@@ -274,13 +280,13 @@ def test_at_risk_accounts_rule(tenant, settings):
                                                              (fine, 100, "medium"), (grew, 10, "low")])
     account_scores(tenant, model, day, [(fell, 95, "medium"), (dropped, 60, "medium"), (fine, 80, "medium"),
                                         (grew, 50, "high")])
-    result = insights.at_risk_accounts(tenant, day=day)
+    result = at_risk_accounts(tenant, day=day)
     assert [a.name for a in result.accounts] == ["lost-40pc", "fell-a-tier"] and result.count == 2
     assert result.accounts[0].change_share == -40.0
     settings.AT_RISK_DROP_SHARE = 0.5
-    assert [a.name for a in insights.at_risk_accounts(tenant, day=day).accounts] == ["fell-a-tier"]
+    assert [a.name for a in at_risk_accounts(tenant, day=day).accounts] == ["fell-a-tier"]
     settings.AT_RISK_DROP_SHARE = 0.1
-    assert insights.at_risk_accounts(tenant, day=day).count == 3
+    assert at_risk_accounts(tenant, day=day).count == 3
 
 
 def test_power_users_are_the_top_percent(tenant):
@@ -289,7 +295,7 @@ def test_power_users_are_the_top_percent(tenant):
     day = tenant.today()
     rows = [(p[f"u{i}"], float(i + 1), "low", round(100.0 * (i + 1) / 200, 2)) for i in range(200)]
     user_scores(tenant, model, day, rows)
-    result = insights.power_users(tenant, day=day)
+    result = power_users(tenant, day=day)
     assert result.count == 2 and [u["name"] for u in result.users] == ["u199", "u198"]
     assert result.threshold == 199.0
 
@@ -301,8 +307,8 @@ def test_people_are_shown_by_their_name_trait(tenant):
     day = tenant.today()
     user_scores(tenant, model, day - timedelta(days=7), [(named, 1, "low"), (blank, 1, "low")])
     user_scores(tenant, model, day, [(named, 30, "high"), (blank, 20, "medium")])
-    assert [m.name for m in insights.movers(tenant, subject="users", day=day)["risers"]] == ["Lena Brown", "u-2"]
+    assert [m.name for m in movers(tenant, subject="users", day=day)["risers"]] == ["Lena Brown", "u-2"]
     many = users(tenant, *[f"p{i}" for i in range(150)], name="Power Person")
     user_scores(tenant, model, day - timedelta(days=1),
                 [(u, float(i), "low", round(100.0 * (i + 1) / 150, 2)) for i, u in enumerate(many.values())])
-    assert {u["name"] for u in insights.power_users(tenant, day=day - timedelta(days=1)).users} == {"Power Person"}
+    assert {u["name"] for u in power_users(tenant, day=day - timedelta(days=1)).users} == {"Power Person"}

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from accounts.models import ApiKeyKind
 from accounts.services import api_key_create, api_key_revoke
-from scoring import onboarding
+from insights import onboarding
 
 from .helpers import product_row, published, send, track
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Tenant
-from scoring import services
+from scoring import selectors, services
 from scoring.models import RunKind
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant with slug “{tenant}”.")
         if not 1 <= days <= 3660:
             raise CommandError("--days must be between 1 and 3660.")
-        model = services.published_model(tenant_obj)
+        model = selectors.published_model(tenant_obj)
         if model is None:
             raise CommandError(f"{tenant_obj.name} has no published scoring model; publish or import one first.")
         today = tenant_obj.today()

@@ -14,7 +14,7 @@ from django.db import transaction
 from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_tenant
 from events.demo import USERS, seed_demo_events
 from scoring.demo import seed_demo_scoring
-from scoring.services import published_model
+from scoring.selectors import published_model
 from surveys.demo import DEMO_SURVEY_TITLE, seed_demo_survey
 from surveys.models import Survey
 from surveys.services import survey_create_draft_model

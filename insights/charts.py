@@ -12,7 +12,7 @@ from datetime import date
 import pygal
 from pygal.style import Style
 
-from .charts import STYLE
+from scoring.charts import STYLE
 
 TIER_COLORS = {"high": "#2b8a3e", "medium": "#74b816", "low": "#f59f00", "new": "#3b5bdb", "dormant": "#adb5bd"}
 GROWTH_STYLE = Style(**{**STYLE.to_dict(), "colors": ("#2b8a3e", "#3b5bdb", "#74b816", "#c92a2a")})

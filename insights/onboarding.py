@@ -2,7 +2,7 @@
 
 Steps: run the team survey -> create a write key (and install the snippet) ->
 first event received -> publish weights -> first scores computed. The surveys
-app is optional: its model is looked up lazily so scoring never imports it.
+app is optional: its model is looked up lazily so insights never imports it.
 
 Whether the checklist shows is remembered per tenant in the member's session:
 it hides itself once every step is done and can be reopened (or dismissed early).
@@ -18,8 +18,7 @@ from django.urls import reverse
 
 from accounts.models import ApiKey, ApiKeyKind, Tenant
 from events.models import Event
-
-from .models import ModelStatus, ProductScore, ScoringModel
+from scoring.models import ModelStatus, ProductScore, ScoringModel
 
 SESSION_KEY = "onboarding:{tenant_id}"
 SHOWN, HIDDEN = "shown", "hidden"

@@ -15,12 +15,11 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
 from core.csv_export import csv_response
+from insights import truth
+from insights.queries.cache import cached_insight
 from scoring import services as scoring_services
-from scoring.insights import cached_insight
 from scoring.models import ScoringModel
 from scoring.selectors import published_model
-
-from . import truth
 
 HORIZON_CHOICES = [("", "Longest with enough history")] + [(str(h), f"{h} days later") for h in truth.HORIZONS]
 
@@ -116,7 +115,7 @@ def _weights_rows(report: truth.TruthReport) -> list[dict]:
 @tenant_view()
 @require_GET
 def truth_chart(request):
-    from scoring import insight_charts as charts
+    from insights import charts
 
     form, horizon, ok = _horizon(request)
     if not ok:

@@ -1,0 +1,166 @@
+# ruff: noqa: S608 -- SQL text is built only from constants and vetted identifiers; values are parameters.
+"""What the dashboard shows next to the product series: risers and fallers, accounts at risk,
+power users, the tier change and the last scoring run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import Tenant
+from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
+from scoring.models import ProductScore, ScoringModel, ScoringRun, Tier
+from scoring.selectors import published_model, tier_rank_sql
+
+from .common import SUBJECTS, percent
+
+
+@dataclass
+class Mover:
+    subject_id: int
+    public_id: Any
+    name: str
+    points: float
+    points_before: float
+    tier: str
+    tier_before: str | None
+
+    @property
+    def change(self) -> float:
+        return round(self.points - self.points_before, 2)
+
+    @property
+    def change_share(self) -> float | None:
+        return percent(self.points - self.points_before, self.points_before) if self.points_before else None
+
+
+def _user_label_sql(alias: str) -> str:
+    """What people call an end user: their `name` trait, else the user id, else the anonymous id."""
+    if is_postgresql():
+        name = f"({alias}.traits ->> 'name')"
+    else:
+        name = f"CAST(json_extract({alias}.traits, '$.name') AS TEXT)"
+    return f"COALESCE(NULLIF({name}, ''), {alias}.user_id, {alias}.anonymous_id)"
+
+
+def _name_sql(subject: str) -> str:
+    if subject == "accounts":
+        return "CASE WHEN e.name <> '' THEN e.name ELSE e.group_id END"
+    return _user_label_sql("e")
+
+
+def movers(
+    tenant: Tenant, *, subject: str = "users", day: date, days_back: int = 7, limit: int = 10,
+    model: ScoringModel | None = None,
+) -> dict[str, list[Mover]]:
+    """The biggest risers and fallers in points between `day - days_back` and `day`."""
+    model = model or published_model(tenant)
+    out: dict[str, list[Mover]] = {"risers": [], "fallers": []}
+    if model is None:
+        return out
+    table, column, subject_table = SUBJECTS[subject]
+    base = f"""SELECT '{{kind}}', e.id, e.public_id, {_name_sql(subject)}, b.points, COALESCE(a.points, 0),
+            b.tier, a.tier
+        FROM {table} b JOIN {subject_table} e ON e.id = b.{column}
+        LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
+        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND b.points {{cmp}} COALESCE(a.points, 0)
+        ORDER BY b.points - COALESCE(a.points, 0) {{order}}, e.id LIMIT %s"""
+    params = [sql_date(day - timedelta(days=days_back)), tenant.pk, model.pk, sql_date(day), limit]
+    sql = (f"SELECT * FROM ({base.format(kind='r', cmp='>', order='DESC')}) up UNION ALL "
+           f"SELECT * FROM ({base.format(kind='f', cmp='<', order='ASC')}) down")
+    for kind, pk, public_id, name, points, before, tier, tier_before in fetch_all(sql, params * 2):
+        mover = Mover(pk, as_uuid(public_id), name or "", float(points), float(before), tier, tier_before)
+        out["risers" if kind == "r" else "fallers"].append(mover)
+    out["risers"].sort(key=lambda m: -m.change)
+    out["fallers"].sort(key=lambda m: m.change)
+    return out
+
+
+@dataclass
+class AtRisk:
+    day: date | None
+    compared_with: date | None
+    drop_share: float
+    accounts: list[Mover]
+    count: int
+
+
+def at_risk_accounts(
+    tenant: Tenant, *, day: date | None, days_back: int = 14, limit: int = 20, model: ScoringModel | None = None
+) -> AtRisk:
+    """Accounts that fell a tier, or lost more than AT_RISK_DROP_SHARE of their points, over `days_back` days."""
+    drop = float(getattr(settings, "AT_RISK_DROP_SHARE", 0.3))
+    model = model or published_model(tenant)
+    before = day - timedelta(days=days_back) if day else None
+    result = AtRisk(day=day, compared_with=before, drop_share=drop, accounts=[], count=0)
+    if model is None or day is None:
+        return result
+    sql = f"""WITH risk AS (
+        SELECT e.id AS id, e.public_id AS public_id, {_name_sql("accounts")} AS name, b.points AS points,
+               a.points AS before, b.tier AS tier, a.tier AS tier_before
+        FROM scoring_accountscore b JOIN events_customeraccount e ON e.id = b.account_id
+        JOIN scoring_accountscore a ON a.account_id = b.account_id AND a.model_id = b.model_id AND a.day = %s
+        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND (
+            ({tier_rank_sql("b.tier")}) < ({tier_rank_sql("a.tier")})
+            OR (a.points > 0 AND b.points < a.points * (1 - %s)))
+    )
+    SELECT id, public_id, name, points, before, tier, tier_before, (SELECT COUNT(*) FROM risk)
+    FROM risk ORDER BY (before - points) / CASE WHEN before > 0 THEN before ELSE 1 END DESC, before DESC, id
+    LIMIT %s"""
+    rows = fetch_all(sql, [sql_date(before), tenant.pk, model.pk, sql_date(day), drop, limit])
+    result.accounts = [
+        Mover(pk, as_uuid(pid), name or "", float(p), float(b), t, tb) for pk, pid, name, p, b, t, tb, _ in rows
+    ]
+    result.count = int(rows[0][-1]) if rows else 0
+    return result
+
+
+@dataclass
+class PowerUsers:
+    users: list[dict]
+    count: int
+    threshold: float | None
+
+
+def power_users(tenant: Tenant, *, day: date | None, limit: int = 25, model: ScoringModel | None = None) -> PowerUsers:
+    """The top 1% of end users by points on `day` (percentile above 99)."""
+    model = model or published_model(tenant)
+    if model is None or day is None:
+        return PowerUsers([], 0, None)
+    sql = f"""WITH top AS (
+        SELECT x.end_user_id AS id, x.points AS points, x.breadth AS breadth, x.active_days AS active_days,
+               x.percentile AS percentile
+        FROM scoring_userscore x WHERE x.tenant_id = %s AND x.model_id = %s AND x.day = %s
+          AND x.points > 0 AND x.percentile > 99
+    )
+    SELECT e.public_id, {_user_label_sql("e")}, top.points, top.breadth, top.active_days,
+           top.percentile, a.public_id, a.name, a.group_id, (SELECT COUNT(*) FROM top), (SELECT MIN(points) FROM top)
+    FROM top JOIN events_enduser e ON e.id = top.id LEFT JOIN events_customeraccount a ON a.id = e.account_id
+    ORDER BY top.points DESC, top.id LIMIT %s"""
+    rows = fetch_all(sql, [tenant.pk, model.pk, sql_date(day), limit])
+    users = [
+        {"public_id": as_uuid(pid), "name": name, "points": p, "breadth": br, "active_days": ad, "percentile": pc,
+         "account_id": as_uuid(aid), "account": an or ag}
+        for pid, name, p, br, ad, pc, aid, an, ag, _c, _m in rows
+    ]
+    return PowerUsers(users, int(rows[0][-2]) if rows else 0, float(rows[0][-1]) if rows else None)
+
+
+def last_run(tenant: Tenant) -> ScoringRun | None:
+    return ScoringRun.objects.for_tenant(tenant).select_related("model").order_by("-created_at").first()
+
+
+def tier_change(latest: ProductScore | None, earlier: ProductScore | None) -> list[dict]:
+    """Tier counts on the latest day next to 30 days earlier, from the product rows (no extra query)."""
+    fields = {"high": "high_users", "medium": "medium_users", "low": "low_users", "new": "new_users",
+              "dormant": "dormant_users"}
+    out = []
+    for tier, name in fields.items():
+        now = getattr(latest, name) if latest else 0
+        then = getattr(earlier, name) if earlier else None
+        out.append({"tier": tier, "label": Tier(tier).label, "now": now, "then": then,
+                    "change": None if then is None else now - then})
+    return out

@@ -1,0 +1,39 @@
+"""URLs of the dashboard's parts and the insight pages; the dashboard itself is the
+tenant home (`tenant_home`, in engagement_site/urls.py)."""
+
+from django.urls import path
+
+from .views import adoption, dashboard, growth, outcomes, segments, transitions, truth
+
+app_name = "insights"
+
+T = "t/<slug:tenant_slug>/"
+I = T + "insights/"  # noqa: E741
+
+urlpatterns = [
+    path(T + "onboarding/", dashboard.onboarding_page, name="onboarding"),
+    path(T + "onboarding.json", dashboard.onboarding_status, name="onboarding_status"),
+    path(T + "dashboard/product.svg", dashboard.product_chart, name="product_chart"),
+    path(T + "dashboard/users.svg", dashboard.users_chart, name="users_chart"),
+    path(T + "dashboard/tiers.svg", dashboard.tiers_chart, name="tiers_chart"),
+    path(I + "growth/", growth.page, name="growth"),
+    path(I + "growth.svg", growth.svg, name="growth_chart"),
+    path(I + "growth.csv", growth.csv, name="growth_csv"),
+    path(I + "transitions/", transitions.page, name="transitions"),
+    path(I + "transitions.csv", transitions.csv, name="transitions_csv"),
+    path(I + "adoption/", adoption.page, name="adoption"),
+    path(I + "adoption.svg", adoption.svg, name="adoption_chart"),
+    path(I + "adoption-trend.svg", adoption.trend_svg, name="adoption_trend_chart"),
+    path(I + "adoption.csv", adoption.csv, name="adoption_csv"),
+    path(I + "segments/", segments.page, name="segments"),
+    path(I + "segments.svg", segments.svg, name="segments_chart"),
+    path(I + "segments.csv", segments.csv, name="segments_csv"),
+    path(I + "outcomes/", outcomes.page, name="outcomes"),
+    path(I + "outcomes.svg", outcomes.svg, name="outcomes_chart"),
+    path(I + "outcomes.csv", outcomes.csv, name="outcomes_csv"),
+    path(I + "truth/", truth.truth_page, name="truth"),
+    path(I + "truth.svg", truth.truth_chart, name="truth_chart"),
+    path(I + "truth/retention-by-activity.csv", truth.truth_csv, name="truth_csv"),
+    path(I + "truth/draft/", truth.truth_draft, name="truth_draft"),
+    path(I + "truth/backtest/<uuid:model_id>/", truth.backtest_page, name="backtest"),
+]

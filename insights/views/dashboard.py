@@ -1,0 +1,123 @@
+"""The dashboard (tenant home), its three charts, and the onboarding checklist's page and live status."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.scoping import tenant_view
+from scoring import selectors
+
+from .. import charts, onboarding
+from ..queries.movers import at_risk_accounts, last_run, movers, power_users, tier_change
+from .base import svg_response
+
+
+def _latest_and_earlier(series, model):
+    """The published version's latest product row and its latest row at least 30 days before (no query)."""
+    rows = [r for r in series if model is not None and r.model_id == model.pk]
+    latest = rows[-1] if rows else None
+    earlier = None
+    if latest is not None:
+        wanted = latest.day - timedelta(days=30)
+        earlier = next((r for r in reversed(rows) if r.day <= wanted), None)
+    return latest, earlier
+
+
+def _dashboard_context(request) -> dict:
+    tenant = request.tenant
+    model = selectors.published_model(tenant)
+    series = selectors.product_series(tenant)
+    latest, earlier = _latest_and_earlier(series, model)
+    day = latest.day if latest else None
+    checklist = onboarding.checklist(tenant)
+    context = {
+        "model": model,
+        "latest": latest,
+        "day": day,
+        "earlier": earlier,
+        "marks": selectors.version_changes(series),
+        "has_series": bool(series),
+        "checklist": checklist,
+        "show_checklist": onboarding.is_visible(request.session, tenant, checklist),
+        "last_run": last_run(tenant),
+        "tiers": tier_change(latest, earlier),
+    }
+    if day is not None:
+        context["user_movers"] = movers(tenant, subject="users", day=day, model=model)
+        context["account_movers"] = movers(tenant, subject="accounts", day=day, model=model)
+        context["at_risk"] = at_risk_accounts(tenant, day=day, model=model)
+        context["power"] = power_users(tenant, day=day, model=model)
+    return context
+
+
+@tenant_view()
+@require_GET
+def dashboard(request):
+    return render(request, "insights/dashboard.html", _dashboard_context(request))
+
+
+@tenant_view()
+@require_GET
+def product_chart(request):
+    series = selectors.product_series(request.tenant)
+    return svg_response(charts.daily_lines(
+        f"{request.tenant.product_name}: product score per day",
+        [r.day for r in series],
+        {"Total points": [r.total_points for r in series]},
+        selectors.version_changes(series),
+        secondary={"Mean points per active user (right axis)": [r.mean_points for r in series]},
+        colors=("#3b5bdb", "#f59f00"),
+    ))
+
+
+@tenant_view()
+@require_GET
+def users_chart(request):
+    series = selectors.product_series(request.tenant)
+    return svg_response(charts.daily_lines(
+        "Active and engaged end users per day",
+        [r.day for r in series],
+        {"Active (points in the window)": [r.active_users for r in series],
+         "Engaged (tier high or medium)": [r.engaged_users for r in series]},
+        selectors.version_changes(series),
+        colors=("#3b5bdb", "#2b8a3e"),
+    ))
+
+
+@tenant_view()
+@require_GET
+def tiers_chart(request):
+    tenant = request.tenant
+    latest, earlier = _latest_and_earlier(selectors.product_series(tenant), selectors.published_model(tenant))
+    return svg_response(charts.tier_bars("End users per tier: latest day and 30 days earlier",
+                                         tier_change(latest, earlier)))
+
+
+# --- Onboarding -------------------------------------------------------------------------------------------
+
+
+@never_cache
+@tenant_view()
+@require_http_methods(["GET", "POST"])
+def onboarding_page(request):
+    """The checklist, always shown here; POST show/hide decides whether the dashboard shows it."""
+    tenant = request.tenant
+    if request.method == "POST":
+        onboarding.set_visible(request.session, tenant, request.POST.get("action") == "show")
+        return redirect("tenant_home", tenant_slug=tenant.slug)
+    checklist = onboarding.checklist(tenant)
+    context = {"checklist": checklist, "show_checklist": onboarding.is_visible(request.session, tenant, checklist)}
+    return render(request, "insights/onboarding.html", context)
+
+
+@never_cache
+@tenant_view()
+@require_GET
+def onboarding_status(request):
+    """Polled by static/js/onboarding.js so "first event received" ticks itself live."""
+    return JsonResponse(onboarding.checklist(request.tenant).as_dict())

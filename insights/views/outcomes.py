@@ -1,0 +1,63 @@
+"""Outcomes: retention h days after a scored day, by tier and by score decile; its chart and CSV."""
+
+from __future__ import annotations
+
+from django import forms
+
+from scoring.selectors import published_model
+
+from ..charts import share_bars
+from ..queries.common import THIN, TIERS, nearest_scored_day, scored_days
+from ..queries.outcomes import HORIZONS, outcomes
+from .base import SUBJECT_CHOICES, InsightView
+
+
+class OutcomeForm(forms.Form):
+    DEFAULTS = {"subject": "users"}
+    subject = forms.ChoiceField(choices=SUBJECT_CHOICES)
+    day = forms.DateField(required=False, label="Snapshot of")
+
+
+class Outcomes(InsightView):
+    form_class = OutcomeForm
+    template = "insights/outcomes.html"
+
+    def query(self, request, data):
+        """A chosen day snaps to the latest scored day on or before it; none: the query's default day."""
+        tenant = request.tenant
+        day = data.get("day")
+        if day is not None:
+            day = nearest_scored_day(scored_days(tenant, published_model(tenant)), day)
+        return outcomes(tenant, day=day, subject=data["subject"])
+
+    def context(self, request, form, data):
+        result = self.query(request, data)
+        return {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,
+                "tier_rows": result.by_tier, "decile_rows": result.by_decile, "tier_names": TIERS,
+                "with_money": result.has_churn or result.has_mrr,
+                "verdicts": [v for v in (result.verdict(h) for h in HORIZONS) if v],
+                "query": f"subject={data['subject']}" + (f"&day={result.day}" if result.day else "")}
+
+    def chart(self, request, data):
+        result = self.query(request, data)
+        rows = result.by_decile if request.GET.get("view") == "deciles" else result.by_tier
+        return share_bars(
+            f"Share still active 30 and 60 days after {result.day or 'the snapshot'} (%)",
+            [f"{r.group} (n={r.subjects})" for r in rows],
+            {f"{h} days later": [r.share(h) for r in rows] for h in HORIZONS},
+            horizontal=False,
+        )
+
+    def csv(self, request, data):
+        result = self.query(request, data)
+        header = ["snapshot_day", "grouping", "group", "subjects", *[f"active_{h}d" for h in HORIZONS],
+                  *[f"share_active_{h}d" for h in HORIZONS], "with_churn_trait", "churned", "churn_rate", "mrr"]
+        rows = []
+        for grouping, group_rows in (("tier", result.by_tier), ("decile", result.by_decile)):
+            for r in group_rows:
+                rows.append([result.day, grouping, r.group, r.subjects, *[r.active[h] for h in HORIZONS],
+                             *[r.share(h) for h in HORIZONS], r.with_churn_trait, r.churned, r.churn_rate, r.mrr])
+        return f"{request.tenant.slug}-outcomes-{data['subject']}.csv", header, rows
+
+
+page, svg, csv = Outcomes.views()

@@ -144,6 +144,9 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# The queue tasks go to when none is named (beat's too); workers read it with `-Q`. Lets
+# two deployments (or a test worker) share one Redis without taking each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Scoring (scoring app) --------------------------------------------------------
@@ -164,6 +167,18 @@ SCORING_WORK_MEM_MB = env.int("SCORING_WORK_MEM_MB", default=64)
 CELERY_BEAT_SCHEDULE["scoring-refresh"] = {
     "task": "scoring.tasks.refresh_all_tenants",
     "schedule": SCORING_REFRESH_MINUTES * 60,
+}
+# A running run with no day recorded for this long is stalled (its worker most likely died
+# with the message unacknowledged, which Redis only redelivers after the visibility timeout):
+# the sweeper re-enqueues its missing days. Keep it above the longest one day takes plus the
+# longest a chunk may wait in the queue. Fractions allowed (tests use seconds).
+SCORING_STALL_MINUTES = env.float("SCORING_STALL_MINUTES", default=15)
+# Resumes of one run before the sweeper gives up and marks it failed.
+SCORING_STALL_MAX_RESUMES = env.int("SCORING_STALL_MAX_RESUMES", default=3)
+CELERY_BEAT_SCHEDULE["scoring-resume-stalled"] = {
+    "task": "scoring.tasks.resume_stalled_runs",
+    # Three sweeps per threshold: a stalled run resumes within 4/3 of it.
+    "schedule": max(1.0, SCORING_STALL_MINUTES * 20),
 }
 
 # --- Auth -----------------------------------------------------------------------

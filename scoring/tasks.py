@@ -30,7 +30,7 @@ RETRYABLE = (OperationalError, InterfaceError)
 class ScoringTask(Task):
     autoretry_for = RETRYABLE
     retry_backoff = True
-    retry_backoff_max = 600
+    retry_backoff_max = settings.TASK_RETRY_BACKOFF_MAX  # checked against the visibility timeout
     retry_jitter = True
     max_retries = 5
 
@@ -90,7 +90,13 @@ def score_chunk(self, run_id: int, days: list[str]) -> None:
         services.run_compute_days(run_id, [date.fromisoformat(d) for d in days])
 
 
-@shared_task(bind=True, autoretry_for=RETRYABLE, retry_backoff=True, max_retries=5)
+@shared_task(
+    bind=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=settings.TASK_RETRY_BACKOFF_MAX,
+    max_retries=5,
+)
 def refresh_tenant(self, tenant_id: int) -> None:
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is not None:

@@ -339,4 +339,4 @@ LOGGING = {
 REQUIRE_SERVICES = _bool("REQUIRE_SERVICES", default=False)
 
 # Last: refuse to start (every process: manage.py, gunicorn, Celery) with inconsistent values.
-refuse_bad_settings(globals())
+refuse_bad_settings(globals(), allow_unsafe=_bool("UNSAFE_SETTINGS_OK", default=False))

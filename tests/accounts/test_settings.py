@@ -35,6 +35,7 @@ SETTINGS_VARIABLES = {
     "SCORING_CHUNK_DAYS",
     "AT_RISK_DROP_SHARE",
     "CELERY_QUEUE",
+    "UNSAFE_SETTINGS_OK",
 }
 
 
@@ -127,6 +128,17 @@ def test_bad_settings_stop_manage_py_with_a_clear_message(env, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert "ImproperlyConfigured: engagement_site will not start" in result.stderr or "is not a" in result.stderr
+
+
+def test_unsafe_settings_ok_lets_a_development_process_start_but_never_production():
+    development = manage("check", CELERY_VISIBILITY_TIMEOUT="3", UNSAFE_SETTINGS_OK="1")
+    assert development.returncode == 0, development.stderr
+    assert "UNSAFE_SETTINGS_OK=1, starting anyway" in development.stderr
+    assert "CELERY_TASK_TIME_LIMIT=1800 must be below CELERY_VISIBILITY_TIMEOUT=3" in development.stderr
+
+    production = manage("check", CELERY_VISIBILITY_TIMEOUT="3", UNSAFE_SETTINGS_OK="1", **PRODUCTION)
+    assert production.returncode != 0
+    assert "must be below CELERY_VISIBILITY_TIMEOUT=3" in production.stderr
 
 
 def test_bad_settings_stop_the_celery_worker_and_the_web_server():

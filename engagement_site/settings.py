@@ -6,11 +6,14 @@ REDIS_URL switches to PostgreSQL and Redis (broker and cache). DEBUG=False
 demands SECRET_KEY and ALLOWED_HOSTS and turns on the secure-transport baseline.
 """
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from csp.constants import NONCE, NONE, SELF
+
+from engagement_site.config_checks import parse, refuse_bad_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,7 +22,25 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Numbers read from the environment, by variable, for the checks at the end of this file.
+_env_numbers: dict = {}
+
+
+def _int(name, default):
+    _env_numbers[name] = value = parse(name, env.str(name, default=None), default, int)
+    return value
+
+
+def _float(name, default):
+    _env_numbers[name] = value = parse(name, env.str(name, default=None), default, float)
+    return value
+
+
+def _bool(name, default):
+    return parse(name, env.str(name, default=None), default, bool)
+
+
+DEBUG = _bool("DEBUG", default=True)
 
 if DEBUG:
     SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-only-for-local-use-0123456789abcdef")
@@ -29,8 +50,9 @@ else:
     SECRET_KEY = env("SECRET_KEY")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 
-# The public address clients send events to; shown in snippets on the pages.
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# The public address clients send events to; shown in snippets on the pages and in emails.
+# Required in production (checked at the end): a localhost default would go out in emails.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
 
 INSTALLED_APPS = [
     "engagement_site.apps.PlatformAdminConfig",
@@ -88,14 +110,21 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
+# `manage.py runserver` (or `django-admin runserver`): the command is always the first argument.
+RUNSERVER = len(sys.argv) > 1 and sys.argv[1] == "runserver"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: a new connection per request made ingestion 2-3x slower.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = _int("CONN_MAX_AGE", default=60)
+    if RUNSERVER:
+        # The development server answers every request on a new thread and a persistent
+        # connection belongs to its thread: with a max age each request left one open until
+        # it expired, and ingestion used up PostgreSQL's max_connections in a minute (503s).
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = _int("DB_CONNECT_TIMEOUT", default=5)
     # Only the ingestion path prepares statements (Django's own queries are never prepared). Their
     # parameters are arrays of ids: a plan made for one batch's values can pick a sequential scan of
     # a small tenant (0.7 ms instead of 0.15 ms for 100 end users), the generic plan uses the index.
@@ -126,7 +155,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = _bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -139,32 +168,49 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Unacked tasks are redelivered after the visibility timeout, so every time
 # limit and countdown must stay below it or a long task would run twice.
-BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+BROKER_VISIBILITY_TIMEOUT = _int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1800)
+CELERY_TASK_TIME_LIMIT = _int("CELERY_TASK_TIME_LIMIT", default=1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+# The longest retry countdown of our tasks (retry_backoff_max): below the visibility timeout too.
+TASK_RETRY_BACKOFF_MAX = 600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# The queue tasks go to when none is named (beat's too); workers read it with `-Q`. Lets
+# two deployments (or a test worker) share one Redis without taking each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Scoring (scoring app) --------------------------------------------------------
 # How often today's snapshots are refreshed for every tenant; the same sweep
 # finalizes yesterday once a tenant's day has ended.
-SCORING_REFRESH_MINUTES = env.int("SCORING_REFRESH_MINUTES", default=60)
+SCORING_REFRESH_MINUTES = _int("SCORING_REFRESH_MINUTES", default=60)
 # Days of history a newly published model version backfills.
-SCORING_BACKFILL_DAYS = env.int("SCORING_BACKFILL_DAYS", default=90)
+SCORING_BACKFILL_DAYS = _int("SCORING_BACKFILL_DAYS", default=90)
 # Days per Celery task when a run fans out (a group of chunks).
-SCORING_CHUNK_DAYS = env.int("SCORING_CHUNK_DAYS", default=10)
+SCORING_CHUNK_DAYS = _int("SCORING_CHUNK_DAYS", default=10)
 # Dashboard: an account is "at risk" when it fell a tier or lost more than this share of its points in 14 days.
-AT_RISK_DROP_SHARE = env.float("AT_RISK_DROP_SHARE", default=0.3)
+AT_RISK_DROP_SHARE = _float("AT_RISK_DROP_SHARE", default=0.3)
 # Seconds the insight pages (growth, adoption, segments, outcomes) keep a result; 0 = always compute.
 # A finished scoring run invalidates at once; new events show within this time.
-INSIGHTS_CACHE_SECONDS = env.int("INSIGHTS_CACHE_SECONDS", default=300)
+INSIGHTS_CACHE_SECONDS = _int("INSIGHTS_CACHE_SECONDS", default=300)
 # PostgreSQL work_mem for one day's scoring transaction.
-SCORING_WORK_MEM_MB = env.int("SCORING_WORK_MEM_MB", default=64)
+SCORING_WORK_MEM_MB = _int("SCORING_WORK_MEM_MB", default=64)
 CELERY_BEAT_SCHEDULE["scoring-refresh"] = {
     "task": "scoring.tasks.refresh_all_tenants",
     "schedule": SCORING_REFRESH_MINUTES * 60,
+}
+# A running run with no day recorded for this long is stalled (its worker most likely died
+# with the message unacknowledged, which Redis only redelivers after the visibility timeout):
+# the sweeper re-enqueues its missing days. Keep it above the longest one day takes plus the
+# longest a chunk may wait in the queue. Fractions allowed (tests use seconds).
+SCORING_STALL_MINUTES = _float("SCORING_STALL_MINUTES", default=15)
+# Resumes of one run before the sweeper gives up and marks it failed.
+SCORING_STALL_MAX_RESUMES = _int("SCORING_STALL_MAX_RESUMES", default=3)
+CELERY_BEAT_SCHEDULE["scoring-resume-stalled"] = {
+    "task": "scoring.tasks.resume_stalled_runs",
+    # Three sweeps per threshold: a stalled run resumes within 4/3 of it.
+    "schedule": max(1.0, SCORING_STALL_MINUTES * 20),
 }
 
 # --- Auth -----------------------------------------------------------------------
@@ -187,15 +233,15 @@ INVITATION_TTL = timedelta(days=7)
 # Login throttling (django-axes): lock a username+IP pair after repeated failures.
 # With Redis the attempts live in the shared cache; the embedded default keeps
 # them in the database, which every local process shares too.
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_FAILURE_LIMIT = _int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=_int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_CALLABLE = "accounts.security.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
-AXES_IPWARE_PROXY_COUNT = env.int("NUM_PROXIES", default=0) or None
+AXES_IPWARE_PROXY_COUNT = _int("NUM_PROXIES", default=0) or None
 
 # --- Email ----------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -237,16 +283,16 @@ SPECTACULAR_SETTINGS = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Requests per second per write key on the ingestion API (0 = unlimited); 429 + Retry-After above.
-INGEST_RATE_LIMIT_PER_SECOND = env.int("INGEST_RATE_LIMIT_PER_SECOND", default=1000)
+INGEST_RATE_LIMIT_PER_SECOND = _int("INGEST_RATE_LIMIT_PER_SECOND", default=1000)
 # Tracking requests read write keys from a per-process cache (accounts/key_cache.py):
 # the longest a revoked key keeps working when the shared cache (Redis) is down.
-API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=5)
+API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", default=5)
 # CSV backfill uploads are kept on disk here until imported (see events/csv_import.py).
 IMPORT_DIR = env.path("IMPORT_DIR", default=BASE_DIR / "var" / "imports")
-CSV_IMPORT_MAX_BYTES = env.int("CSV_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
+CSV_IMPORT_MAX_BYTES = _int("CSV_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 
 # Answers per IP per share link per hour on a survey's public link (0 = unlimited); 429 above.
-SURVEY_SHARE_LINK_LIMIT_PER_HOUR = env.int("SURVEY_SHARE_LINK_LIMIT_PER_HOUR", default=20)
+SURVEY_SHARE_LINK_LIMIT_PER_HOUR = _int("SURVEY_SHARE_LINK_LIMIT_PER_HOUR", default=20)
 
 # --- Security baseline ----------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -258,11 +304,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 # as a GET and the events are lost. (Its clients send HTTPS by default.)
 SECURE_REDIRECT_EXEMPT = [r"^v1/"]
 if not DEBUG:
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
@@ -291,4 +337,7 @@ LOGGING = {
 }
 
 # Tests set this to turn a missing PostgreSQL/Redis into a failure, not a skip.
-REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)
+REQUIRE_SERVICES = _bool("REQUIRE_SERVICES", default=False)
+
+# Last: refuse to start (every process: manage.py, gunicorn, Celery) with inconsistent values.
+refuse_bad_settings(globals(), allow_unsafe=_bool("UNSAFE_SETTINGS_OK", default=False))

@@ -275,6 +275,12 @@ def _lock_day(cursor, tenant_id: int, day: date) -> None:
         cursor.execute(f"SET LOCAL work_mem = '{int(settings.SCORING_WORK_MEM_MB)}MB'")
 
 
+def lock_day(tenant_id: int, day: date) -> None:
+    """Take `day`'s lock until the current transaction ends (callers hold an atomic block)."""
+    with connection.cursor() as cursor:
+        _lock_day(cursor, tenant_id, day)
+
+
 def compute_day(model: ScoringModel, day: date) -> DayResult:
     """Replace the snapshots of `day` under `model`: all of them or none (one transaction)."""
     with transaction.atomic(), connection.cursor() as cursor:

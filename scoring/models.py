@@ -7,6 +7,7 @@ never exists twice and never half.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -217,6 +218,10 @@ class ScoringRun(TenantOwned):
     # {"YYYY-MM-DD": rows written}: a redelivered chunk overwrites its own days, never counts twice.
     day_rows = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When a running run last moved (claimed, a day recorded, resumed): the stall sweeper's clock.
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    # Times the stall sweeper re-enqueued the missing days (capped: SCORING_STALL_MAX_RESUMES).
+    resumes = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -227,7 +232,11 @@ class ScoringRun(TenantOwned):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="scoringrun_tenant_created")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="scoringrun_tenant_created"),
+            # The stall sweeper's scan (every few minutes, across tenants) reads only running runs.
+            models.Index(fields=["progressed_at"], condition=Q(status="running"), name="scoringrun_running_progress"),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.first_day}..{self.last_day} ({self.status})"
@@ -257,3 +266,11 @@ class ScoringRun(TenantOwned):
     @property
     def is_active(self) -> bool:
         return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def is_stalled(self) -> bool:
+        """Running, but no day recorded for SCORING_STALL_MINUTES: its worker probably died."""
+        if self.status != RunStatus.RUNNING:
+            return False
+        last = self.progressed_at or self.started_at or self.created_at
+        return last < timezone.now() - timedelta(minutes=settings.SCORING_STALL_MINUTES)

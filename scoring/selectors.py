@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, IntegerField, Max, OuterRef, QuerySet, Subquery, Value
 from django.db.models.fields.json import KeyTransform
@@ -90,7 +91,10 @@ def model_weights(model: ScoringModel) -> list[dict[str, Any]]:
 
 
 def runs_of(tenant: Tenant, limit: int = 50) -> list[ScoringRun]:
-    return list(ScoringRun.objects.for_tenant(tenant).select_related("model", "requested_by")[:limit])
+    runs = list(ScoringRun.objects.for_tenant(tenant).select_related("model", "requested_by")[:limit])
+    for run in runs:
+        run.stall_note = stall_note(run)
+    return runs
 
 
 def run_as_dict(run: ScoringRun) -> dict[str, Any]:
@@ -108,7 +112,21 @@ def run_as_dict(run: ScoringRun) -> dict[str, Any]:
         "duration_seconds": round(run.duration.total_seconds(), 1) if run.duration else None,
         "error": run.error,
         "active": run.is_active,
+        "stalled": run.is_stalled,
+        "stall_note": stall_note(run),
     }
+
+
+def stall_note(run: ScoringRun) -> str:
+    """What the runs page says about a stalled run (empty when it is not)."""
+    if not run.is_stalled:
+        return ""
+    minutes = f"{settings.SCORING_STALL_MINUTES:g}"
+    return (
+        f"Stalled: no day finished for over {minutes} min, its worker probably stopped. "
+        f"The missing days are re-enqueued automatically (resumed {run.resumes} of "
+        f"{settings.SCORING_STALL_MAX_RESUMES} times so far)."
+    )
 
 
 def has_active_runs(tenant: Tenant) -> bool:

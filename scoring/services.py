@@ -214,8 +214,9 @@ def run_claim(run_id: int) -> ScoringRun | None:
             return None
         run.status = RunStatus.RUNNING
         run.started_at = run.started_at or now
+        run.progressed_at = now
         run.attempts += 1
-        run.save(update_fields=["status", "started_at", "attempts"])
+        run.save(update_fields=["status", "started_at", "progressed_at", "attempts"])
     return run
 
 
@@ -225,7 +226,8 @@ def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
         if run.status == RunStatus.FAILED:
             return run  # another chunk failed the run: it stays as it ended
         run.day_rows[day.isoformat()] = rows
-        fields = ["day_rows"]
+        run.progressed_at = timezone.now()
+        fields = ["day_rows", "progressed_at"]
         if run.days_done >= run.days_total and run.status != RunStatus.SUCCEEDED:
             run.status, run.finished_at, run.error = RunStatus.SUCCEEDED, timezone.now(), ""
             fields += ["status", "finished_at", "error"]
@@ -236,19 +238,29 @@ def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
 def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
     """Compute `days` of a run, each in its own transaction, skipping the days already done.
 
-    A redelivered chunk (worker killed half-way) therefore only computes what is
-    missing, and any day it does recompute is replaced whole by the engine.
+    A redelivered or resumed chunk (worker killed half-way) therefore only computes
+    what is missing. A day is computed and recorded in one transaction under the
+    day's lock, and the record is read again once the lock is held: a duplicate chunk
+    that waited for a live (slow) worker's day skips it instead of computing it twice.
     """
     run = ScoringRun.objects.select_related("model__tenant").get(pk=run_id)
     if not run.is_active:
         return
+    model = run.model
     for day in days:
         if day.isoformat() in run.day_rows:
             continue
-        result = engine.compute_day(run.model, day)
-        run = _record_day(run_id, day, result.rows)
+        with transaction.atomic():
+            engine.lock_day(model.tenant_id, day)
+            run = ScoringRun.objects.only("status", "day_rows").get(pk=run_id)
+            if run.status == RunStatus.FAILED:
+                return  # a sibling chunk failed: stop instead of growing a failed run's progress
+            if day.isoformat() in run.day_rows:
+                continue  # another chunk did it while this one waited for the lock
+            result = engine.compute_day(model, day)
+            run = _record_day(run_id, day, result.rows)
         if run.status == RunStatus.FAILED:
-            return  # a sibling chunk failed: stop instead of growing a failed run's progress
+            return
         if on_day is not None:
             on_day(run, result)
 
@@ -260,6 +272,57 @@ def run_fail(run_id: int, error: BaseException | str) -> None:
     ScoringRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
         status=RunStatus.FAILED, error=message[:2000], finished_at=timezone.now()
     )
+
+
+def run_missing_days(run: ScoringRun) -> list[date]:
+    return [day for day in run_days(run) if day.isoformat() not in run.day_rows]
+
+
+def runs_resume_stalled() -> list[int]:
+    """Beat: resume running runs with no day recorded for SCORING_STALL_MINUTES.
+
+    A worker killed as a whole (SIGKILL, OOM, lost machine) leaves its task
+    unacknowledged, and Redis hands it to another worker only after the visibility
+    timeout (an hour by default). This re-enqueues the run's missing days instead.
+    Safe with a live but slow worker: days are recorded under the day's lock and a
+    duplicate chunk skips a recorded day, so the worst case is a chunk that finds
+    nothing to do. Each resume restarts the clock; after SCORING_STALL_MAX_RESUMES
+    the run is failed with a message instead of resumed forever. Returns the ids of
+    the runs resumed.
+    """
+    cutoff = timezone.now() - timedelta(minutes=settings.SCORING_STALL_MINUTES)
+    # Cross-tenant on purpose (like refresh_all_tenants): only run ids, each handled apart.
+    stalled = ScoringRun.objects.filter(status=RunStatus.RUNNING, progressed_at__lt=cutoff).values_list("pk", flat=True)
+    return [run_id for run_id in list(stalled) if _resume_if_stalled(run_id, cutoff)]
+
+
+def _resume_if_stalled(run_id: int, cutoff) -> bool:
+    from .tasks import enqueue_days
+
+    with transaction.atomic():
+        run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
+        # Read again under the lock: a day recorded or another sweep since the scan wins.
+        if run is None or run.status != RunStatus.RUNNING or (run.progressed_at and run.progressed_at >= cutoff):
+            return False
+        missing = run_missing_days(run)
+        if run.resumes >= settings.SCORING_STALL_MAX_RESUMES:
+            minutes = f"{settings.SCORING_STALL_MINUTES:g}"
+            run.status, run.finished_at = RunStatus.FAILED, timezone.now()
+            run.error = (
+                f"Stalled: no day finished for {minutes} minutes after {run.resumes} automatic "
+                f"resume(s); {run.days_done} of {run.days_total} days done. Its workers probably keep "
+                "dying on it (memory, time limit): see the worker logs, then recompute."
+            )
+            run.save(update_fields=["status", "finished_at", "error"])
+            log.warning("scoring run %s failed: stalled after %s resumes", run.pk, run.resumes)
+            return False
+        run.resumes += 1
+        run.progressed_at = timezone.now()
+        run.save(update_fields=["resumes", "progressed_at"])
+        log.warning("scoring run %s stalled: re-enqueueing %s missing day(s)", run.pk, len(missing))
+        # robust: a broker still down leaves the run stalled; the next sweep tries again.
+        transaction.on_commit(lambda: enqueue_days(run_id, missing), robust=True)
+    return True
 
 
 def run_in_foreground(run: ScoringRun, *, on_day=None) -> ScoringRun:

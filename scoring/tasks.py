@@ -4,6 +4,8 @@
 chunks when it spans more than SCORING_CHUNK_DAYS days. No chord: results are
 not stored (CELERY_TASK_IGNORE_RESULT), so each chunk records its days on the
 run row and the chunk that records the last day marks the run succeeded.
+`resume_stalled_runs` (beat) re-enqueues the missing days of a run whose worker
+died, instead of waiting the broker's visibility timeout.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ RETRYABLE = (OperationalError, InterfaceError)
 class ScoringTask(Task):
     autoretry_for = RETRYABLE
     retry_backoff = True
-    retry_backoff_max = 600
+    retry_backoff_max = settings.TASK_RETRY_BACKOFF_MAX  # checked against the visibility timeout
     retry_jitter = True
     max_retries = 5
 
@@ -64,12 +66,22 @@ def _score_run(run_id: int) -> None:
     if run is None:
         return  # already finished: a redelivered message has nothing left to do
     days = services.run_days(run)
-    size = max(1, settings.SCORING_CHUNK_DAYS)
-    chunks = [days[i : i + size] for i in range(0, len(days), size)]
-    if len(chunks) == 1:
+    if len(days) <= _chunk_size():
         services.run_compute_days(run_id, days)
         return
-    group(score_chunk.si(run_id, [d.isoformat() for d in chunk]) for chunk in chunks).apply_async()
+    enqueue_days(run_id, days)
+
+
+def _chunk_size() -> int:
+    return max(1, settings.SCORING_CHUNK_DAYS)
+
+
+def enqueue_days(run_id: int, days: list[date]) -> None:
+    """Send `days` of a run as a group of chunks of SCORING_CHUNK_DAYS days."""
+    size = _chunk_size()
+    chunks = [days[i : i + size] for i in range(0, len(days), size)]
+    if chunks:
+        group(score_chunk.si(run_id, [d.isoformat() for d in chunk]) for chunk in chunks).apply_async()
 
 
 @shared_task(base=ScoringTask, bind=True)
@@ -78,7 +90,13 @@ def score_chunk(self, run_id: int, days: list[str]) -> None:
         services.run_compute_days(run_id, [date.fromisoformat(d) for d in days])
 
 
-@shared_task(bind=True, autoretry_for=RETRYABLE, retry_backoff=True, max_retries=5)
+@shared_task(
+    bind=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=settings.TASK_RETRY_BACKOFF_MAX,
+    max_retries=5,
+)
 def refresh_tenant(self, tenant_id: int) -> None:
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is not None:
@@ -92,3 +110,9 @@ def refresh_all_tenants() -> None:
     tenant_ids = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).values_list("tenant_id", flat=True)
     for tenant_id in tenant_ids:
         refresh_tenant.delay(tenant_id)
+
+
+@shared_task
+def resume_stalled_runs() -> None:
+    """Beat entry: re-enqueue the missing days of runs whose worker died (services.runs_resume_stalled)."""
+    services.runs_resume_stalled()

@@ -8,9 +8,13 @@
     row.querySelector(".run-rows").textContent = run.rows_written;
     row.querySelector(".run-duration").textContent = run.duration_seconds === null ? "" : `${run.duration_seconds} s`;
     const status = row.querySelector(".run-status");
-    status.textContent = run.status;
+    status.textContent = run.stalled ? "stalled" : run.status;
     status.classList.toggle("good", run.status === "succeeded");
     status.classList.toggle("bad", run.status === "failed");
+    status.classList.toggle("warn", run.stalled);
+    const stall = row.querySelector(".run-stall");
+    stall.textContent = run.stall_note;
+    stall.hidden = !run.stalled;
     const error = row.querySelector(".run-error");
     error.textContent = run.error;
     error.hidden = !run.error;

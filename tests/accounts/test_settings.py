@@ -29,6 +29,13 @@ SETTINGS_VARIABLES = {
     "CELERY_VISIBILITY_TIMEOUT",
     "CELERY_TASK_TIME_LIMIT",
     "TEST_DATABASE_NAME",
+    "SITE_URL",
+    "CONN_MAX_AGE",
+    "SCORING_STALL_MINUTES",
+    "SCORING_CHUNK_DAYS",
+    "AT_RISK_DROP_SHARE",
+    "CELERY_QUEUE",
+    "UNSAFE_SETTINGS_OK",
 }
 
 
@@ -76,10 +83,106 @@ def test_the_deploy_check_passes_in_production_mode():
         DEBUG="False",
         SECRET_KEY=random_secret_key(),
         ALLOWED_HOSTS="example.com",
+        SITE_URL="https://example.com",
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+# --- Settings that would break silently refuse to start ------------------------------
+
+PRODUCTION = {"DEBUG": "False", "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "example.com", "SITE_URL": "https://example.com"}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CELERY_TASK_TIME_LIMIT": "60"}, "CELERY_TASK_TIME_LIMIT=60 must be more than 60 seconds"),
+        ({"CELERY_TASK_TIME_LIMIT": "45"}, "every task would fail with SoftTimeLimitExceeded"),
+        (
+            {"CELERY_VISIBILITY_TIMEOUT": "1200"},
+            "CELERY_TASK_TIME_LIMIT=1800 must be below CELERY_VISIBILITY_TIMEOUT=1200",
+        ),
+        (
+            {"CELERY_VISIBILITY_TIMEOUT": "500", "CELERY_TASK_TIME_LIMIT": "300", "SCORING_STALL_MINUTES": "5"},
+            "must be more than the longest retry countdown (600 s)",
+        ),
+        ({"SCORING_STALL_MINUTES": "60"}, "SCORING_STALL_MINUTES=60 must be shorter than CELERY_VISIBILITY_TIMEOUT"),
+        ({"SCORING_STALL_MINUTES": "0"}, "SCORING_STALL_MINUTES=0 must be more than 0"),
+        ({"SCORING_CHUNK_DAYS": "0"}, "SCORING_CHUNK_DAYS=0 must be at least 1"),
+        ({"AT_RISK_DROP_SHARE": "30"}, "AT_RISK_DROP_SHARE=30 must be a share above 0 and at most 1"),
+        ({"SITE_URL": "engage.example.com"}, "must be an absolute http(s) address"),
+        ({**PRODUCTION, "SITE_URL": ""}, "SITE_URL is required when DEBUG=False"),
+        ({"CELERY_TASK_TIME_LIMIT": "30m"}, "CELERY_TASK_TIME_LIMIT='30m' is not a whole number"),
+        ({"DEBUG": "Flase"}, "DEBUG='Flase' is not a boolean"),
+        (
+            {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x", "CONN_MAX_AGE": "-5"},
+            "CONN_MAX_AGE=-5 must be at least 0",
+        ),
+    ],
+)
+def test_bad_settings_stop_manage_py_with_a_clear_message(env, message):
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "ImproperlyConfigured: engagement_site will not start" in result.stderr or "is not a" in result.stderr
+
+
+def test_unsafe_settings_ok_lets_a_development_process_start_but_never_production():
+    development = manage("check", CELERY_VISIBILITY_TIMEOUT="3", UNSAFE_SETTINGS_OK="1")
+    assert development.returncode == 0, development.stderr
+    assert "UNSAFE_SETTINGS_OK=1, starting anyway" in development.stderr
+    assert "CELERY_TASK_TIME_LIMIT=1800 must be below CELERY_VISIBILITY_TIMEOUT=3" in development.stderr
+
+    production = manage("check", CELERY_VISIBILITY_TIMEOUT="3", UNSAFE_SETTINGS_OK="1", **PRODUCTION)
+    assert production.returncode != 0
+    assert "must be below CELERY_VISIBILITY_TIMEOUT=3" in production.stderr
+
+
+def test_bad_settings_stop_the_celery_worker_and_the_web_server():
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env.update(CELERY_TASK_TIME_LIMIT="60", DJANGO_SETTINGS_MODULE="engagement_site.settings")
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "engagement_site", "worker", "--pool=solo"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert worker.returncode != 0
+    assert "CELERY_TASK_TIME_LIMIT=60 must be more than 60 seconds" in worker.stderr + worker.stdout
+    web = subprocess.run(
+        [sys.executable, "-c", "import engagement_site.wsgi"],  # what gunicorn imports
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert web.returncode != 0
+    assert "CELERY_TASK_TIME_LIMIT=60 must be more than 60 seconds" in web.stderr
+
+
+# --- Connections under the development server ------------------------------------------
+
+PRINT_CONN_MAX_AGE = """
+import sys
+sys.argv = {argv!r}
+import django
+django.setup()
+from django.conf import settings
+print(settings.DATABASES["default"]["CONN_MAX_AGE"])
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [(["manage.py", "runserver", "0:8000"], "0"), (["manage.py", "migrate"], "60"), (["gunicorn"], "60")],
+)
+def test_the_development_server_keeps_no_connection_per_thread(argv, expected):
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env.update(DJANGO_SETTINGS_MODULE="engagement_site.settings", DATABASE_URL="postgres://postgres@127.0.0.1:5432/x")
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_CONN_MAX_AGE.format(argv=argv)],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
 
 
 def test_production_mode_demands_a_secret_key():

@@ -7,7 +7,10 @@ child or the whole worker is killed with SIGKILL:
 
 - a pool child: `task_reject_on_worker_lost` requeues the message at once;
 - the whole worker: the message stays unacknowledged in Redis and a new worker gets
-  it back once the broker's visibility timeout (3 s here, an hour by default) passed.
+  it back once the broker's visibility timeout (3 s here, an hour by default) passed;
+- the whole worker, visibility timeout left at an hour: the new worker's beat runs
+  the stall sweeper, which re-enqueues the missing days within seconds
+  (SCORING_STALL_MINUTES, a few seconds here).
 
 Either way the redelivered task claims the run again, computes only the days that
 are missing, and the snapshots equal those of a clean run.
@@ -54,18 +57,24 @@ def _db_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _start_worker(redis_url: str, log: Path, extra_env: dict | None = None) -> subprocess.Popen:
+def _start_worker(
+    redis_url: str, log: Path, extra_env: dict | None = None, *, concurrency: int = 1, beat: Path | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         **(extra_env or {}),
         "DATABASE_URL": _db_url(),  # the test database: the test's rows are committed (transaction=True)
         "REDIS_URL": redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "False",
-        "SCORING_CHUNK_DAYS": "100",  # one task for the whole run: no chunk goes to another queue
+        "SCORING_CHUNK_DAYS": "100",  # one task for the whole run
+        "CELERY_QUEUE": QUEUE,  # what beat and the sweeper send goes to this worker's queue too
     }
+    # -B: beat embedded in the worker, its schedule file kept out of the repo.
+    embedded_beat = ["-B", f"--schedule={beat}"] if beat else []
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "engagement_site", "worker", "--pool=prefork", "--concurrency=1",
-         "-Q", QUEUE, "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+        [sys.executable, "-m", "celery", "-A", "engagement_site", "worker", "--pool=prefork",
+         f"--concurrency={concurrency}", "-Q", QUEUE, *embedded_beat,
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
@@ -93,10 +102,15 @@ def _stop(worker: subprocess.Popen) -> None:
 @pytest.fixture
 def broker(redis_url):
     """A Redis database of its own, emptied first: no message left by an earlier run (a redelivery
-    from a worker killed before) can reach these workers and claim a run id reused by this database."""
+    from a worker killed before) can reach these workers and claim a run id reused by this database.
+    Database 15 when REDIS_URL names database 0 (or none), else REDIS_URL's own."""
     import redis
 
-    url = redis_url.rsplit("/", 1)[0] + "/15" if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url + "/15"
+    base, _, db = redis_url.rpartition("/")
+    if db.isdigit() and db != "0":
+        url = redis_url  # a database given to these tests alone (each engineer runs with their own)
+    else:
+        url = (base if db.isdigit() else redis_url) + "/15"
     redis.Redis.from_url(url).flushdb()
     return url
 
@@ -181,7 +195,8 @@ def test_a_killed_worker_is_redelivered_after_the_visibility_timeout(broker, pos
     log = tmp_path / "worker.log"
     run = _recompute_through_the_broker(model, redis_url)
     holder = _hold_day_lock(model, run.first_day + timedelta(days=STUCK_AT))
-    env = {"CELERY_VISIBILITY_TIMEOUT": "3"}
+    # 3 s is below the task time limit (a long task would run twice): allowed for this test only.
+    env = {"CELERY_VISIBILITY_TIMEOUT": "3", "UNSAFE_SETTINGS_OK": "1"}
     worker = _start_worker(redis_url, log, env)
     second = None
     try:
@@ -197,4 +212,64 @@ def test_a_killed_worker_is_redelivered_after_the_visibility_timeout(broker, pos
             _stop(second)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.attempts == 2
+    assert _snapshots(model) == reference
+
+
+STALL = {"SCORING_STALL_MINUTES": "0.05"}  # 3 s without a recorded day is a stall; beat sweeps every second
+
+
+def test_a_killed_worker_is_resumed_by_the_stall_sweeper_long_before_the_visibility_timeout(
+    broker, postgres, scored_world, tmp_path
+):
+    redis_url = broker
+    model, reference = scored_world
+    log = tmp_path / "worker.log"
+    run = _recompute_through_the_broker(model, redis_url)
+    holder = _hold_day_lock(model, run.first_day + timedelta(days=STUCK_AT))
+    worker = _start_worker(redis_url, log)  # the default visibility timeout: an hour
+    second = None
+    try:
+        _wait(lambda: run.refresh_from_db() or run.days_done == STUCK_AT, 60, "the run to reach the held day", log)
+        _stop(worker)  # main process and child at once: the message stays unacknowledged for an hour
+        holder.close()
+        killed_at = time.monotonic()
+        second = _start_worker(redis_url, log, STALL, beat=tmp_path / "beat-schedule")
+        _wait(lambda: run.refresh_from_db() or not run.is_active, 90, "the sweeper to resume the run", log)
+        took = time.monotonic() - killed_at
+    finally:
+        holder.close()
+        _stop(worker)
+        if second is not None:
+            _stop(second)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert took < 90 < settings.BROKER_VISIBILITY_TIMEOUT
+    assert run.attempts == 1 and run.resumes == 1  # claimed once; the sweeper resumed it, not a redelivery
+    assert run.days_done == DAYS
+    assert _snapshots(model) == reference
+
+
+def test_the_sweeper_next_to_a_live_but_slow_worker_leaves_the_rows_of_one_clean_run(
+    broker, postgres, scored_world, tmp_path
+):
+    """The worker is alive but held on a day longer than the stall threshold: the sweeper's
+    duplicate chunk (on the second pool child) waits for the same day lock, then skips what
+    the first one recorded; the rows are those of one clean run."""
+    redis_url = broker
+    model, reference = scored_world
+    log = tmp_path / "worker.log"
+    run = _recompute_through_the_broker(model, redis_url)
+    holder = _hold_day_lock(model, run.first_day + timedelta(days=STUCK_AT))
+    worker = _start_worker(redis_url, log, STALL, concurrency=2, beat=tmp_path / "beat-schedule")
+    try:
+        _wait(lambda: run.refresh_from_db() or run.days_done == STUCK_AT, 60, "the run to reach the held day", log)
+        _wait(lambda: run.refresh_from_db() or run.resumes >= 1, 30, "the sweeper to resume the slow run", log)
+        time.sleep(1)  # the duplicate chunk reaches the held day too
+        holder.close()
+        _wait(lambda: run.refresh_from_db() or not run.is_active, 90, "the run to finish", log)
+    finally:
+        holder.close()
+        _stop(worker)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 1 and 1 <= run.resumes <= settings.SCORING_STALL_MAX_RESUMES
+    assert run.days_done == DAYS
     assert _snapshots(model) == reference

@@ -10,7 +10,8 @@ import base64
 import binascii
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -58,6 +59,12 @@ def exception_handler(exc, context):
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         response.data = error_body(code, str(detail))
     return response
+
+
+@csrf_exempt
+def not_found(request, path: str = ""):
+    """Any path under /api/v1/ that names no endpoint: the one error shape, in JSON."""
+    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
 
 
 # --- Authentication ---------------------------------------------------------------

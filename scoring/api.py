@@ -12,7 +12,6 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from accounts.api import TenantAPIView
-from events.models import CustomerAccount, EndUser
 
 from . import selectors
 from .models import Tier
@@ -88,7 +87,9 @@ class UserListApi(TenantAPIView):
 
     class InputSerializer(serializers.Serializer):
         tier = serializers.ChoiceField(choices=Tier.choices, required=False)
-        account = serializers.CharField(required=False, max_length=255, help_text="an account's groupId")
+        account = serializers.CharField(
+            required=False, max_length=255, trim_whitespace=False, help_text="an account's groupId, exactly as sent"
+        )
         order = serializers.ChoiceField(choices=list(selectors.USER_ORDERS), required=False, default="-points")
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
@@ -103,7 +104,7 @@ class UserListApi(TenantAPIView):
         params.is_valid(raise_exception=True)
         account = None
         if "account" in params.validated_data:
-            account = self.scoped(CustomerAccount).filter(group_id=params.validated_data["account"]).first()
+            account = selectors.account_by_group_id(self.tenant, params.validated_data["account"])
             if account is None:
                 raise NotFound("No account with this groupId.")
         rows = selectors.user_snapshots(
@@ -129,7 +130,7 @@ class UserDetailApi(TenantAPIView):
         ),
     )
     def get(self, request, user_id: str):
-        end_user = self.scoped(EndUser).filter(user_id=user_id).select_related("account").first()
+        end_user = selectors.end_user_by_user_id(self.tenant, user_id)
         if end_user is None:
             raise NotFound("No end user with this userId.")
         latest = selectors.latest_user_snapshot(self.tenant, end_user)
@@ -181,7 +182,7 @@ class AccountDetailApi(TenantAPIView):
         ),
     )
     def get(self, request, group_id: str):
-        account = self.scoped(CustomerAccount).filter(group_id=group_id).first()
+        account = selectors.account_by_group_id(self.tenant, group_id)
         if account is None:
             raise NotFound("No account with this groupId.")
         latest = selectors.latest_account_snapshot(self.tenant, account)

@@ -15,6 +15,8 @@ from datetime import timedelta
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -62,7 +64,14 @@ def workspace(db, tenant, settings):
     model = make_model(tenant, {login: 2})
     services.scoring_model_publish(model=model, backfill_days=1)
     engine.compute_day(model, today)
-    return tenant
+    # Requests go through the WSGI handler itself (not Django's test client), whose
+    # request_started/finished signals would close the test's database connection
+    # mid-transaction on PostgreSQL; detach them as the test client does.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield tenant
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @schemathesis.auth(refresh_interval=None)

@@ -10,9 +10,10 @@ import base64
 import binascii
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -58,6 +59,55 @@ def exception_handler(exc, context):
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         response.data = error_body(code, str(detail))
     return response
+
+
+@csrf_exempt
+def not_found(request, path: str = ""):
+    """Any path under /api/v1/ that names no endpoint: the one error shape, in JSON."""
+    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+
+
+class QueryParams(serializers.Serializer):
+    """A read API view's query string. A parameter sent empty (`?tier=`) is a 400 naming it.
+
+    DRF treats an empty value in form-like input (a QueryDict) as "not given"
+    for optional fields, so `?tier=` silently meant "any tier".
+    """
+
+    def to_internal_value(self, data):
+        for name in self.fields:
+            if name in data and data.get(name) == "":
+                raise exceptions.ValidationError({name: [f"{name} may not be empty; leave it out instead."]})
+        return super().to_internal_value(data)
+
+
+ApiErrorSerializer = inline_serializer(
+    "ApiError",
+    {
+        "error": inline_serializer(
+            "ApiErrorDetail",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "field": serializers.CharField(allow_null=True),
+            },
+        )
+    },
+)
+_ERROR_DESCRIPTIONS = {
+    400: "A bad query parameter; `field` names it.",
+    401: "No read key, or an unknown or revoked one.",
+    403: "A write key: it can only send events.",
+    404: "Not found (an unknown id, another workspace's id, or a page past the end).",
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI responses for the API's error shape: 401 and 403 always, plus `statuses`."""
+    return {
+        status: OpenApiResponse(ApiErrorSerializer, description=_ERROR_DESCRIPTIONS[status])
+        for status in sorted({401, 403, *statuses})
+    }
 
 
 # --- Authentication ---------------------------------------------------------------
@@ -151,15 +201,18 @@ class TenantInfoApi(TenantAPIView):
     """Which workspace a read key belongs to: lets clients check their key."""
 
     @extend_schema(
-        responses=inline_serializer(
-            "TenantInfo",
-            {
-                "name": serializers.CharField(),
-                "slug": serializers.CharField(),
-                "product_name": serializers.CharField(),
-                "time_zone": serializers.CharField(),
-            },
-        )
+        responses={
+            200: inline_serializer(
+                "TenantInfo",
+                {
+                    "name": serializers.CharField(),
+                    "slug": serializers.CharField(),
+                    "product_name": serializers.CharField(),
+                    "time_zone": serializers.CharField(),
+                },
+            ),
+            **error_responses(),
+        }
     )
     def get(self, request):
         tenant = self.tenant

@@ -271,7 +271,14 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "engagement_site API",
-    "DESCRIPTION": "Segment-compatible ingestion and the engagement read API.",
+    "DESCRIPTION": (
+        "Segment-compatible ingestion and the engagement read API.\n\n"
+        "Behind gunicorn (the production shape), a request line over 4,094 bytes (method, path "
+        "and query string; gunicorn's `limit_request_line`) is answered 414 URI Too Long and a header "
+        "over 8,190 bytes 431, by gunicorn itself before the app: a short text/html body, not JSON, "
+        "and without CORS headers. The longest id the API stores (255 characters, up to 12 bytes "
+        "each percent-encoded) fits in a read API path well within that limit."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # The Segment tracking endpoints are plain Django views (no DRF on the hot

@@ -14,13 +14,43 @@ from .reference import ENDPOINTS
 TAG = "Tracking API (Segment)"
 SECURITY_SCHEME = "writeKey"
 
-_ID = {"type": "string", "maxLength": wire.MAX_ID_LEN, "description": "A string; an integer is accepted too."}
-_TIME = {"type": "string", "format": "date-time"}
-_OBJECT = {"type": "object", "additionalProperties": True}
+# A storable id: at most MAX_ID_LEN characters, no NUL. The server also takes an
+# integer for any id ("42"); the schema names only strings.
+_NO_NUL = "^[^\\u0000]*$"
+# ...and not blank: at least one character that is not whitespace (Python's \s,
+# as the server's str.isspace()).
+_NONBLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": wire.MAX_ID_LEN,
+    "pattern": _NONBLANK,
+    "description": "A non-blank string without NUL; an integer is accepted too.",
+}
+_TIME = {
+    "type": "string",
+    "format": "date-time",
+    # The server takes years 1970-2199 (UTC); the pattern keeps a margin for UTC offsets.
+    "pattern": "^(19[89][0-9]|20[0-9][0-9]|21[0-8][0-9]|219[0-8])-",
+}
+_OBJECT = {"type": "object", "additionalProperties": True, "nullable": True}
+# userId and anonymousId may each be absent, null or blank (all mean "not given"),
+# but one of them must be given: expressed with anyOf on the message.
+_OPTIONAL_ID = {
+    "type": "string",
+    "maxLength": wire.MAX_ID_LEN,
+    "pattern": _NO_NUL,
+    "nullable": True,
+    "description": "Blank or null means not given; an integer is accepted too.",
+}
+_USER_OR_ANONYMOUS = [
+    {"required": ["userId"], "properties": {"userId": _ID}},
+    {"required": ["anonymousId"], "properties": {"anonymousId": _ID}},
+]
 
 _COMMON = {
-    "userId": {**_ID, "nullable": True},
-    "anonymousId": {**_ID, "nullable": True},
+    "userId": _OPTIONAL_ID,
+    "anonymousId": _OPTIONAL_ID,
     "messageId": {
         "type": "string",
         "maxLength": wire.MAX_MESSAGE_ID_LEN,
@@ -46,12 +76,12 @@ _VIEW = {
 }
 # Per message type: (its own properties, required ones).
 _TYPES: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "track": ({"event": {"type": "string", "maxLength": wire.MAX_ID_LEN}, "properties": _OBJECT}, ["event"]),
+    "track": ({"event": {**_ID, "description": "The activity's name; not blank."}, "properties": _OBJECT}, ["event"]),
     "identify": ({"traits": _OBJECT}, []),
     "group": ({"groupId": _ID, "traits": _OBJECT}, ["groupId"]),
     "page": (_VIEW, []),
     "screen": (_VIEW, []),
-    "alias": ({"previousId": _ID}, ["previousId", "userId"]),
+    "alias": ({"previousId": _ID, "userId": _ID}, ["previousId", "userId"]),
 }
 
 _ERROR = {
@@ -87,7 +117,9 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {"type": {"type": "string", "enum": [kind]}, **_COMMON, **own},
             **({"required": required} if required else {}),  # OpenAPI forbids an empty list
-            "description": "userId or anonymousId is required.",
+            # alias requires userId itself; the others need userId or anonymousId.
+            **({} if "userId" in required else {"anyOf": _USER_OR_ANONYMOUS}),
+            "description": "userId or anonymousId is required (a non-blank string).",
         }
     schemas["SegmentBatch"] = {
         "type": "object",

@@ -11,8 +11,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from accounts.api import TenantAPIView
-from events.models import CustomerAccount, EndUser
+from accounts.api import QueryParams, TenantAPIView, error_responses
 
 from . import selectors
 from .models import Tier
@@ -86,9 +85,11 @@ class AccountHistoryPointSerializer(HistoryPointSerializer):
 class UserListApi(TenantAPIView):
     """The latest user snapshots of the published model, filtered and paginated."""
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QueryParams):
         tier = serializers.ChoiceField(choices=Tier.choices, required=False)
-        account = serializers.CharField(required=False, max_length=255, help_text="an account's groupId")
+        account = serializers.CharField(
+            required=False, max_length=255, trim_whitespace=False, help_text="an account's groupId, exactly as sent"
+        )
         order = serializers.ChoiceField(choices=list(selectors.USER_ORDERS), required=False, default="-points")
         page = serializers.IntegerField(required=False, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
@@ -96,14 +97,14 @@ class UserListApi(TenantAPIView):
     @extend_schema(
         operation_id="users_list",
         parameters=[InputSerializer],
-        responses=_paginated("UserScorePage", UserScoreSerializer(many=True)),
+        responses={200: _paginated("UserScorePage", UserScoreSerializer(many=True)), **error_responses(400, 404)},
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         account = None
         if "account" in params.validated_data:
-            account = self.scoped(CustomerAccount).filter(group_id=params.validated_data["account"]).first()
+            account = selectors.account_by_group_id(self.tenant, params.validated_data["account"])
             if account is None:
                 raise NotFound("No account with this groupId.")
         rows = selectors.user_snapshots(
@@ -123,13 +124,16 @@ class UserDetailApi(TenantAPIView):
     @extend_schema(
         operation_id="users_retrieve",
         parameters=[OpenApiParameter("user_id", str, OpenApiParameter.PATH, description="the end user's userId")],
-        responses=inline_serializer(
-            "UserScoreDetail",
-            {"latest": UserScoreSerializer(allow_null=True), "history": UserHistoryPointSerializer(many=True)},
-        ),
+        responses={
+            200: inline_serializer(
+                "UserScoreDetail",
+                {"latest": UserScoreSerializer(allow_null=True), "history": UserHistoryPointSerializer(many=True)},
+            ),
+            **error_responses(404),
+        },
     )
     def get(self, request, user_id: str):
-        end_user = self.scoped(EndUser).filter(user_id=user_id).select_related("account").first()
+        end_user = selectors.end_user_by_user_id(self.tenant, user_id)
         if end_user is None:
             raise NotFound("No end user with this userId.")
         latest = selectors.latest_user_snapshot(self.tenant, end_user)
@@ -147,7 +151,7 @@ class UserDetailApi(TenantAPIView):
 class AccountListApi(TenantAPIView):
     """The latest account snapshots of the published model, filtered and paginated."""
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QueryParams):
         tier = serializers.ChoiceField(choices=Tier.choices, required=False)
         order = serializers.ChoiceField(choices=list(selectors.ACCOUNT_ORDERS), required=False, default="-points")
         page = serializers.IntegerField(required=False, min_value=1)
@@ -156,7 +160,7 @@ class AccountListApi(TenantAPIView):
     @extend_schema(
         operation_id="accounts_list",
         parameters=[InputSerializer],
-        responses=_paginated("AccountScorePage", AccountScoreSerializer(many=True)),
+        responses={200: _paginated("AccountScorePage", AccountScoreSerializer(many=True)), **error_responses(400, 404)},
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
@@ -175,13 +179,19 @@ class AccountDetailApi(TenantAPIView):
     @extend_schema(
         operation_id="accounts_retrieve",
         parameters=[OpenApiParameter("group_id", str, OpenApiParameter.PATH, description="the account's groupId")],
-        responses=inline_serializer(
-            "AccountScoreDetail",
-            {"latest": AccountScoreSerializer(allow_null=True), "history": AccountHistoryPointSerializer(many=True)},
-        ),
+        responses={
+            200: inline_serializer(
+                "AccountScoreDetail",
+                {
+                    "latest": AccountScoreSerializer(allow_null=True),
+                    "history": AccountHistoryPointSerializer(many=True),
+                },
+            ),
+            **error_responses(404),
+        },
     )
     def get(self, request, group_id: str):
-        account = self.scoped(CustomerAccount).filter(group_id=group_id).first()
+        account = selectors.account_by_group_id(self.tenant, group_id)
         if account is None:
             raise NotFound("No account with this groupId.")
         latest = selectors.latest_account_snapshot(self.tenant, account)
@@ -214,12 +224,15 @@ class ProductPointSerializer(serializers.Serializer):
 class ProductApi(TenantAPIView):
     """The product's daily series (newest model version per day)."""
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QueryParams):
         days = serializers.IntegerField(required=False, min_value=1, max_value=366, default=90)
 
     @extend_schema(
         parameters=[InputSerializer],
-        responses=inline_serializer("ProductSeries", {"series": ProductPointSerializer(many=True)}),
+        responses={
+            200: inline_serializer("ProductSeries", {"series": ProductPointSerializer(many=True)}),
+            **error_responses(400),
+        },
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
@@ -232,28 +245,31 @@ class ScoringModelApi(TenantAPIView):
     """The published scoring model."""
 
     @extend_schema(
-        responses=inline_serializer(
-            "ScoringModel",
-            {
-                "version": serializers.IntegerField(),
-                "name": serializers.CharField(),
-                "published_at": serializers.DateTimeField(),
-                "points": serializers.DictField(child=serializers.IntegerField()),
-                "window_days": serializers.IntegerField(),
-                "daily_cap": serializers.IntegerField(allow_null=True),
-                "half_life_days": serializers.IntegerField(allow_null=True),
-                "tier_rule": inline_serializer(
-                    "TierRule",
-                    {
-                        "method": serializers.CharField(),
-                        "high": serializers.FloatField(),
-                        "medium": serializers.FloatField(),
-                    },
-                ),
-                "grace_days": serializers.IntegerField(),
-                "account_rollup": serializers.CharField(),
-            },
-        )
+        responses={
+            **error_responses(404),
+            200: inline_serializer(
+                "ScoringModel",
+                {
+                    "version": serializers.IntegerField(),
+                    "name": serializers.CharField(),
+                    "published_at": serializers.DateTimeField(),
+                    "points": serializers.DictField(child=serializers.IntegerField()),
+                    "window_days": serializers.IntegerField(),
+                    "daily_cap": serializers.IntegerField(allow_null=True),
+                    "half_life_days": serializers.IntegerField(allow_null=True),
+                    "tier_rule": inline_serializer(
+                        "TierRule",
+                        {
+                            "method": serializers.CharField(),
+                            "high": serializers.FloatField(),
+                            "medium": serializers.FloatField(),
+                        },
+                    ),
+                    "grace_days": serializers.IntegerField(),
+                    "account_rollup": serializers.CharField(),
+                },
+            ),
+        }
     )
     def get(self, request):
         from .modelfile import model_to_dict

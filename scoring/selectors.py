@@ -68,6 +68,29 @@ def tier_rank_sql(column: str) -> str:
     return f"CASE {column} {whens} END"
 
 
+# --- Subjects by their tracking id ----------------------------------------------------
+
+
+def _storable_id(value: str) -> bool:
+    # What ingestion can have stored (events.wire): at most 255 characters, no NUL.
+    # Anything else cannot exist, and a NUL would make PostgreSQL refuse the query.
+    return 0 < len(value) <= 255 and "\x00" not in value
+
+
+def end_user_by_user_id(tenant: Tenant, user_id: str) -> EndUser | None:
+    """The end user with this userId, exactly as sent to the tracking API, or None."""
+    if not _storable_id(user_id):
+        return None
+    return EndUser.objects.for_tenant(tenant).filter(user_id=user_id).select_related("account").first()
+
+
+def account_by_group_id(tenant: Tenant, group_id: str) -> CustomerAccount | None:
+    """The customer account with this groupId, exactly as sent to the tracking API, or None."""
+    if not _storable_id(group_id):
+        return None
+    return CustomerAccount.objects.for_tenant(tenant).filter(group_id=group_id).first()
+
+
 # --- Models and runs -------------------------------------------------------------------
 
 

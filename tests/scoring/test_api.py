@@ -139,3 +139,33 @@ def test_the_schema_lists_the_endpoints(client):
         "/api/v1/model",
     ):
         assert path in schema
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/users?tier=", "tier"),
+        ("/api/v1/users?account=", "account"),
+        ("/api/v1/users?order=", "order"),
+        ("/api/v1/users?page=", "page"),
+        ("/api/v1/users?page_size=", "page_size"),
+        ("/api/v1/users?tier=high&tier=", "tier"),
+        ("/api/v1/accounts?tier=", "tier"),
+        ("/api/v1/accounts?order=", "order"),
+        ("/api/v1/accounts?page=", "page"),
+        ("/api/v1/accounts?page_size=", "page_size"),
+        ("/api/v1/product?days=", "days"),
+    ],
+)
+def test_an_empty_query_parameter_is_a_400_naming_it(api, scored, path, field):
+    response = api.get(path)
+    assert_error(response, 400, "invalid", "may not be empty", field=field)
+
+
+def test_the_schema_documents_the_error_statuses(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    users = schema["paths"]["/api/v1/users"]["get"]["responses"]
+    assert set(users) == {"200", "400", "401", "403", "404"}
+    assert users["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiError"}
+    assert set(schema["paths"]["/api/v1/tenant"]["get"]["responses"]) == {"200", "401", "403"}
+    assert set(schema["paths"]["/api/v1/users/{user_id}"]["get"]["responses"]) == {"200", "401", "403", "404"}

@@ -459,9 +459,10 @@ def model_snapshots(model: ScoringModel, days: list[date]) -> dict[date, dict[in
     day is computed inside a transaction that is always rolled back, so the
     backtest stores nothing and uses exactly the engine's formulas.
     """
-    stored = set(UserScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
-                 .values_list("day", flat=True).distinct())
-    result = {day: _read_scores(model, day) for day in days if day in stored}
+    result: dict[date, dict[int, tuple[float, str]]] = {}
+    rows = UserScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
+    for day, end_user_id, points, tier in rows.values_list("day", "end_user_id", "points", "tier"):
+        result.setdefault(day, {})[end_user_id] = (float(points), tier)
     missing = [d for d in days if d not in result]
     if missing:
         try:
@@ -931,3 +932,15 @@ def score_truth(tenant: Tenant, *, horizon: int | None = None) -> TruthReport:
         if column is not None:
             column.scores = {}  # the page needs the summary, not every user's points (and the cache stays small)
     return report
+
+
+def published_backtest(tenant: Tenant) -> Backtest | None:
+    """The published version's own backtest over several past days (stored snapshots, cheap)."""
+    from scoring.selectors import published_model
+
+    model = published_model(tenant)
+    if model is None:
+        return None
+    bt = backtest(model)
+    bt.scores = {}
+    return bt

@@ -70,20 +70,27 @@ class Outcomes:
         return any(r.mrr for r in self.by_tier)
 
     def verdict(self, horizon: int) -> str | None:
-        """Plain words: does a higher tier keep more subjects?"""
+        """Plain words on this one day's tiers. Never "predictive": that takes the AUC over several
+        past days (insights.truth, the Score truth page); here only whether the tiers are in order."""
         rows = {r.group: r for r in self.by_tier}
-        high, low = rows.get("high"), rows.get("low") or rows.get("dormant")
-        if self.too_thin or not self.observable.get(horizon) or not high or not low or high.thin or low.thin:
+        if self.too_thin or not self.observable.get(horizon):
             return None
-        a, b = high.share(horizon), low.share(horizon)
-        if a is None or b is None:
+        shown = [(t, rows[t].share(horizon)) for t in ("high", "medium", "low")
+                 if t in rows and not rows[t].thin and rows[t].share(horizon) is not None]
+        if len(shown) < 2:
             return None
-        if a - b >= 10:
-            return (f"Yes: {a}% of high-tier {self.subject} were active {horizon} days later "
-                    f"against {b}% of {low.group}.")
-        if a - b > 0:
-            return f"Weakly: {a}% of high-tier against {b}% of {low.group} — a small difference."
-        return f"No: high-tier {self.subject} ({a}%) did not stay more than {low.group} ones ({b}%)."
+        order = ", ".join(f"{t} {share}%" for t, share in shown)
+        words = f"{self.subject} active {horizon} days later: {order}"
+        dormant = rows.get("dormant")
+        dormant_share = dormant.share(horizon) if dormant and not dormant.thin else None
+        extra = ""
+        if dormant_share is not None and dormant_share > shown[0][1]:
+            extra = f" Dormant {self.subject} ({dormant_share}%) stayed more than {shown[0][0]}-tier ones."
+        if any(a <= b for (_, a), (_, b) in zip(shown, shown[1:], strict=False)):
+            return f"No: the tiers are out of order — {words}.{extra}"
+        if shown[0][1] - shown[-1][1] < 10:
+            return f"Weakly: the tiers are in order but close — {words}.{extra}"
+        return f"In order on this day — {words}.{extra}"
 
 
 def default_outcome_day(tenant: Tenant, days: list[date]) -> date | None:

@@ -6,10 +6,14 @@ from django import forms
 
 from scoring.selectors import published_model
 
+from .. import truth
 from ..charts import share_bars
+from ..queries.cache import cached_insight
 from ..queries.common import THIN, TIERS, nearest_scored_day, scored_days
 from ..queries.outcomes import HORIZONS, outcomes
 from .base import SUBJECT_CHOICES, InsightView
+
+truth_summary = cached_insight(truth.published_backtest)
 
 
 class OutcomeForm(forms.Form):
@@ -36,6 +40,8 @@ class Outcomes(InsightView):
                 "tier_rows": result.by_tier, "decile_rows": result.by_decile, "tier_names": TIERS,
                 "with_money": result.has_churn or result.has_mrr,
                 "verdicts": [v for v in (result.verdict(h) for h in HORIZONS) if v],
+                # The headline: over several past days, not this one day's tiers.
+                "truth": truth_summary(request.tenant) if result.day and data["subject"] == "users" else None,
                 "query": f"subject={data['subject']}" + (f"&day={result.day}" if result.day else "")}
 
     def chart(self, request, data):

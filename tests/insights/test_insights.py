@@ -250,7 +250,26 @@ def test_outcome_verdict_in_plain_words(tenant):
                                                                              for i in range(10)])
     result = outcomes(tenant, day=day)
     assert not result.too_thin
-    assert result.verdict(30).startswith("Yes: 80.0% of high-tier users")
+    assert result.verdict(30) == "In order on this day — users active 30 days later: high 80.0%, low 20.0%."
+
+
+def test_outcome_verdict_says_when_tiers_are_out_of_order(tenant):
+    """The case that was called "Yes": high 84.7%, medium 39.5%, low 41.6%, dormant 84%."""
+    model = published(tenant)
+    day = tenant.today() - timedelta(days=65)
+    groups = {"high": (40, 34), "medium": (40, 16), "low": (40, 17), "dormant": (40, 35)}
+    rows, later = [], day + timedelta(days=30)
+    sends = []
+    for tier, (n, stay) in groups.items():
+        made = users(tenant, *[f"{tier}{i}" for i in range(n)])
+        rows += [(u, {"high": 50, "medium": 20, "low": 1, "dormant": 0}[tier], tier) for u in made.values()]
+        sends += [track(f"{tier}{i}", "Logged in", later) for i in range(stay)]
+    user_scores(tenant, model, day, rows)
+    send(tenant, sends)
+    verdict = outcomes(tenant, day=day).verdict(30)
+    assert verdict.startswith("No: the tiers are out of order"), verdict
+    assert "Dormant users (87.5%) stayed more than high-tier ones." in verdict
+    assert "predictive" not in verdict.lower() and not verdict.startswith("Yes")
 
 
 # --- Movers, at risk, power users ---------------------------------------------------------------------

@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from accounts.models import Tenant
 from events.models import Activity
 from scoring import engine
-from scoring.models import ScoringModel, UserScore
+from scoring.models import AccountScore, ScoringModel, UserScore
 
 HORIZONS = (30, 60, 90)
 ACTIVE_SPAN = 7
@@ -315,14 +315,28 @@ class RetentionByActivity:
     window: int
     population: Cohort | None
     rows: list[ActivityRetention] = field(default_factory=list)
+    subject: str = "users"
 
 
 def _band_label(lo: int, hi: int | None, window: int) -> str:
     return f"on {lo}+ of the last {window} days" if hi is None else f"on {lo}-{hi} of the last {window} days"
 
 
-def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: int = 30) -> RetentionByActivity:
-    """Per activity (and band of use), who was still active `horizon` days after `day`: one query."""
+SUBJECT_SQL = {
+    # (subject column, join that gives it) over the rollup alias r.
+    "users": ("r.end_user_id", ""),
+    "accounts": ("e.account_id", "JOIN events_enduser e ON e.id = r.end_user_id AND e.account_id IS NOT NULL"),
+}
+
+
+def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: int = 30,
+                          subject: str = "users") -> RetentionByActivity:
+    """Per activity (and band of use), who was still active `horizon` days after `day`: one query.
+
+    For accounts, an account "did" an activity when any of its users did, on as many days as any
+    of them did it, and stayed when any of its users was active (current membership).
+    """
+    column, join = SUBJECT_SQL[subject]
     window_start = day - timedelta(days=window - 1)
     later_start, later_end = day + timedelta(days=horizon - ACTIVE_SPAN + 1), day + timedelta(days=horizon)
     band_case = " ".join(
@@ -330,15 +344,15 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
         for i, (lo, hi) in enumerate(DAY_BANDS)
     )
     sql = f"""WITH w AS (
-        SELECT end_user_id AS u, activity_id AS a, COUNT(*) AS days, SUM("count") AS total
-        FROM events_dailyactivitycount
-        WHERE tenant_id = %s AND day >= %s AND day <= %s AND "count" > 0
-        GROUP BY end_user_id, activity_id
+        SELECT {column} AS u, r.activity_id AS a, COUNT(DISTINCT r.day) AS days, SUM(r."count") AS total
+        FROM events_dailyactivitycount r {join}
+        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0
+        GROUP BY {column}, r.activity_id
     ),
     pop AS (SELECT DISTINCT u FROM w),
     later AS (
-        SELECT DISTINCT end_user_id AS u FROM events_dailyactivitycount
-        WHERE tenant_id = %s AND day >= %s AND day <= %s AND "count" > 0
+        SELECT DISTINCT {column} AS u FROM events_dailyactivitycount r {join}
+        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0
     ),
     base AS (SELECT pop.u AS u, CASE WHEN later.u IS NULL THEN 0 ELSE 1 END AS stayed
              FROM pop LEFT JOIN later ON later.u = pop.u)
@@ -355,7 +369,7 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
     for activity_id, band, heavy, n, stayed in _fetch(sql, params):
         n, stayed = int(n or 0), int(stayed or 0)
         if activity_id is None:
-            population = Cohort("everyone", n, stayed)
+            population = Cohort(f"every {subject[:-1]}", n, stayed)
             continue
         cell = per_activity.setdefault(activity_id, {"bands": [[0, 0] for _ in DAY_BANDS], "heavy": [0, 0]})
         cell["bands"][int(band)][0] += n
@@ -363,7 +377,7 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
         if heavy:
             cell["heavy"][0] += n
             cell["heavy"][1] += stayed
-    result = RetentionByActivity(day=day, horizon=horizon, window=window, population=population)
+    result = RetentionByActivity(day=day, horizon=horizon, window=window, population=population, subject=subject)
     if not population or not population.n:
         return result
     names = {a.pk: a for a in Activity.objects.for_tenant(tenant).filter(pk__in=list(per_activity))}
@@ -424,6 +438,58 @@ class Verdict:
     warnings: list[str]
 
 
+def _account_scores(model: ScoringModel, days: list[date]) -> dict[date, dict[int, float]]:
+    rows = AccountScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
+    out: dict[date, dict[int, float]] = {}
+    for day, account_id, points in rows.values_list("day", "account_id", "points"):
+        out.setdefault(day, {})[account_id] = float(points)
+    return out
+
+
+@dataclass
+class AccountHistory:
+    """Each end user's account (current membership) and the accounts a churn trait marks as gone."""
+
+    of_user: np.ndarray  # per history.users index: account id, or -1
+    churned: set[int]
+
+
+def account_history(tenant: Tenant, history: History) -> AccountHistory:
+    from events.models import CustomerAccount, EndUser
+
+    accounts = dict(EndUser.objects.for_tenant(tenant).filter(account__isnull=False)
+                    .values_list("pk", "account_id"))
+    of_user = np.array([accounts.get(int(u), -1) for u in history.users], dtype=np.int64)
+    churned = set()
+    for account_id, traits in CustomerAccount.objects.for_tenant(tenant).values_list("pk", "traits"):
+        traits = traits or {}
+        flag = str(traits.get("churned", "")).lower() in ("true", "1", "yes") or bool(traits.get("churned_at")) \
+            or str(traits.get("status", "")).lower() in ("churned", "cancelled", "canceled")
+        if flag:
+            churned.add(account_id)
+    return AccountHistory(of_user=of_user, churned=churned)
+
+
+def account_days(history: History, accounts: AccountHistory, snap_days: list[date], window: int, horizon: int,
+                 scores: dict[date, dict[int, float]]) -> list[DayAuc]:
+    """Per day: accounts with any user active in the window; stayed = any user active h days later and no
+    churn trait. AUC of the account points."""
+    out = []
+    for day in snap_days:
+        snap = snapshot(history, day, window=window, horizon=horizon)
+        acc = accounts.of_user[snap.members]
+        keep = acc >= 0
+        ids = np.unique(acc[keep])
+        if not len(ids):
+            continue
+        stayed_ids = set(acc[keep][snap.stayed[keep]].tolist()) - accounts.churned
+        labels = np.array([int(a) in stayed_ids for a in ids])
+        points = np.array([scores.get(day, {}).get(int(a), 0.0) for a in ids])
+        value = auc(points, labels)
+        out.append(DayAuc(day, len(ids), int(labels.sum()), round(value, 3) if value is not None else None, None))
+    return out
+
+
 @dataclass
 class Backtest:
     model: ScoringModel
@@ -433,8 +499,13 @@ class Backtest:
     in_order: bool | None
     verdict: Verdict
     readiness: Readiness
-    mean_points: dict[str, float] = field(default_factory=dict)  # optional, per planted/segment label
     scores: dict[date, dict[int, tuple[float, str]]] = field(default_factory=dict, repr=False)
+    accounts: list[DayAuc] = field(default_factory=list)
+
+    @property
+    def account_mean_auc(self) -> float | None:
+        values = [d.auc for d in self.accounts if d.auc is not None]
+        return round(sum(values) / len(values), 3) if values else None
 
     @property
     def mean_auc(self) -> float | None:
@@ -452,7 +523,8 @@ def _read_scores(model: ScoringModel, day: date) -> dict[int, tuple[float, str]]
     return {u: (float(p), t) for u, p, t in rows.values_list("end_user_id", "points", "tier")}
 
 
-def model_snapshots(model: ScoringModel, days: list[date]) -> dict[date, dict[int, tuple[float, str]]]:
+def model_snapshots(model: ScoringModel, days: list[date], *,
+                    account_scores: dict | None = None) -> dict[date, dict[int, tuple[float, str]]]:
     """{day: {end_user_id: (points, tier)}} of `model` on `days`, written by the engine and rolled back.
 
     Days a run already stored for this version are read as they are; any other
@@ -464,12 +536,16 @@ def model_snapshots(model: ScoringModel, days: list[date]) -> dict[date, dict[in
     for day, end_user_id, points, tier in rows.values_list("day", "end_user_id", "points", "tier"):
         result.setdefault(day, {})[end_user_id] = (float(points), tier)
     missing = [d for d in days if d not in result]
+    if account_scores is not None:
+        account_scores.update(_account_scores(model, [d for d in days if d not in missing]))
     if missing:
         try:
             with transaction.atomic():
                 for day in missing:
                     engine.compute_day(model, day)
                     result[day] = _read_scores(model, day)
+                if account_scores is not None:
+                    account_scores.update(_account_scores(model, missing))
                 raise _Discard
         except _Discard:
             pass
@@ -587,7 +663,12 @@ def backtest(model: ScoringModel, *, horizon: int | None = None, days: list[date
     if days is None:
         days = default_days(history, model.window_days, horizon)
     points = dict(model.weights.filter(points__gt=0).values_list("activity_id", "points"))
-    return judge(model, history, days, horizon, model_snapshots(model, days), points)
+    account_scores: dict = {}
+    scores = model_snapshots(model, days, account_scores=account_scores)
+    bt = judge(model, history, days, horizon, scores, points)
+    bt.accounts = account_days(history, account_history(model.tenant, history), days, model.window_days, horizon,
+                               account_scores)
+    return bt
 
 
 def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: ScoringModel | None = None,
@@ -615,6 +696,8 @@ def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: Sc
                 engine.compute_day(model, day)
                 scores[day] = _read_scores(model, day)
             result = judge(model, history, days, horizon, scores, points)
+            result.accounts = account_days(history, account_history(tenant, history), days, model.window_days,
+                                           horizon, _account_scores(model, days))
             raise _Discard
     except _Discard:
         pass
@@ -824,6 +907,7 @@ class TruthReport:
     fit_backtest: Backtest | None
     retention: RetentionByActivity | None
     disagreements: list[Disagreement]
+    account_retention: RetentionByActivity | None = None
 
     @property
     def columns(self) -> list[tuple[str, Backtest]]:
@@ -927,6 +1011,8 @@ def score_truth(tenant: Tenant, *, horizon: int | None = None) -> TruthReport:
                                               history=history, window_days=window, daily_cap=fit.daily_cap,
                                               half_life_days=fit.half_life_days)
     report.retention = retention_by_activity(tenant, day=days[-1], horizon=horizon, window=window)
+    report.account_retention = retention_by_activity(tenant, day=days[-1], horizon=horizon, window=window,
+                                                     subject="accounts")
     report.disagreements = _disagreements(fit, survey, report.retention)
     for column in (report.published, report.survey_backtest, report.fit_backtest):
         if column is not None:

@@ -85,6 +85,7 @@ def truth_page(request):
         "draft_form": DraftFromFitForm(initial={"horizon": report.horizon, "survey_share": 0}),
         "can_edit": request.membership.can(Role.EDITOR),
         "weights": _weights_rows(report), "query": f"horizon={report.horizon}",
+        "retentions": [report.retention, report.account_retention],
     }
     return render(request, "insights/truth.html", context)
 
@@ -137,8 +138,11 @@ def truth_csv(request):
     if not ok:
         return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
                             content_type="text/plain; charset=utf-8")
+    subject = request.GET.get("subject", "users")
+    if subject not in truth.SUBJECT_SQL:
+        return HttpResponse("subject: choose users or accounts.", status=400, content_type="text/plain; charset=utf-8")
     report = report_for(request.tenant, horizon=horizon)
-    retention = report.retention
+    retention = report.account_retention if subject == "accounts" else report.retention
     header = ["snapshot_day", "horizon_days", "activity", "cohort", "users", "stayed", "share_stayed",
               "interval_low", "interval_high"]
 
@@ -151,7 +155,7 @@ def truth_csv(request):
                 yield [retention.day, retention.horizon, row.activity.name, cohort.label, cohort.n, cohort.stayed,
                        cohort.share, *interval]
 
-    return csv_response(f"{request.tenant.slug}-retention-by-activity.csv", header, rows())
+    return csv_response(f"{request.tenant.slug}-retention-by-activity-{subject}.csv", header, rows())
 
 
 @tenant_view(role=Role.EDITOR)

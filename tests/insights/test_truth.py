@@ -250,3 +250,89 @@ def test_blend_mixes_survey_and_data():
     assert truth.blend({1: 100, 2: 50}, {2: 10, 3: 5}, 0.0) == {1: 100, 2: 50}
     assert truth.blend({1: 100, 2: 50}, {2: 10, 3: 5}, 1.0) == {2: 100, 3: 50}
     assert truth.blend({1: 100, 2: 50}, {2: 10, 3: 5}, 0.5) == {1: 50, 2: 75, 3: 25}
+
+
+# --- Accounts ----------------------------------------------------------------------------------------------
+
+
+def test_retention_by_activity_for_accounts(tenant):
+    from events.models import CustomerAccount
+
+    first, acts, users = world(tenant, {
+        "a1-u1": [("Exported", 39, 1)], "a1-u2": [("Logged in", 38, 1), ("Logged in", 66, 1)],  # a1 stays
+        "a2-u1": [("Exported", 35, 1)],  # a2 leaves
+        "a3-u1": [("Logged in", 40, 1), ("Logged in", 64, 1)],  # a3 stays
+        "lonely": [("Exported", 39, 1)],  # no account: not counted
+    }, history_days=80)
+    for name in ("a1", "a2", "a3"):
+        account = CustomerAccount.objects.create(tenant=tenant, group_id=name, name=name)
+        EndUser.objects.filter(tenant=tenant, user_id__startswith=f"{name}-").update(account=account)
+
+    result = truth.retention_by_activity(tenant, day=first + timedelta(days=40), horizon=30, subject="accounts")
+
+    assert (result.population.n, result.population.stayed) == (3, 2)
+    exported = {r.activity.name: r for r in result.rows}["Exported"]
+    assert (exported.did.n, exported.did.stayed, exported.did_not.n, exported.did_not.stayed) == (2, 1, 1, 1)
+
+
+def test_a_backtest_judges_accounts_too(tenant):
+    from events.models import CustomerAccount
+
+    _, acts, users = world(tenant, planted(users=120), history_days=150)
+    # Accounts of three users of the same kind each.
+    for kind in ("deep", "busy"):
+        members = sorted((u for uid, u in users.items() if uid.startswith(kind)), key=lambda u: u.pk)
+        for i in range(0, len(members), 3):
+            account = CustomerAccount.objects.create(tenant=tenant, group_id=f"{kind}-{i}", name=f"{kind}-{i}")
+            EndUser.objects.filter(pk__in=[u.pk for u in members[i:i + 3]]).update(account=account)
+    draft = scoring_services.scoring_model_create_draft(tenant=tenant)
+    scoring_services.scoring_model_update(model=draft, points={acts["Exported report"].pk: 50})
+
+    bt = truth.backtest(draft, horizon=30)
+
+    assert bt.accounts and all(d.users <= 40 for d in bt.accounts)
+    assert bt.account_mean_auc > 0.7
+
+
+# --- Pages ------------------------------------------------------------------------------------------------
+
+
+def test_the_pages_work_and_check_roles(client, tenant, owner, viewer, other_tenant, outsider):
+    _, acts, _ = world(tenant, planted(users=80), history_days=150)
+    client.force_login(viewer)
+    page = client.get(f"/t/{tenant.slug}/insights/truth/?horizon=30")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Fitted on outcomes" in text and "Retention by activity: users" in text
+    assert "Create a draft from this fit" not in text  # viewers read, editors act
+    assert client.post(f"/t/{tenant.slug}/insights/truth/draft/", {"survey_share": 0}).status_code == 403
+    assert client.get(f"/t/{tenant.slug}/insights/truth/?horizon=45").status_code == 400
+    csv_text = client.get(f"/t/{tenant.slug}/insights/truth/retention-by-activity.csv?horizon=30").getvalue().decode()
+    assert "Exported report" in csv_text.splitlines()[1] or "Exported report" in csv_text
+    assert client.get(f"/t/{tenant.slug}/insights/truth/retention-by-activity.csv?subject=x").status_code == 400
+
+    client.force_login(owner)
+    response = client.post(f"/t/{tenant.slug}/insights/truth/draft/", {"horizon": 30, "survey_share": 0})
+    assert response.status_code == 302 and "/insights/truth/backtest/" in response["Location"]
+    backtest = client.get(response["Location"])
+    assert backtest.status_code == 200 and b"Publish v" in backtest.content
+    # Another workspace's member sees none of it.
+    client.force_login(outsider)
+    assert client.get(response["Location"]).status_code == 404
+
+
+@pytest.mark.parametrize("history", [0, 1])
+def test_an_empty_or_one_user_tenant_gets_a_plain_answer(client, tenant, owner, history):
+    if history:
+        world(tenant, {"solo": [("Logged in", d, 1) for d in range(30)]}, history_days=30)
+    client.force_login(owner)
+    page = client.get(f"/t/{tenant.slug}/insights/truth/")
+    assert page.status_code == 200
+    assert b"Not enough history to fit or judge" in page.content
+    assert client.get(f"/t/{tenant.slug}/insights/truth.svg").status_code == 200
+    assert client.get(f"/t/{tenant.slug}/insights/truth/retention-by-activity.csv").status_code == 200
+    response = client.post(f"/t/{tenant.slug}/insights/truth/draft/", {"survey_share": 0})
+    assert response.status_code == 302  # back to the page with the reason, no draft
+    from scoring.models import ScoringModel
+
+    assert not ScoringModel.objects.filter(tenant=tenant).exists()

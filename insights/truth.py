@@ -35,17 +35,20 @@ from events.models import Activity
 from scoring import engine
 from scoring.models import AccountScore, ScoringModel, UserScore
 
-HORIZONS = (30, 60, 90)
+HORIZONS = (14, 30, 60, 90)
 ACTIVE_SPAN = 7
 SNAPSHOT_STEP = 7
 MIN_HISTORY_DAYS = 60
 MIN_EACH_CLASS = 20
+MIN_TRAIN_DAYS = 2
+MAX_EVAL_DAYS = 6
 THIN = 30
 TIER_RANK = {"high": 3, "medium": 2, "low": 1, "dormant": 0}
 # Verdict thresholds (docs/scoring.md): a coin is 0.5.
 PREDICTIVE_AUC = 0.70
 WEAK_AUC = 0.60
 FADING_DROP = 0.5  # points fell by more than half in 30 days
+ORDER_SLACK = 1.0  # percentage points
 
 
 def _d(value: date):
@@ -130,19 +133,31 @@ def _any_in(history: History, lo: int, hi: int) -> np.ndarray:
 
 
 def window_features(history: History, offset: int, *, window: int, cap: int | None = None,
-                    half_life: float | None = None) -> np.ndarray:
+                    half_life: float | None = None, columns: np.ndarray | None = None) -> np.ndarray:
     """users x activities: sum over the window ending on `offset` of min(count, cap) x 0.5 ** (age / half-life).
 
     Exactly the engine's per-activity `times x factor` (scoring/engine.py), before the points.
+    `columns` (indices into history.activities) keeps only those activities, so the matrix stays
+    users x a few dozen however many event names arrive (anyone with the public write key can
+    send a thousand).
     """
     mask = (history.day > offset - window) & (history.day <= offset)
+    act = history.activity_index[mask]
+    n_act = len(history.activities)
+    if columns is not None:
+        lookup = np.full(n_act, -1, dtype=np.int64)
+        lookup[columns] = np.arange(len(columns))
+        act = lookup[act]
+        keep = act >= 0
+        mask = np.flatnonzero(mask)[keep]
+        act = act[keep]
+        n_act = len(columns)
     counts = history.count[mask]
     if cap:
         counts = np.minimum(counts, cap)
     if half_life:
         counts = counts * 0.5 ** ((offset - history.day[mask]) / half_life)
-    n_act = len(history.activities)
-    cells = history.user_index[mask] * n_act + history.activity_index[mask]
+    cells = history.user_index[mask] * n_act + act
     flat = np.bincount(cells, weights=counts, minlength=len(history.users) * n_act)
     return flat.reshape(len(history.users), n_act)
 
@@ -201,36 +216,48 @@ def auc(scores, labels) -> float | None:
 class Readiness:
     days: int
     users: int
-    left: int
-    stayed: int
+    left: int  # distinct users who left after at least one snapshot day
+    stayed: int  # distinct users who stayed after at least one snapshot day
     horizon: int
+    needed: int = MIN_HISTORY_DAYS
 
     @property
     def ok(self) -> bool:
-        return self.days >= MIN_HISTORY_DAYS and self.left >= MIN_EACH_CLASS and self.stayed >= MIN_EACH_CLASS
+        return self.days >= self.needed and self.left >= MIN_EACH_CLASS and self.stayed >= MIN_EACH_CLASS
 
     @property
     def message(self) -> str:
-        return (f"Not enough history to fit or judge: {self.days} days of events, {self.users} users, "
-                f"{self.left} left within {self.horizon} days and {self.stayed} stayed (at least "
-                f"{MIN_HISTORY_DAYS} days and {MIN_EACH_CLASS} of each are needed).")
+        return (f"Not enough history to fit or judge: {self.days} days of events ({self.needed} needed for "
+                f"{self.horizon}-day outcomes), {self.users} users, {self.left} left within {self.horizon} days "
+                f"and {self.stayed} stayed (at least {MIN_EACH_CLASS} of each are needed).")
 
 
-def readiness(history: History | None, snapshots: list[Snapshot], horizon: int) -> Readiness:
+def needed_days(window: int, horizon: int, *, fit: bool) -> int:
+    """A window before the first snapshot day and its outcome; a fit needs a second outcome period
+    for the days it is judged on (see split_days) and a week more for a second training day."""
+    days = window + horizon + (horizon + SNAPSHOT_STEP * (MIN_TRAIN_DAYS - 1) if fit else 0)
+    return max(MIN_HISTORY_DAYS, days)
+
+
+def readiness(history: History | None, snapshots: list[Snapshot], horizon: int, *, window: int = 30,
+              fit: bool = False) -> Readiness:
+    needed = needed_days(window, horizon, fit=fit)
     if history is None:
-        return Readiness(days=0, users=0, left=0, stayed=0, horizon=horizon)
-    users = len(set().union(*(set(s.members.tolist()) for s in snapshots))) if snapshots else len(history.users)
-    stayed = sum(int(s.stayed.sum()) for s in snapshots)
-    left = sum(int((~s.stayed).sum()) for s in snapshots)
-    return Readiness(days=history.days, users=users, left=left, stayed=stayed, horizon=horizon)
+        return Readiness(days=0, users=0, left=0, stayed=0, horizon=horizon, needed=needed)
+    members = [s.members for s in snapshots]
+    users = len(np.unique(np.concatenate(members))) if members else len(history.users)
+    stayed = len(np.unique(np.concatenate([s.members[s.stayed] for s in snapshots]))) if snapshots else 0
+    left = len(np.unique(np.concatenate([s.members[~s.stayed] for s in snapshots]))) if snapshots else 0
+    return Readiness(days=history.days, users=users, left=left, stayed=stayed, horizon=horizon, needed=needed)
 
 
 def best_horizon(history: History | None, window: int) -> int:
-    """The longest horizon with a few observable snapshot days (longer says more about staying)."""
+    """The longest horizon the history can fit and judge (longer says more about staying)."""
     if history is None:
         return HORIZONS[0]
     for h in reversed(HORIZONS):
-        if len(snapshot_days(history, window=window, horizon=h)) >= 4:
+        train, judged = split_days(snapshot_days(history, window=window, horizon=h), h)
+        if len(judged) >= 2:
             return h
     return HORIZONS[0]
 
@@ -451,7 +478,7 @@ class AccountHistory:
     """Each end user's account (current membership) and the accounts a churn trait marks as gone."""
 
     of_user: np.ndarray  # per history.users index: account id, or -1
-    churned: set[int]
+    churned: dict[int, date]  # account id -> its `churned_at` trait
 
 
 def account_history(tenant: Tenant, history: History) -> AccountHistory:
@@ -460,20 +487,23 @@ def account_history(tenant: Tenant, history: History) -> AccountHistory:
     accounts = dict(EndUser.objects.for_tenant(tenant).filter(account__isnull=False)
                     .values_list("pk", "account_id"))
     of_user = np.array([accounts.get(int(u), -1) for u in history.users], dtype=np.int64)
-    churned = set()
+    churned: dict[int, date] = {}
     for account_id, traits in CustomerAccount.objects.for_tenant(tenant).values_list("pk", "traits"):
-        traits = traits or {}
-        flag = str(traits.get("churned", "")).lower() in ("true", "1", "yes") or bool(traits.get("churned_at")) \
-            or str(traits.get("status", "")).lower() in ("churned", "cancelled", "canceled")
-        if flag:
-            churned.add(account_id)
+        # Only a dated churn counts on past days: an undated `status: cancelled` set today says nothing
+        # about whether the account had left h days after a snapshot months ago.
+        value = (traits or {}).get("churned_at")
+        if isinstance(value, str) and value:
+            try:
+                churned[account_id] = date.fromisoformat(value[:10])
+            except ValueError:
+                continue
     return AccountHistory(of_user=of_user, churned=churned)
 
 
 def account_days(history: History, accounts: AccountHistory, snap_days: list[date], window: int, horizon: int,
                  scores: dict[date, dict[int, float]]) -> list[DayAuc]:
-    """Per day: accounts with any user active in the window; stayed = any user active h days later and no
-    churn trait. AUC of the account points."""
+    """Per day: accounts with any user active in the window; stayed = any of those users active h days
+    later, unless a `churned_at` trait falls on or before that day. AUC of the account points."""
     out = []
     for day in snap_days:
         snap = snapshot(history, day, window=window, horizon=horizon)
@@ -482,7 +512,9 @@ def account_days(history: History, accounts: AccountHistory, snap_days: list[dat
         ids = np.unique(acc[keep])
         if not len(ids):
             continue
-        stayed_ids = set(acc[keep][snap.stayed[keep]].tolist()) - accounts.churned
+        later = day + timedelta(days=horizon)
+        stayed_ids = {a for a in acc[keep][snap.stayed[keep]].tolist()
+                      if not (a in accounts.churned and accounts.churned[a] <= later)}
         labels = np.array([int(a) in stayed_ids for a in ids])
         points = np.array([scores.get(day, {}).get(int(a), 0.0) for a in ids])
         value = auc(points, labels)
@@ -552,17 +584,14 @@ def model_snapshots(model: ScoringModel, days: list[date], *,
     return result
 
 
-def _weights_vector(history: History, points: dict[int, int]) -> np.ndarray:
-    return np.array([points.get(a, 0) for a in history.activities], dtype=float)
-
-
 def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
           scores: dict[date, dict[int, tuple[float, str]]], points: dict[int, int]) -> Backtest:
     window = model.window_days
     snaps = [snapshot(history, d, window=window, horizon=horizon) for d in days]
-    ready = readiness(history, snaps, horizon)
-    weights = _weights_vector(history, points)
-    kw = {"window": window, "cap": model.daily_cap, "half_life": model.half_life_days}
+    ready = readiness(history, snaps, horizon, window=window)
+    columns = np.array([i for i, a in enumerate(history.activities) if points.get(a, 0) > 0], dtype=np.int64)
+    weights = np.array([points[history.activities[i]] for i in columns], dtype=float)
+    kw = {"window": window, "cap": model.daily_cap, "half_life": model.half_life_days, "columns": columns}
     day_aucs, tier_counts = [], {t: [0, 0] for t in TIER_RANK}
     fading_n = fading_left = others_n = others_left = 0
     for snap in snaps:
@@ -601,7 +630,9 @@ def _in_order(tiers: list[TierOutcome]) -> bool | None:
     ordered = [shares[t] for t in ("high", "medium", "low") if t in shares]
     if len(ordered) < 2:
         return None
-    return all(a > b for a, b in zip(ordered, ordered[1:], strict=False))
+    # A lower tier keeping more users than the one above it (by more than a point: equal shares,
+    # such as 100% and 100%, are not disorder) puts the tiers out of order.
+    return all(a >= b - ORDER_SLACK for a, b in zip(ordered, ordered[1:], strict=False))
 
 
 def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
@@ -626,10 +657,13 @@ def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
     if value is None:
         return Verdict("thin", bt.readiness.message, warnings)
     days = f"{len(spread)} past days"
-    if value >= PREDICTIVE_AUC and bt.in_order is not False:
+    dormant_warned = any(w.startswith("Dormant users stayed more") for w in warnings)
+    if value >= PREDICTIVE_AUC and bt.in_order is not False and not dormant_warned:
+        order = "the tiers are in order" if bt.in_order else \
+            f"tier order not judged (fewer than {THIN} users in a tier)"
         return Verdict("predictive", f"Predictive: over {days} the score ranked a user who stayed above one who "
-                                     f"left {round(value * 100)}% of the time (AUC {value:.2f}; a coin is 0.50), "
-                                     "and the tiers are in order.", warnings)
+                                     f"left {round(value * 100)}% of the time (AUC {value:.2f}; a coin is 0.50); "
+                                     f"{order}.", warnings)
     if value >= WEAK_AUC and bt.in_order is not False:
         return Verdict("weak", f"Weakly predictive: AUC {value:.2f} over {days} (a coin is 0.50). Look at retention "
                                "by activity and the fitted weights.", warnings)
@@ -642,12 +676,23 @@ def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
     return Verdict("not", f"Not predictive: {why}. The score does not tell who stays.", warnings)
 
 
-def default_days(history: History, window: int, horizon: int, count: int = 6) -> list[date]:
+def default_days(history: History, window: int, horizon: int, count: int = MAX_EVAL_DAYS) -> list[date]:
     return snapshot_days(history, window=window, horizon=horizon)[-count:]
 
 
+def backtest_horizon(history: History | None, window: int, stored: set[date] | None = None) -> int:
+    """The longest horizon with a few observable snapshot days (all stored ones, when `stored` is given)."""
+    if history is None:
+        return HORIZONS[0]
+    for h in reversed(HORIZONS):
+        days = default_days(history, window, h)
+        if len(days) >= 4 and (stored is None or set(days) <= stored):
+            return h
+    return HORIZONS[0]
+
+
 def _thin_backtest(model, horizon, history) -> Backtest:
-    ready = readiness(history, [], horizon)
+    ready = readiness(history, [], horizon, window=model.window_days if model else 30)
     return Backtest(model=model, horizon=horizon, days=[], tiers=[], in_order=None,
                     verdict=Verdict("thin", ready.message, []), readiness=ready)
 
@@ -657,7 +702,7 @@ def backtest(model: ScoringModel, *, horizon: int | None = None, days: list[date
     """How well `model` (published or draft) separated stayers from leavers on past days. Stores nothing."""
     history = history or load_history(model.tenant)
     if horizon is None:
-        horizon = best_horizon(history, model.window_days)
+        horizon = backtest_horizon(history, model.window_days)
     if history is None:
         return _thin_backtest(model, horizon, history)
     if days is None:
@@ -681,7 +726,7 @@ def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: Sc
     history = history or load_history(tenant)
     window = fields.get("window_days") or (settings_from.window_days if settings_from else 30)
     if horizon is None:
-        horizon = best_horizon(history, window)
+        horizon = backtest_horizon(history, window)
     if history is None or not points:
         return _thin_backtest(None, horizon, history)
     if days is None:
@@ -709,7 +754,9 @@ def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: Sc
 CAPS = (1, 2, 3, 5, None)
 HALF_LIVES = (None, 7, 14, 30)
 MAX_POINTS = 100
-TRAIN_SHARE = 0.6
+MAX_FEATURES = 40
+MIN_USERS_PER_ACTIVITY = 5
+FOLDS = 3
 
 
 @dataclass
@@ -744,15 +791,19 @@ class Fit:
                       key=lambda ap: (-ap[1], ap[0].name))
 
 
-def _stack(history: History, snaps: list[Snapshot], *, window: int, cap, half_life) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
+def _stack(history: History, snaps: list[Snapshot], *, window: int, cap, half_life,
+           columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (snapshot day, user) of the features, their labels and their users."""
+    xs, ys, us = [], [], []
     for snap in snaps:
-        features = window_features(history, snap.offset, window=window, cap=cap, half_life=half_life)
-        xs.append(features[snap.members])
+        features = window_features(history, snap.offset, window=window, cap=cap, half_life=half_life,
+                                   columns=columns)
+        xs.append(features[snap.members].astype(np.float32))
         ys.append(snap.stayed)
+        us.append(snap.members)
     if not xs:
-        return np.zeros((0, len(history.activities))), np.zeros(0, dtype=bool)
-    return np.vstack(xs), np.concatenate(ys)
+        return np.zeros((0, len(columns)), dtype=np.float32), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(us)
 
 
 def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> np.ndarray:
@@ -765,6 +816,7 @@ def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> n
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
+    x = np.asarray(x, dtype=float)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     z = x / scale
@@ -795,20 +847,44 @@ def _to_points(weights: np.ndarray) -> np.ndarray:
     return np.floor(weights / top * MAX_POINTS + 0.5).astype(int)
 
 
-def _mean_auc(history, snaps, weights, *, window, cap, half_life) -> float | None:
-    values = []
+def split_days(days: list[date], horizon: int) -> tuple[list[date], list[date]]:
+    """Later days to judge on (up to MAX_EVAL_DAYS) and earlier days to fit on, with an embargo:
+    a training day's outcome (D + h) must be known by the first judged day, so nothing the fit reads
+    — features or labels — comes from the judged period. Prefers more judged days while at least
+    MIN_TRAIN_DAYS remain to fit on; ([], []) when the history is too short."""
+    for n_judged in range(min(MAX_EVAL_DAYS, len(days) - 1), 0, -1):
+        judged = days[-n_judged:]
+        train = [d for d in days if d + timedelta(days=horizon) <= judged[0]]
+        if len(train) >= MIN_TRAIN_DAYS:
+            return train, judged
+    return [], []
+
+
+def _choose_columns(history: History, snaps: list[Snapshot], window: int) -> np.ndarray:
+    """The activities the fit weighs: done by at least MIN_USERS_PER_ACTIVITY users in the training
+    windows, the MAX_FEATURES most widespread of them (junk event names stay out)."""
+    users = np.zeros(len(history.activities))
     for snap in snaps:
-        x = window_features(history, snap.offset, window=window, cap=cap, half_life=half_life)[snap.members]
-        value = auc(x @ weights, snap.stayed)
+        used = window_features(history, snap.offset, window=window, cap=1)[snap.members] > 0
+        users += used.sum(axis=0)
+    order = np.argsort(-users, kind="stable")
+    keep = [i for i in order[:MAX_FEATURES] if users[i] >= MIN_USERS_PER_ACTIVITY]
+    return np.array(sorted(keep), dtype=np.int64)
+
+
+def _grouped_cv_auc(x: np.ndarray, y: np.ndarray, users: np.ndarray) -> float | None:
+    """AUC of a fit judged on users it was not fitted on (3 folds by user), inside the training days."""
+    folds = users % FOLDS
+    values = []
+    for k in range(FOLDS):
+        train, test = folds != k, folds == k
+        if y[train].all() or not y[train].any():
+            continue
+        w = nonnegative_logistic(x[train], y[train])
+        value = auc(x[test] @ w, y[test])
         if value is not None:
             values.append(value)
     return round(float(np.mean(values)), 3) if values else None
-
-
-def split_days(days: list[date]) -> tuple[list[date], list[date]]:
-    """Earlier days to fit on, later days to judge on: the judge never sees a fitted day."""
-    cut = max(1, min(len(days) - 1, round(len(days) * TRAIN_SHARE)))
-    return days[:cut], days[cut:]
 
 
 def fit_weights(tenant: Tenant, *, horizon: int | None = None, window: int = 30,
@@ -817,49 +893,57 @@ def fit_weights(tenant: Tenant, *, horizon: int | None = None, window: int = 30,
     history = history or load_history(tenant)
     if horizon is None:
         horizon = best_horizon(history, window)
-    empty = Fit(horizon, window, None, None, {}, [], [], None, [], None, [], readiness(history, [], horizon))
+    empty = Fit(horizon, window, None, None, {}, [], [], None, [], None, [],
+                readiness(history, [], horizon, window=window, fit=True))
     if history is None:
         return empty
     days = snapshot_days(history, window=window, horizon=horizon)
-    snaps = [snapshot(history, d, window=window, horizon=horizon) for d in days]
-    ready = readiness(history, snaps, horizon)
+    train_days, eval_days = split_days(days, horizon)
+    snaps = {d: snapshot(history, d, window=window, horizon=horizon) for d in train_days + eval_days}
+    ready = readiness(history, list(snaps.values()), horizon, window=window, fit=True)
     empty.readiness = ready
-    if not ready.ok or len(days) < 3:
+    if not ready.ok or not train_days:
         return empty
-    train_days, eval_days = split_days(days)
-    train = [s for s in snaps if s.day in set(train_days)]
-    held_out = [s for s in snaps if s.day in set(eval_days)]
-    # Choose cap and half-life on the last training days, fitted on the ones before (still out of time).
-    inner_fit, inner_val = (train[:-1], train[-1:]) if len(train) >= 2 else (train, train)
+    train = [snaps[d] for d in train_days]
+    held_out = [snaps[d] for d in eval_days]
+    columns = _choose_columns(history, train, window)
+    if not len(columns):
+        return empty
+    # Cap and half-life are chosen by cross-validation over users within the training days: out of time
+    # too, since the judged days come after the embargo.
     candidates = []
     for cap in caps:
         for half_life in half_lives:
-            x, y = _stack(history, inner_fit, window=window, cap=cap, half_life=half_life)
+            x, y, users = _stack(history, train, window=window, cap=cap, half_life=half_life, columns=columns)
             if len(y) == 0 or y.all() or not y.any():
                 continue
-            w = nonnegative_logistic(x, y)
-            candidates.append(Candidate(cap, half_life, _mean_auc(history, inner_val, w, window=window, cap=cap,
-                                                                  half_life=half_life)))
+            candidates.append(Candidate(cap, half_life, _grouped_cv_auc(x, y, users)))
     if not candidates:
         return empty
     best = max(candidates, key=lambda c: (c.validation_auc or 0, -(c.daily_cap or 1000), -(c.half_life_days or 0)))
-    x, y = _stack(history, train, window=window, cap=best.daily_cap, half_life=best.half_life_days)
+    kw = {"window": window, "cap": best.daily_cap, "half_life": best.half_life_days, "columns": columns}
+    x, y, _ = _stack(history, train, **kw)
     points = _to_points(nonnegative_logistic(x, y))
-    kw = {"window": window, "cap": best.daily_cap, "half_life": best.half_life_days}
-    by_day = []
-    for snap in held_out:
-        xs = window_features(history, snap.offset, **kw)[snap.members]
-        value = auc(xs @ points, snap.stayed)
-        by_day.append((snap.day, round(value, 3) if value is not None else None))
+
+    def day_aucs(snapshots):
+        out = []
+        for snap in snapshots:
+            value = auc(window_features(history, snap.offset, **kw)[snap.members] @ points, snap.stayed)
+            out.append((snap.day, round(value, 3) if value is not None else None))
+        return out
+
+    by_day = day_aucs(held_out)
     values = [v for _, v in by_day if v is not None]
-    activity_ids = history.activities
+    train_values = [v for _, v in day_aucs(train) if v is not None]
+    activity_ids = [history.activities[i] for i in columns]
     fitted = {activity_ids[i]: int(p) for i, p in enumerate(points) if p > 0}
     return Fit(
         horizon=horizon, window=window, daily_cap=best.daily_cap, half_life_days=best.half_life_days,
         points=fitted, train_days=train_days, eval_days=eval_days,
         eval_auc=round(float(np.mean(values)), 3) if values else None, eval_auc_by_day=by_day,
-        train_auc=_mean_auc(history, train, points, **kw), candidates=candidates, readiness=ready,
-        activities={a.pk: a for a in Activity.objects.for_tenant(tenant).filter(pk__in=activity_ids)},
+        train_auc=round(float(np.mean(train_values)), 3) if train_values else None, candidates=candidates,
+        readiness=ready,
+        activities={a.pk: a for a in Activity.objects.for_tenant(tenant).filter(pk__in=history.activities)},
     )
 
 
@@ -1021,12 +1105,16 @@ def score_truth(tenant: Tenant, *, horizon: int | None = None) -> TruthReport:
 
 
 def published_backtest(tenant: Tenant) -> Backtest | None:
-    """The published version's own backtest over several past days (stored snapshots, cheap)."""
+    """The published version's own backtest over several past days, on days it has stored snapshots
+    for when it can (reading them is cheap; computing them is not)."""
     from scoring.selectors import published_model
 
     model = published_model(tenant)
     if model is None:
         return None
-    bt = backtest(model)
+    history = load_history(tenant)
+    stored = set(UserScore.objects.for_tenant(tenant).filter(model=model).values_list("day", flat=True).distinct())
+    horizon = backtest_horizon(history, model.window_days, stored)
+    bt = backtest(model, horizon=horizon, history=history)
     bt.scores = {}
     return bt

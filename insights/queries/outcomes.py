@@ -86,7 +86,7 @@ class Outcomes:
         extra = ""
         if dormant_share is not None and dormant_share > shown[0][1]:
             extra = f" Dormant {self.subject} ({dormant_share}%) stayed more than {shown[0][0]}-tier ones."
-        if any(a <= b for (_, a), (_, b) in zip(shown, shown[1:], strict=False)):
+        if any(b > a + 1.0 for (_, a), (_, b) in zip(shown, shown[1:], strict=False)):
             return f"No: the tiers are out of order — {words}.{extra}"
         if shown[0][1] - shown[-1][1] < 10:
             return f"Weakly: the tiers are in order but close — {words}.{extra}"

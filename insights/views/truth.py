@@ -18,7 +18,7 @@ from core.csv_export import csv_response
 from insights import truth
 from insights.queries.cache import cached_insight
 from scoring import services as scoring_services
-from scoring.models import ScoringModel
+from scoring.models import ScoringModel, TierMethod
 from scoring.selectors import published_model
 
 HORIZON_CHOICES = [("", "Longest with enough history")] + [(str(h), f"{h} days later") for h in truth.HORIZONS]
@@ -36,13 +36,25 @@ class DraftFromFitForm(TruthForm):
 report_for = cached_insight(truth.score_truth)
 
 
+def version_key(model: ScoringModel) -> str:
+    """What a backtest of `model` depends on besides the data: its settings and points (a draft changes)."""
+    import hashlib
+
+    from scoring.services import MODEL_FIELDS
+
+    weights = sorted(model.weights.filter(points__gt=0).values_list("activity_id", "points"))
+    published = published_model(model.tenant)
+    state = ([getattr(model, f) for f in MODEL_FIELDS], weights, published.pk if published else None)
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
 @cached_insight
-def backtest_for(tenant, *, model_id: int, horizon: int | None):
+def backtest_for(tenant, *, model_id: int, horizon: int | None, version: str):
     """A version against the published one and the survey's proposal, on the same past days."""
     model = ScoringModel.objects.for_tenant(tenant).get(pk=model_id)
     history = truth.load_history(tenant)
     if horizon is None:
-        horizon = truth.best_horizon(history, model.window_days)
+        horizon = truth.backtest_horizon(history, model.window_days)
     result = {"horizon": horizon, "columns": []}
     bt = truth.backtest(model, horizon=horizon, history=history)
     bt.scores = {}
@@ -84,7 +96,9 @@ def truth_page(request):
         "form": form, "report": report, "columns": report.columns,
         "draft_form": DraftFromFitForm(initial={"horizon": report.horizon, "survey_share": 0}),
         "can_edit": request.membership.can(Role.EDITOR),
-        "weights": _weights_rows(report), "query": f"horizon={report.horizon}",
+        # The chart and the CSV ask for the same horizon as the page (empty = the default), so they
+        # hit the same cached report instead of computing it again under another key.
+        "weights": _weights_rows(report), "query": f"horizon={horizon or ''}",
         "retentions": [report.retention, report.account_retention],
     }
     return render(request, "insights/truth.html", context)
@@ -173,19 +187,29 @@ def truth_draft(request):
         return redirect("insights:truth", tenant_slug=request.tenant.slug)
     share = form.cleaned_data["survey_share"] / 100
     survey_points = report.survey.points if report.survey else {}
+    if share and not survey_points:
+        messages.error(request, "There is no survey proposal to blend with: answer a survey first, or keep the "
+                                "survey's share at 0.")
+        return redirect("insights:truth", tenant_slug=request.tenant.slug)
     points = truth.blend(fit.points, survey_points, share) if share else fit.points
+    # Fitted points run from 0 to 100, so absolute points thresholds of the published tier rule would
+    # not fit them: a fitted draft ranks by percentile.
+    published = published_model(request.tenant)
+    tiers = {"tier_method": TierMethod.PERCENTILE}
+    if published is None or published.tier_method != TierMethod.PERCENTILE:
+        tiers |= {"tier_high": 80, "tier_medium": 40}
     name = f"Fitted on outcomes ({report.horizon} days)" + (f", {round(share * 100)}% survey" if share else "")
     try:
         draft = scoring_services.scoring_model_create_draft(tenant=request.tenant, created_by=request.user)
         draft = scoring_services.scoring_model_update(model=draft, points=points, name=name[:100],
                                                       window_days=fit.window, daily_cap=fit.daily_cap,
-                                                      half_life_days=fit.half_life_days)
+                                                      half_life_days=fit.half_life_days, **tiers)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("insights:truth", tenant_slug=request.tenant.slug)
     messages.success(request, f"Draft {draft} created. Here is its backtest; publish it from this page or edit it.")
     response = redirect("insights:backtest", tenant_slug=request.tenant.slug, model_id=draft.public_id)
-    response["Location"] += f"?horizon={report.horizon}"
+    response["Location"] += f"?horizon={report.horizon}"  # judged as the page that proposed it
     return response
 
 
@@ -196,7 +220,7 @@ def backtest_page(request, model_id):
     form, horizon, ok = _horizon(request)
     if not ok:
         return render(request, "insights/backtest.html", {"form": form, "model": model}, status=400)
-    result = backtest_for(request.tenant, model_id=model.pk, horizon=horizon)
+    result = backtest_for(request.tenant, model_id=model.pk, horizon=horizon, version=version_key(model))
     context = {"form": form, "model": model, "result": result, "columns": result["columns"],
                "can_edit": request.membership.can(Role.EDITOR)}
     return render(request, "insights/backtest.html", context)

@@ -170,13 +170,51 @@ def test_the_fit_never_reads_what_follows_its_training_days(tenant):
     assert refit.eval_auc < fit.eval_auc  # the judge did see the change
 
 
+def test_the_fit_is_embargoed_from_the_judged_period(tenant):
+    """A and B users behave alike until day 95, then every A user leaves — after the first judged day.
+    A fit whose training labels reached past that day would learn it and look perfect on the judged days."""
+    rng = random.Random(2)
+    rows = {}
+    for i in range(40):
+        rows[f"a{i}"] = [("A", d, 1) for d in range(96) if rng.random() < 0.4]
+        rows[f"b{i}"] = [("B", d, 1) for d in range(150) if rng.random() < 0.4]
+    for i in range(40):  # ordinary churn, alike for both, so every day has stayers and leavers
+        stop = rng.randint(20, 90)
+        rows[f"n{i}"] = [("A" if i % 2 else "B", d, 1) for d in range(stop) if rng.random() < 0.4]
+    _, acts, _ = world(tenant, rows, history_days=150)
+
+    fit = truth.fit_weights(tenant, horizon=30, caps=(None,), half_lives=(None,))
+
+    assert fit.ok
+    assert max(fit.train_days) + timedelta(days=30) <= min(fit.eval_days)
+    assert fit.eval_auc < 0.9  # it could not have known
+
+
+def test_readiness_counts_users_not_user_days(tenant):
+    rng = random.Random(4)
+    rows = {f"u{i}": [("A", d, 1) for d in range(150 if i % 2 else rng.randint(40, 120)) if rng.random() < 0.5]
+            for i in range(7)}
+    world(tenant, rows, history_days=150)
+    fit = truth.fit_weights(tenant, horizon=30)
+    assert not fit.ok and fit.readiness.left <= 7 and fit.readiness.stayed <= 7
+
+
+def test_junk_event_names_stay_out_of_the_fit(tenant):
+    rows = planted(users=80)
+    rows["spammer"] = [(f"junk {i}", 10, 1) for i in range(300)]
+    _, acts, _ = world(tenant, rows, history_days=150)
+    fit = truth.fit_weights(tenant, horizon=30)
+    assert fit.ok and not any(acts[f"junk {i}"].pk in fit.points for i in range(300))
+
+
 def test_thin_history_says_so(tenant):
     world(tenant, {"only": [("Logged in", d, 1) for d in range(20)]}, history_days=20)
 
     fit = truth.fit_weights(tenant)
 
     assert not fit.ok and not fit.points
-    assert fit.readiness.message.startswith("Not enough history to fit or judge: 20 days of events, 1 users")
+    assert fit.readiness.message.startswith(
+        "Not enough history to fit or judge: 20 days of events (65 needed for 14-day outcomes), 1 users")
 
 
 def test_an_empty_tenant_is_thin(tenant):
@@ -336,3 +374,49 @@ def test_an_empty_or_one_user_tenant_gets_a_plain_answer(client, tenant, owner, 
     from scoring.models import ScoringModel
 
     assert not ScoringModel.objects.filter(tenant=tenant).exists()
+
+
+def test_an_edited_draft_gets_a_fresh_backtest(client, tenant, owner, settings):
+    settings.INSIGHTS_CACHE_SECONDS = 300
+    from django.core.cache import cache
+
+    cache.clear()
+    _, acts, _ = world(tenant, planted(users=80), history_days=150)
+    draft = scoring_services.scoring_model_create_draft(tenant=tenant)
+    scoring_services.scoring_model_update(model=draft, points={acts["Logged in"].pk: 10})
+    client.force_login(owner)
+    url = f"/t/{tenant.slug}/insights/truth/backtest/{draft.public_id}/?horizon=30"
+    assert b"Not predictive" in client.get(url).content
+    scoring_services.scoring_model_update(model=draft, points={acts["Exported report"].pk: 10})
+    assert b"Predictive: over" in client.get(url).content
+    cache.clear()
+
+
+def test_no_blend_without_a_survey(client, tenant, owner):
+    world(tenant, planted(users=80), history_days=150)
+    client.force_login(owner)
+    response = client.post(f"/t/{tenant.slug}/insights/truth/draft/", {"horizon": 30, "survey_share": 50},
+                           follow=True)
+    assert b"There is no survey proposal to blend with" in response.content
+    from scoring.models import ScoringModel
+
+    assert not ScoringModel.objects.filter(tenant=tenant).exists()
+
+
+def test_a_fitted_draft_ranks_by_percentile(client, tenant, owner):
+    _, acts, _ = world(tenant, planted(users=80), history_days=150)
+    v1 = scoring_services.scoring_model_create_draft(tenant=tenant)
+    scoring_services.scoring_model_update(model=v1, points={acts["Logged in"].pk: 10}, tier_method="points",
+                                          tier_high=500, tier_medium=100)
+    scoring_services.scoring_model_publish(model=v1, backfill_days=1)
+    client.force_login(owner)
+    client.post(f"/t/{tenant.slug}/insights/truth/draft/", {"horizon": 30, "survey_share": 0})
+    from scoring.models import ModelStatus, ScoringModel
+
+    draft = ScoringModel.objects.get(tenant=tenant, status=ModelStatus.DRAFT)
+    assert (draft.tier_method, draft.tier_high, draft.tier_medium) == ("percentile", 80, 40)
+
+
+def test_predictive_does_not_claim_an_unjudged_tier_order():
+    v = _bt([0.9, 0.9], [("high", 10, 9), ("low", 10, 1)])
+    assert v.level == "predictive" and "tier order not judged" in v.headline and "tiers are in order" not in v.headline

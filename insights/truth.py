@@ -1052,6 +1052,13 @@ def _disagreements(fit: Fit, survey: SurveyView | None, retention: RetentionByAc
                     and row.did_not.share is not None and row.heavy.share < row.did_not.share:
                 text += (f": users who did it {HEAVY_PER_DAY}+ times a day stayed less ({row.heavy.share}% "
                          f"against {row.did_not.share}% of those who did not do it at all)")
+            elif row is not None and row.did.share is not None and row.did_not.share is not None \
+                    and row.did.share > row.did_not.share:
+                # Stayed more, yet no weight: what it says about staying is said by activities its users
+                # also do (a fit with one weight per activity credits the stronger one).
+                text += (f": {row.did.share}% of users who did it were still active {retention.horizon} days later "
+                         f"against {row.did_not.share}% of those who did not, but the other activities of the "
+                         "same users already tell that")
             elif row is not None and row.did.share is not None and row.did_not.share is not None:
                 text += (f": {row.did.share}% of users who did it were still active {retention.horizon} days later, "
                          f"against {row.did_not.share}% of those who did not")

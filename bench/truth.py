@@ -69,9 +69,9 @@ def setup(url: str | None) -> None:
 
 
 def load_world(world, tenant):
-    from bench.truth_worlds import iter_batches
     from django.utils import timezone
 
+    from bench.truth_worlds import iter_batches
     from events import wire
     from events.services import ingest
 
@@ -131,10 +131,10 @@ def ceiling_auc(history, train, held_out, window) -> float | None:
 
 
 def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
-    from bench.truth_worlds import generate_world
     from django.contrib.auth import get_user_model
 
     from accounts.services import tenant_create
+    from bench.truth_worlds import generate_world
     from events.models import EndUser
     from insights import truth
 

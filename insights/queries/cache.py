@@ -25,11 +25,7 @@ def cached_insight(func):
     down is skipped, never an error.
     """
 
-    @functools.wraps(func)
-    def wrapper(tenant: Tenant, **kwargs):
-        seconds = settings.INSIGHTS_CACHE_SECONDS
-        if seconds <= 0:
-            return func(tenant, **kwargs)
+    def key(tenant: Tenant, **kwargs) -> str:
         latest = (
             ScoringRun.objects.for_tenant(tenant)
             .filter(finished_at__isnull=False)
@@ -38,9 +34,16 @@ def cached_insight(func):
             .first()
         )
         state = (func.__name__, tenant.pk, str(tenant.created_at), tenant.today(), latest, sorted(kwargs.items()))
-        key = "insight:" + hashlib.sha256(repr(state).encode()).hexdigest()
+        return "insight:" + hashlib.sha256(repr(state).encode()).hexdigest()
+
+    @functools.wraps(func)
+    def wrapper(tenant: Tenant, **kwargs):
+        seconds = settings.INSIGHTS_CACHE_SECONDS
+        if seconds <= 0:
+            return func(tenant, **kwargs)
+        name = key(tenant, **kwargs)
         try:
-            hit = cache.get(key)
+            hit = cache.get(name)
         except Exception:  # noqa: BLE001 -- a cache outage must not take the page down
             log.warning("insight cache unavailable; computing %s directly", func.__name__, exc_info=True)
             return func(tenant, **kwargs)
@@ -48,9 +51,18 @@ def cached_insight(func):
             return hit
         value = func(tenant, **kwargs)
         try:
-            cache.set(key, value, seconds)
+            cache.set(name, value, seconds)
         except Exception:  # noqa: BLE001
             log.warning("insight cache unavailable; %s not kept", func.__name__, exc_info=True)
         return value
 
+    def peek(tenant: Tenant, **kwargs):
+        """The cached result, or None (never computes)."""
+        try:
+            return cache.get(key(tenant, **kwargs))
+        except Exception:  # noqa: BLE001
+            return None
+
+    wrapper.key = key
+    wrapper.peek = peek
     return wrapper

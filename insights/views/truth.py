@@ -34,6 +34,38 @@ class DraftFromFitForm(TruthForm):
 
 
 report_for = cached_insight(truth.score_truth)
+PENDING_SECONDS = 600
+
+
+def pending_key(tenant, horizon: int | None) -> str:
+    return "pending:" + report_for.key(tenant, horizon=horizon)
+
+
+def report_or_pending(tenant, horizon: int | None):
+    """The report, or None while a worker computes it.
+
+    At 100,000 end users a report takes 30-60 s (docs/benchmarks.md), longer than a request
+    should: with a real broker and the insight cache on, a cold page enqueues
+    `insights.tasks.compute_score_truth` (once: the pending mark) and says it is computing; the
+    embedded default (eager Celery) and a disabled cache compute in the request as before.
+    """
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from insights.tasks import compute_score_truth
+
+    if settings.INSIGHTS_CACHE_SECONDS <= 0 or settings.CELERY_TASK_ALWAYS_EAGER:
+        return report_for(tenant, horizon=horizon)
+    hit = report_for.peek(tenant, horizon=horizon)
+    if hit is not None:
+        return hit
+    try:
+        first = cache.add(pending_key(tenant, horizon), 1, PENDING_SECONDS)
+    except Exception:  # noqa: BLE001 -- no shared cache: compute here rather than never
+        return report_for(tenant, horizon=horizon)
+    if first:
+        compute_score_truth.delay(tenant.pk, horizon)
+    return None
 
 
 def version_key(model: ScoringModel) -> str:
@@ -78,6 +110,13 @@ def backtest_for(tenant, *, model_id: int, horizon: int | None, version: str):
     return result
 
 
+def _still_computing() -> HttpResponse:
+    response = HttpResponse("Still computing the Score truth report; try again in a few seconds.", status=503,
+                            content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = "10"
+    return response
+
+
 def _horizon(request) -> tuple[TruthForm, int | None, bool]:
     form = TruthForm(request.GET or None)
     if request.GET and not form.is_valid():
@@ -91,7 +130,9 @@ def truth_page(request):
     form, horizon, ok = _horizon(request)
     if not ok:
         return render(request, "insights/truth.html", {"form": form}, status=400)
-    report = report_for(request.tenant, horizon=horizon)
+    report = report_or_pending(request.tenant, horizon)
+    if report is None:
+        return render(request, "insights/truth.html", {"form": form, "pending": True})
     context = {
         "form": form, "report": report, "columns": report.columns,
         "draft_form": DraftFromFitForm(initial={"horizon": report.horizon, "survey_share": 0}),
@@ -136,7 +177,9 @@ def truth_chart(request):
     if not ok:
         return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
                             content_type="text/plain; charset=utf-8")
-    report = report_for(request.tenant, horizon=horizon)
+    report = report_or_pending(request.tenant, horizon)
+    if report is None:
+        return _still_computing()
     days = sorted({d.day for _, bt in report.columns for d in bt.days})
     series = {name: [next((round(d.auc * 100, 1) for d in bt.days if d.day == day and d.auc is not None), None)
                      for day in days] for name, bt in report.columns}
@@ -155,7 +198,9 @@ def truth_csv(request):
     subject = request.GET.get("subject", "users")
     if subject not in truth.SUBJECT_SQL:
         return HttpResponse("subject: choose users or accounts.", status=400, content_type="text/plain; charset=utf-8")
-    report = report_for(request.tenant, horizon=horizon)
+    report = report_or_pending(request.tenant, horizon)
+    if report is None:
+        return _still_computing()
     retention = report.account_retention if subject == "accounts" else report.retention
     header = ["snapshot_day", "horizon_days", "activity", "cohort", "users", "stayed", "share_stayed",
               "interval_low", "interval_high"]

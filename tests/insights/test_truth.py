@@ -420,3 +420,37 @@ def test_a_fitted_draft_ranks_by_percentile(client, tenant, owner):
 def test_predictive_does_not_claim_an_unjudged_tier_order():
     v = _bt([0.9, 0.9], [("high", 10, 9), ("low", 10, 1)])
     assert v.level == "predictive" and "tier order not judged" in v.headline and "tiers are in order" not in v.headline
+
+
+def test_a_cold_report_is_computed_by_a_job_when_a_broker_runs_them(client, tenant, owner, settings):
+    """With a real broker the page must not compute a minute-long report in the request."""
+    from django.core.cache import cache
+
+    from engagement_site.celery import app
+
+    settings.INSIGHTS_CACHE_SECONDS = 300
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the site's view of it: a broker and workers
+    cache.clear()
+    world(tenant, planted(users=80), history_days=150)
+    client.force_login(owner)
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True  # ...and here the "worker" runs the job at once, in this process
+    try:
+        first = client.get(f"/t/{tenant.slug}/insights/truth/")
+        assert b"Computing the backtests" in first.content and b'http-equiv="refresh"' in first.content
+        second = client.get(f"/t/{tenant.slug}/insights/truth/")
+        assert b"Fitted on outcomes" in second.content and b"Computing the backtests" not in second.content
+    finally:
+        app.conf.task_always_eager = previous
+        cache.clear()
+
+
+def test_the_copy_reader_matches_the_portable_one(postgres, tenant):
+    world(tenant, planted(users=30), history_days=60)
+    first = tenant.today() - timedelta(days=60)
+    last = tenant.today() - timedelta(days=1)
+    fast = truth._rows_postgresql(tenant, first, last)
+    slow = truth._rows_portable(tenant, first, last)
+    order_fast, order_slow = np.lexsort(fast[:3][::-1]), np.lexsort(slow[:3][::-1])
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a[order_fast], b[order_slow])

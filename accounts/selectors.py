@@ -2,11 +2,18 @@
 
 from django.db.models import QuerySet
 
+from . import rls
 from .models import ApiKey, Invitation, Membership, Tenant
 
 
-def tenants_for_user(user) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+def tenants_for_user(user) -> list[Membership]:
+    """The user's own memberships in every tenant (the switcher): evaluated at once, in an RLS bypass.
+
+    Memberships are under row-level security like every tenant table; this list
+    crosses tenants by design and reads only the user's own rows.
+    """
+    with rls.bypass("tenant switcher: the user's own memberships"):
+        return list(Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name"))
 
 
 def members_of(tenant: Tenant) -> QuerySet[Membership]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "engagement_bench"
+BENCH_DB = os.environ.get("BENCH_DB", "engagement_bench")  # on a shared server, your own name
 USERS, ACCOUNTS, ACTIVITIES, DAYS = 10_000, 500, 20, 90
 WINDOW, CAP, HALF_LIFE = 30, 10, 14
 TODAY = date(2026, 6, 30)

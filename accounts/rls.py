@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 APP_ROLE = "engagement_app"
 TENANT_SETTING = "app.tenant_id"
+USER_SETTING = "app.user_id"
 
 _state = threading.local()
 
@@ -123,48 +124,78 @@ def owner_session():
 _BY_SLUG = "COALESCE((SELECT id::text FROM accounts_tenant WHERE slug = %s), '')"
 
 
+def _current_user() -> str:
+    return getattr(_state, "user", "")
+
+
 @contextmanager
-def _local(role: str, tenant: str, using: str = DEFAULT_DB_ALIAS, slug: str | None = None):
+def _local(role: str, tenant: str, using: str = DEFAULT_DB_ALIAS, slug: str | None = None, user: str = ""):
+    """A transaction (or savepoint) with the role, tenant and user settings; the outer ones come back after."""
     connection = connections[using]
     nested = connection.in_atomic_block
     value, params = ("%s", [tenant]) if slug is None else (_BY_SLUG, [slug])
+    sets = f"set_config('role', %s, true), set_config(%s, {value}, true), set_config(%s, %s, true)"
+    set_params = [role, TENANT_SETTING, *params, USER_SETTING, user]
+    outer_user = _current_user()
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:
             if nested:
                 # Inside an outer transaction (a test, a bypass within a request): put the outer
                 # scope back on the way out; a rollback to the savepoint reverts it by itself.
                 cursor.execute(
-                    "SELECT current_setting('role'), COALESCE(current_setting(%s, true), ''),"
-                    f" set_config('role', %s, true), set_config(%s, {value}, true)",
-                    [TENANT_SETTING, role, TENANT_SETTING, *params],
+                    f"SELECT current_setting('role'), COALESCE(current_setting(%s, true), ''), {sets}",
+                    [TENANT_SETTING, *set_params],
                 )
                 previous = cursor.fetchone()[:2]
             else:
-                cursor.execute(
-                    f"SELECT set_config('role', %s, true), set_config(%s, {value}, true)",
-                    [role, TENANT_SETTING, *params],
-                )
-        yield
-        if nested:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('role', %s, true), set_config(%s, %s, true)",
-                    [previous[0], TENANT_SETTING, previous[1]],
-                )
+                cursor.execute(f"SELECT {sets}", set_params)
+        _state.user = user
+        try:
+            yield
+            if nested:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT set_config('role', %s, true), set_config(%s, %s, true), set_config(%s, %s, true)",
+                        [previous[0], TENANT_SETTING, previous[1], USER_SETTING, outer_user],
+                    )
+        finally:
+            _state.user = outer_user if nested else ""
 
 
 @contextmanager
-def tenant_context(tenant=None, using: str = DEFAULT_DB_ALIAS, *, slug: str | None = None):
+def tenant_context(tenant=None, using: str = DEFAULT_DB_ALIAS, *, slug: str | None = None, user=None):
     """A transaction in which the database shows only `tenant`'s rows (a no-op without RLS).
 
     `slug`: the tenant named in a URL, resolved by the same statement (pages
     check the membership inside, so the gate itself needs no bypass).
+    `user`: the logged-in user, whose own memberships of other tenants the
+    switcher lists (the one policy with a second clause, `accounts_membership`).
     """
     if not enabled(using):
         yield
         return
-    with _local(APP_ROLE, "" if slug is not None else _tenant_value(tenant), using, slug=slug):
+    tenant_value = "" if slug is not None else _tenant_value(tenant)
+    with _local(APP_ROLE, tenant_value, using, slug=slug, user=_user_value(user)):
         yield
+
+
+@contextmanager
+def user_context(user, using: str = DEFAULT_DB_ALIAS):
+    """The user's own memberships, in every tenant, are visible (the tenant switcher).
+
+    Free inside a page's tenant transaction, which set this user already.
+    """
+    value = _user_value(user)
+    if not enabled(using) or (value and value == _current_user() and connections[using].in_atomic_block):
+        yield
+        return
+    with _local(APP_ROLE, "", using, user=value):
+        yield
+
+
+def _user_value(user) -> str:
+    pk = getattr(user, "pk", user)
+    return "" if pk is None else str(int(pk))
 
 
 def set_local_tenant(tenant, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -321,13 +352,20 @@ def tenant_tables(cursor) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
+# Memberships are also read by user before any tenant is chosen (the tenant switcher lists the
+# user's own workspaces): they are visible to their own user too, and written only in the tenant.
+USER_PREDICATE = f"user_id = NULLIF(current_setting('{USER_SETTING}', true), '')::bigint"
+USER_VISIBLE_TABLES = {"accounts_membership"}
+
+
 def enable_sql(table: str) -> list[str]:
     """The statements that put `table` under the tenant policy (idempotent)."""
+    using = f"{PREDICATE} OR {USER_PREDICATE}" if table in USER_VISIBLE_TABLES else PREDICATE
     return [
         f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
         f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
         f'DROP POLICY IF EXISTS {POLICY} ON "{table}"',
-        f'CREATE POLICY {POLICY} ON "{table}" USING ({PREDICATE}) WITH CHECK ({PREDICATE})',
+        f'CREATE POLICY {POLICY} ON "{table}" USING ({using}) WITH CHECK ({PREDICATE})',
     ]
 
 

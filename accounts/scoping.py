@@ -66,7 +66,7 @@ def tenant_view(role: str = Role.VIEWER, write_role: str | None = None):
                 return scoped()
             # One transaction with the URL's tenant set: the membership gate, the view and the
             # rendering of its response (see `run_in_tenant`).
-            with rls.tenant_context(slug=tenant_slug):
+            with rls.tenant_context(slug=tenant_slug, user=request.user):
                 response = _rendered(scoped())
             return _stream_in_tenant(request.tenant, response)
 

@@ -193,3 +193,48 @@ def test_a_request_sees_its_tenant_and_keys_are_found_before_it_is_known(postgre
     response = client.get(f"/t/{tenant.slug}/settings/members/")
     assert response.status_code == 200 and owner.email in response.content.decode()
     assert Membership.objects.count() == 2  # the owner of each tenant, seen by the suite as the owner role
+
+
+def test_memberships_are_visible_to_their_own_user_and_written_only_in_their_tenant(
+    postgres, owner, tenant, other_tenant, outsider
+):
+    Membership.objects.create(tenant=other_tenant, user=owner, role="viewer")
+    with rls.user_context(owner):
+        # The switcher: the owner's memberships in both tenants, nobody else's.
+        assert sorted(Membership.objects.values_list("tenant__slug", "user__email")) == [
+            (tenant.slug, owner.email),  # acme
+            (other_tenant.slug, owner.email),  # globex
+        ]
+    with rls.tenant_context(tenant):
+        assert list(Membership.objects.values_list("user__email", flat=True)) == [owner.email]
+    with pytest.raises(DatabaseError, match="row-level security"):
+        with rls.tenant_context(tenant, user=outsider):
+            # Seen as the outsider's own row is not enough to write it into another tenant.
+            Membership.objects.filter(user=outsider).update(role="owner")
+            Membership.objects.create(tenant=other_tenant, user=outsider, role="admin")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_sets_the_tenant_with_one_statement(postgres, client, owner, tenant, other_tenant):
+    """Membership gate, view, rendering and the switcher: one set_config for the whole page."""
+    client.force_login(owner)
+    client.get(f"/t/{tenant.slug}/settings/")  # session, connection
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def rls_statements():
+        return [sql for sql in statements if "set_config" in sql or "current_setting" in sql]
+
+    with connection.execute_wrapper(record):
+        response = client.get(f"/t/{tenant.slug}/settings/members/")
+        assert response.status_code == 200 and owner.email in response.content.decode()
+        assert len(rls_statements()) == 1
+        assert "accounts_tenant WHERE slug" in rls_statements()[0]  # the URL's tenant, in the same statement
+        statements.clear()
+        denied = client.get(f"/t/{other_tenant.slug}/settings/members/")
+    assert denied.status_code == 404
+    # The 404 page renders the switcher after the tenant transaction ended: the user's own memberships.
+    assert len(rls_statements()) == 2, rls_statements()

@@ -51,6 +51,7 @@ import threading
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,17 @@ def on_connection_created(sender, connection, **kwargs) -> None:
         return  # the no-database connection that creates test databases stays the owner
     if _owner_thread():
         return
-    connection.connection.execute(f"SET ROLE {APP_ROLE}")
+    try:
+        connection.connection.execute(f"SET ROLE {APP_ROLE}")
+    except Exception as error:
+        # Never go on as the owner, which row-level security does not restrict: drop the
+        # connection (the next use connects again and retries).
+        connection.connection.close()
+        connection.connection = None
+        raise ImproperlyConfigured(
+            f"Cannot SET ROLE {APP_ROLE} ({error}). Run `manage.py migrate` (it creates the role), "
+            "or set DATABASE_RLS=0."
+        ) from error
 
 
 @contextmanager

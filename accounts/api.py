@@ -10,6 +10,7 @@ import base64
 import binascii
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -21,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import rls
 from .models import ApiKeyKind
 from .services import api_key_authenticate
 
@@ -176,6 +178,7 @@ class TenantAPIView(APIView):
         "check_permissions",
         "initial",
         "perform_authentication",
+        "dispatch",
     )
 
     def __init_subclass__(cls, **kwargs):
@@ -186,9 +189,21 @@ class TenantAPIView(APIView):
         if replaced:
             raise TypeError(f"{cls.__name__} may not override tenant scoping ({', '.join(replaced)}).")
 
+    def dispatch(self, request, *args, **kwargs):
+        # One transaction for the whole request, rendering included, so that row-level security
+        # sees the key's tenant (set in `initial`); until then it sees no tenant row at all.
+        if not rls.enabled():
+            return super().dispatch(request, *args, **kwargs)
+        with transaction.atomic():
+            response = super().dispatch(request, *args, **kwargs)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()
+        return response
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.tenant = request.auth.tenant
+        rls.set_local_tenant(self.tenant)
 
     def scoped(self, model):
         return model.objects.for_tenant(self.tenant)

@@ -1,5 +1,6 @@
 """The demo tenant: a photo-sharing product with a small team of every role."""
 
+from . import rls
 from .models import Department, Membership, Role, Tenant, User
 
 DEMO_SLUG = "demo"
@@ -32,10 +33,13 @@ def seed_demo_tenant() -> tuple[Tenant, bool]:
     # Keep the documented password working even if someone changed it.
     owner.set_password(DEMO_PASSWORD)
     owner.save(update_fields=["password"])
-    Membership.objects.update_or_create(
-        tenant=tenant, user=owner, defaults={"role": Role.OWNER, "department": Department.LEADERSHIP}
-    )
-    for email, name, role, department in DEMO_TEAM:
-        member = _user(email, name, None)
-        Membership.objects.get_or_create(tenant=tenant, user=member, defaults={"role": role, "department": department})
+    with rls.tenant_context(tenant):
+        Membership.objects.update_or_create(
+            tenant=tenant, user=owner, defaults={"role": Role.OWNER, "department": Department.LEADERSHIP}
+        )
+        for email, name, role, department in DEMO_TEAM:
+            member = _user(email, name, None)
+            Membership.objects.get_or_create(
+                tenant=tenant, user=member, defaults={"role": role, "department": department}
+            )
     return tenant, created

@@ -6,6 +6,11 @@ existence of another tenant never leaks), 403 when the member's role is too low,
 and hands the view `request.tenant` and `request.membership`. Objects inside
 the tenant are fetched with `get_tenant_object`, which is a 404 for any other
 tenant's row.
+
+On PostgreSQL the view also runs inside `rls.tenant_context(tenant)`: one
+transaction with the tenant set for row-level security, which includes the
+rendering of a TemplateResponse (lazy querysets are evaluated there) and, for a
+streaming response (CSV), a second tenant transaction while it streams.
 """
 
 from functools import wraps
@@ -14,12 +19,19 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from . import rls
 from .models import Membership, Role, role_at_least
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def membership_for(user, tenant_slug: str) -> Membership:
+    """The visitor's membership of the URL's tenant, or 404.
+
+    With row-level security this runs inside `rls.tenant_context(slug=...)`:
+    the URL's tenant is set first, so the gate needs no bypass (a visitor who
+    is not a member finds no row, and the transaction ends with the 404).
+    """
     try:
         return Membership.objects.select_related("tenant").get(tenant__slug=tenant_slug, user=user)
     except Membership.DoesNotExist:
@@ -42,18 +54,59 @@ def tenant_view(role: str = Role.VIEWER, write_role: str | None = None):
         @login_required
         @wraps(view)
         def wrapper(request, tenant_slug: str, *args, **kwargs):
-            membership = membership_for(request.user, tenant_slug)
-            request.membership = membership
-            request.tenant = membership.tenant
-            needed = write_role if (write_role and request.method not in SAFE_METHODS) else role
-            require_role(request, needed)
-            return view(request, *args, **kwargs)
+            def scoped():
+                membership = membership_for(request.user, tenant_slug)
+                request.membership = membership
+                request.tenant = membership.tenant
+                needed = write_role if (write_role and request.method not in SAFE_METHODS) else role
+                require_role(request, needed)
+                return view(request, *args, **kwargs)
+
+            if not rls.enabled():
+                return scoped()
+            # One transaction with the URL's tenant set: the membership gate, the view and the
+            # rendering of its response (see `run_in_tenant`).
+            with rls.tenant_context(slug=tenant_slug, user=request.user):
+                response = _rendered(scoped())
+            return _stream_in_tenant(request.tenant, response)
 
         # The URL sweep test checks this mark on every /t/ route.
         wrapper.tenant_scoped = True
         return wrapper
 
     return decorator
+
+
+def run_in_tenant(tenant, view, request, *args, **kwargs):
+    """Call `view` and render its response inside the tenant's transaction (RLS).
+
+    Django renders a TemplateResponse after the view returns, outside any
+    transaction the view opened, and a streaming response is read later still:
+    both would see no row at all. So the TemplateResponse is rendered here and a
+    streaming body is read in a tenant transaction of its own.
+    """
+    if not rls.enabled():
+        return view(request, *args, **kwargs)
+    with rls.tenant_context(tenant):
+        response = _rendered(view(request, *args, **kwargs))
+    return _stream_in_tenant(tenant, response)
+
+
+def _rendered(response):
+    if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+        response.render()
+    return response
+
+
+def _stream_in_tenant(tenant, response):
+    if getattr(response, "streaming", False) and not getattr(response, "is_async", False):
+        response.streaming_content = _streamed_in_tenant(tenant, response.streaming_content)
+    return response
+
+
+def _streamed_in_tenant(tenant, chunks):
+    with rls.tenant_context(tenant):
+        yield from chunks
 
 
 def get_tenant_object(tenant, model, **lookup):

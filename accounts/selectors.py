@@ -2,11 +2,19 @@
 
 from django.db.models import QuerySet
 
+from . import rls
 from .models import ApiKey, Invitation, Membership, Tenant
 
 
-def tenants_for_user(user) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
+def tenants_for_user(user) -> list[Membership]:
+    """The user's own memberships in every tenant (the switcher), evaluated at once.
+
+    Memberships are under row-level security like every tenant table, with one
+    more clause: a user sees their own (`rls.user_context`; inside a page's
+    tenant transaction the user is set already, at no extra statement).
+    """
+    with rls.user_context(user):
+        return list(Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name"))
 
 
 def members_of(tenant: Tenant) -> QuerySet[Membership]:

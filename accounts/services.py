@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import key_cache
+from . import key_cache, rls
 from .models import (
     RESERVED_SLUGS,
     ApiKey,
@@ -48,7 +48,8 @@ def tenant_create(*, owner: User, name: str, product_name: str, time_zone: str =
     tenant = Tenant(name=name, product_name=product_name, time_zone=time_zone, slug=slug or unique_slug(name))
     tenant.full_clean()
     tenant.save()
-    Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    with rls.tenant_context(tenant):  # the new tenant's first row
+        Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
     return tenant
 
 
@@ -164,7 +165,9 @@ class InvitationError(Exception):
 
 def invitation_for_token(token: str) -> Invitation:
     """The invitation a token belongs to, or InvitationError saying why it can't be used."""
-    invitation = Invitation.objects.select_related("tenant").filter(token_hash=hash_token(token)).first()
+    # RLS bypass: the token is what tells the tenant; it is looked up by its hash (unique).
+    with rls.bypass("invitation token lookup"):
+        invitation = Invitation.objects.select_related("tenant").filter(token_hash=hash_token(token)).first()
     if invitation is None:
         raise InvitationError("This invitation link is not valid.")
     if invitation.accepted_at:
@@ -199,15 +202,16 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = invitation_for_token(token)
     if not invitation_is_for(invitation, user):
         raise InvitationForOtherAddress(invitation, user)
-    # Lock the row so the same link can't be redeemed twice concurrently.
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-    if invitation.accepted_at:
-        raise InvitationError("This invitation has already been used.")
-    membership, created = Membership.objects.get_or_create(
-        tenant=invitation.tenant, user=user, defaults={"role": invitation.role, "department": invitation.department}
-    )
-    invitation.accepted_at, invitation.accepted_by = timezone.now(), user
-    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    with rls.tenant_context(invitation.tenant):
+        # Lock the row so the same link can't be redeemed twice concurrently.
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if invitation.accepted_at:
+            raise InvitationError("This invitation has already been used.")
+        membership, created = Membership.objects.get_or_create(
+            tenant=invitation.tenant, user=user, defaults={"role": invitation.role, "department": invitation.department}
+        )
+        invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
     return membership
 
 
@@ -262,17 +266,26 @@ def api_key_authenticate(plaintext: str | None, kind: str, *, cached: bool = Fal
     if cached:
         key = key_cache.lookup(prefix, generation)
     else:
-        key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        key = lookup_key(prefix)
     if key is None or not key.matches(plaintext) or key.revoked_at is not None or key.kind != kind:
         return None
     api_key_touch(key)
     return key
 
 
+def lookup_key(prefix: str) -> ApiKey | None:
+    """The key with this lookup prefix (tenant loaded), live or not."""
+    # RLS bypass: the key is what tells the tenant; it is looked up by its unique prefix, and
+    # the caller checks the secret's hash before using it.
+    with rls.bypass("API key lookup by prefix"):
+        return ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+
+
 def api_key_touch(key: ApiKey) -> None:
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > ApiKey.LAST_USED_PRECISION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        with rls.tenant_context(key.tenant_id):
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
 
 

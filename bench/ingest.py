@@ -39,8 +39,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB = "engagement_bench_ingest"  # not engagement_bench: bench/score.py creates and drops that one
-REDIS_URL = "redis://127.0.0.1:6379/7"
+# BENCH_DB / BENCH_REDIS_URL: on a shared server, each person's own database and Redis db.
+DB = os.environ.get("BENCH_DB", "engagement_bench_ingest")  # not engagement_bench: bench/score.py drops that
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 RATE_LIMIT = 1_000_000  # per write key per second: on, but never reached
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 EVENTS = ["Logged in", "Added photo", "Edited photo", "Shared photo", "Commented on photo", "Invited friend"]

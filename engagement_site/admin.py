@@ -1,4 +1,8 @@
+from functools import update_wrapper
+
 from django.contrib.admin import AdminSite
+
+from accounts import rls
 
 
 class SuperuserAdminSite(AdminSite):
@@ -9,3 +13,19 @@ class SuperuserAdminSite(AdminSite):
 
     def has_permission(self, request):
         return request.user.is_active and request.user.is_superuser
+
+    def admin_view(self, view, cacheable=False):
+        """Every admin page of a superuser runs as the owner role: platform staff see every tenant.
+
+        Django's wrapper checks `has_permission` before calling the view, so only
+        a superuser reaches the bypass; the response is rendered inside it.
+        """
+
+        def platform_view(request, *args, **kwargs):
+            with rls.bypass("platform admin site"):
+                response = view(request, *args, **kwargs)
+                if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                    response.render()
+            return response
+
+        return super().admin_view(update_wrapper(platform_view, view), cacheable)

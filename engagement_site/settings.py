@@ -134,6 +134,12 @@ else:
     # SQLite: wait for the writer instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
+# Row-level security, the tenant backstop in the database (accounts/rls.py, docs/security.md):
+# application connections run as the role `engagement_app` with the request's or task's tenant
+# set per transaction. Only PostgreSQL has it; 0 turns the role switch and the settings off
+# (to measure what they cost). The owner login of DATABASE_URL must be a superuser or BYPASSRLS.
+DATABASE_RLS = env.bool("DATABASE_RLS", default=True)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

@@ -24,6 +24,7 @@ from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
 
+from accounts import rls
 from accounts.models import Tenant
 
 from .models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, Identity, RejectedMessage
@@ -100,7 +101,7 @@ def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], l
         users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
         return users, (_select_by(Activity, "name", tenant, names, "first_seen_at") if names else [])
     params = [tenant.pk, TextArray(user_ids), tenant.pk, TextArray(names)]
-    rows = _first_statement(lambda: _fetch_prepared(PREFETCH_SQL, params))
+    rows = _first_statement(lambda: _fetch_prepared(PREFETCH_SQL, params, scope=tenant))
     return [(key, pk) for kind, key, pk, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]
 
 
@@ -123,9 +124,19 @@ def _first_statement(run):
         return run()  # on a new connection
 
 
-def _fetch_prepared(sql: str, params) -> list[tuple]:
+def _fetch_prepared(sql: str, params, scope: Tenant | None = None) -> list[tuple]:
+    """Run a prepared statement and fetch its rows.
+
+    `scope`: the statement may run outside a transaction (autocommit), so it
+    sets the tenant for row-level security itself, in the same round trip
+    (`rls.autocommit_scope`). Inside a transaction the tenant is set already.
+    """
     with _server_bound_cursor() as cursor:
-        cursor.execute(sql, params, prepare=True)
+        if scope is None:
+            cursor.execute(sql, params, prepare=True)
+        else:
+            with rls.autocommit_scope(scope):
+                cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
 
 
@@ -464,7 +475,8 @@ def ingest(
         known_users, known_activities = _prefetch(tenant, survey.user_ids, sorted(survey.first_seen))
     for attempt in range(MERGE_ATTEMPTS):
         try:
-            with transaction.atomic():
+            # The batch's transaction, with the tenant set for row-level security.
+            with rls.tenant_context(tenant) if rls.enabled() else transaction.atomic():
                 _ingest_in_transaction(
                     tenant, messages, rejections, source, result, survey, known_users, known_activities
                 )
@@ -512,7 +524,7 @@ def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Surve
         "d": DateArray([m.timestamp.astimezone(zone).date() for m in messages]),
         "p": TextArray([_payload_json(m.raw) for m in messages]),
     }
-    ((complete, stored),) = _first_statement(lambda: _fetch_prepared(STORE_KNOWN_SQL, params))
+    ((complete, stored),) = _first_statement(lambda: _fetch_prepared(STORE_KNOWN_SQL, params, scope=tenant))
     if not complete:
         return False
     result.stored = stored

@@ -2,16 +2,21 @@
 
 from celery import shared_task
 
+from accounts import rls
+
 from .csv_import import csv_import_run, csv_import_scan
+from .models import CsvImport
 
 
 @shared_task(name="events.run_csv_import")
 def run_csv_import(import_id: int) -> None:
     """Import (or resume) a CSV backfill job; a finished job is left alone, so redelivery is harmless."""
-    csv_import_run(import_id=import_id)
+    with rls.task_scope(CsvImport, import_id):
+        csv_import_run(import_id=import_id)
 
 
 @shared_task(name="events.scan_csv_import")
 def scan_csv_import(import_id: int) -> None:
     """Read an uploaded CSV once for its preview (counts, first rows, invalid rows)."""
-    csv_import_scan(import_id=import_id)
+    with rls.task_scope(CsvImport, import_id):
+        csv_import_scan(import_id=import_id)

@@ -17,10 +17,11 @@ from celery import Task, group, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from accounts import rls
 from accounts.models import Tenant
 
 from . import services
-from .models import ModelStatus, ScoringModel
+from .models import ModelStatus, ScoringModel, ScoringRun
 
 # Database hiccups (a restart, a dropped connection, a lock timeout) are worth
 # retrying; a bug is not, and ends the run as failed with its message.
@@ -38,7 +39,8 @@ class ScoringTask(Task):
         # Called once retries are exhausted (or for a non-retryable error).
         run_id = args[0] if args else kwargs.get("run_id")
         if run_id is not None:
-            services.run_fail(run_id, exc)
+            with rls.task_scope(ScoringRun, run_id):
+                services.run_fail(run_id, exc)
 
 
 @contextmanager
@@ -57,7 +59,9 @@ def _failing_ends_the_run(task: Task, run_id: int):
 
 @shared_task(base=ScoringTask, bind=True)
 def score_run(self, run_id: int) -> None:
-    with _failing_ends_the_run(self, run_id):
+    # Row-level security: everything the run reads and writes is its tenant's (session-level for
+    # the task, as the services open their own transactions; reset when it ends).
+    with rls.task_scope(ScoringRun, run_id), _failing_ends_the_run(self, run_id):
         _score_run(run_id)
 
 
@@ -86,7 +90,7 @@ def enqueue_days(run_id: int, days: list[date]) -> None:
 
 @shared_task(base=ScoringTask, bind=True)
 def score_chunk(self, run_id: int, days: list[str]) -> None:
-    with _failing_ends_the_run(self, run_id):
+    with rls.task_scope(ScoringRun, run_id), _failing_ends_the_run(self, run_id):
         services.run_compute_days(run_id, [date.fromisoformat(d) for d in days])
 
 
@@ -100,14 +104,19 @@ def score_chunk(self, run_id: int, days: list[str]) -> None:
 def refresh_tenant(self, tenant_id: int) -> None:
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is not None:
-        services.refresh_tenant(tenant)
+        with rls.session_tenant(tenant):
+            services.refresh_tenant(tenant)
 
 
 @shared_task
 def refresh_all_tenants() -> None:
     """Beat entry: one refresh task per tenant with a published model."""
-    # The one cross-tenant read of the app: only tenant ids, each handled apart.
-    tenant_ids = ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).values_list("tenant_id", flat=True)
+    # The one cross-tenant read of the app: only tenant ids, each handled apart (so an explicit
+    # row-level security bypass).
+    with rls.bypass("beat: the tenants with a published model"):
+        tenant_ids = list(
+            ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).values_list("tenant_id", flat=True)
+        )
     for tenant_id in tenant_ids:
         refresh_tenant.delay(tenant_id)
 

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import rls
 from accounts.models import Department, Membership, Tenant, User, hash_token
 from events.models import Activity, DailyActivityCount
 
@@ -172,21 +173,25 @@ def link_resolve(token: str) -> ResolvedLink:
     """The survey (and invitee or share link) a public token opens, or LinkError saying why not.
 
     The one lookup not scoped by `for_tenant`: a visitor of /s/<token>/ has no
-    tenant yet; the token, 192 random-looking bits, is what names it.
+    tenant yet; the token, 192 random-looking bits, is what names it (so the
+    lookup is an explicit row-level security bypass; the page then runs in the
+    survey's tenant).
     """
     if token.startswith(PERSONAL_PREFIX):
-        invitee = (
-            SurveyInvitee.objects.select_related("survey__tenant", "membership")
-            .filter(token_hash=hash_token(token))
-            .first()
-        )
+        with rls.bypass("survey token lookup"):
+            invitee = (
+                SurveyInvitee.objects.select_related("survey__tenant", "membership")
+                .filter(token_hash=hash_token(token))
+                .first()
+            )
         if invitee is None:
             raise LinkError("This survey link is not valid. Check that you copied all of it.", status=404)
         if invitee.revoked_at:
             raise LinkError("This invitation was withdrawn.", survey=invitee.survey)
         resolved = ResolvedLink(survey=invitee.survey, invitee=invitee)
     elif token.startswith(SHARE_PREFIX):
-        link = SurveyShareLink.objects.select_related("survey__tenant").filter(token_hash=hash_token(token)).first()
+        with rls.bypass("survey token lookup"):
+            link = SurveyShareLink.objects.select_related("survey__tenant").filter(token_hash=hash_token(token)).first()
         if link is None:
             raise LinkError("This survey link is not valid. Check that you copied all of it.", status=404)
         if link.revoked_at:

@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Role
-from accounts.scoping import get_tenant_object, tenant_view
+from accounts.scoping import get_tenant_object, run_in_tenant, tenant_view
 from accounts.views import _add_errors
 from core.csv_export import csv_response
 from events.models import Activity
@@ -374,7 +374,11 @@ def share_link_allowed(request, link: SurveyShareLink) -> bool:
 
 def _link_error(request, error: services.LinkError):
     context = {"reason": str(error), "survey": error.survey}
-    return render(request, "surveys/public/link_invalid.html", context, status=error.status)
+    if error.survey is None:
+        return render(request, "surveys/public/link_invalid.html", context, status=error.status)
+    return run_in_tenant(
+        error.survey.tenant, render, request, "surveys/public/link_invalid.html", context, status=error.status
+    )
 
 
 @never_cache
@@ -384,6 +388,11 @@ def answer(request, token):
         resolved = services.link_resolve(token)
     except services.LinkError as error:
         return _link_error(request, error)
+    # No login: the token names the tenant, whose transaction (RLS) the page runs in.
+    return run_in_tenant(resolved.survey.tenant, _answer, request, resolved, token)
+
+
+def _answer(request, resolved, token):
     survey, invitee = resolved.survey, resolved.invitee
     activities = list(survey.candidate_activities())
     existing = selectors.response_of(invitee)
@@ -427,4 +436,4 @@ def thanks(request, token):
     except services.LinkError as error:
         return _link_error(request, error)
     context = {"survey": resolved.survey, "token": token, "personal": resolved.invitee is not None}
-    return render(request, "surveys/public/thanks.html", context)
+    return run_in_tenant(resolved.survey.tenant, render, request, "surveys/public/thanks.html", context)

@@ -7,10 +7,15 @@ REQUIRE_SERVICES=1 (as in CI).
 """
 
 import os
+import threading
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.management.base import BaseCommand
+from django.core.signals import request_finished, request_started
+from django.test.utils import CaptureQueriesContext
 
+from accounts import rls
 from accounts.models import Department, Membership, Role, User
 from accounts.services import tenant_create
 
@@ -22,6 +27,79 @@ django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 # PBKDF2 at production strength costs ~1.4 s a hash here and most actors pay it;
 # the suite tests our code, not the hasher (hashing and checking stay real).
 django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- Row-level security (PostgreSQL): who the test's own code is ------------------------------
+# A test's own code (fixtures creating rows of several tenants, assertions reading them) is
+# platform code: on the main thread the connection is the owner role. What it tests runs as the
+# application role, as in production: every request through the test client and every management
+# command switch this thread to `engagement_app` until they end; other threads (the Celery worker
+# of the worker tests, live servers) are application connections from the start.
+_MAIN_THREAD = threading.main_thread()
+rls.set_owner_thread(True)
+
+
+def _set_owner(owner: bool) -> None:
+    if threading.current_thread() is not _MAIN_THREAD:
+        return
+    try:
+        rls.set_owner_thread(owner)
+    except Exception:  # noqa: BLE001 - an aborted transaction: its rollback reverts the role anyway
+        rls._state.owner = owner
+
+
+def _request_as_app(**kwargs):
+    _set_owner(False)
+
+
+def _request_done(**kwargs):
+    _set_owner(True)
+
+
+request_started.connect(_request_as_app, dispatch_uid="tests-rls-request-started")
+request_finished.connect(_request_done, dispatch_uid="tests-rls-request-finished")
+
+# Query-count bounds guard against queries that grow with the data. The tenant transaction's own
+# statements are a fixed cost, tested apart (tests/accounts/test_rls.py: one set_config per page in
+# production); here they, and the savepoint a test's outer transaction puts around them, are left
+# out of every CaptureQueriesContext (django_assert_num_queries and friends use it).
+_RLS_STATEMENTS = ("SET ROLE", "SELECT set_config('role'", "SELECT current_setting('role')")
+_captured_queries = CaptureQueriesContext.captured_queries
+
+
+def _without_rls_statements(self):
+    queries = _captured_queries.fget(self)
+    kept, savepoints = [], set()
+    for i, query in enumerate(queries):
+        sql = query["sql"]
+        if sql.startswith(_RLS_STATEMENTS):
+            continue
+        if sql.startswith("SAVEPOINT") and i + 1 < len(queries) and queries[i + 1]["sql"].startswith(_RLS_STATEMENTS):
+            savepoints.add(sql.split()[-1])
+            continue
+        if sql.startswith(("RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")) and sql.split()[-1] in savepoints:
+            continue
+        kept.append(query)
+    return kept
+
+
+CaptureQueriesContext.captured_queries = property(_without_rls_statements)
+
+_django_execute = BaseCommand.execute
+
+
+def _execute_as_app(self, *args, **options):
+    # migrate and flush switch to the owner themselves (accounts/management/commands).
+    if self.__module__.rsplit(".", 1)[-1] in ("migrate", "flush") or not rls._owner_thread():
+        return _django_execute(self, *args, **options)
+    _set_owner(False)
+    try:
+        return _django_execute(self, *args, **options)
+    finally:
+        _set_owner(True)
+
+
+BaseCommand.execute = _execute_as_app
 
 
 def _missing(service: str, how: str):

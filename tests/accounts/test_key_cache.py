@@ -89,10 +89,12 @@ def test_a_key_revoked_by_another_process_is_refused_at_once(client, postgres, r
     db = django_settings.DATABASES["default"]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "engagement_site.settings", "REDIS_URL": redis_url}
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    # The other process is an application process: it reads the key inside its tenant (RLS).
     script = (
-        "import django; django.setup();"
-        "from accounts.models import ApiKey; from accounts.services import api_key_revoke;"
-        f"api_key_revoke(key=ApiKey.objects.get(pk={api_key.pk}))"
+        "import django; django.setup()\n"
+        "from accounts import rls; from accounts.models import ApiKey; from accounts.services import api_key_revoke\n"
+        f"with rls.tenant_context({tenant.pk}):\n"
+        f"    api_key_revoke(key=ApiKey.objects.get(pk={api_key.pk}))"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -18,6 +18,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts import rls
 from accounts.models import ApiKeyKind
 from accounts.services import api_key_create
 from events import wire
@@ -247,7 +248,7 @@ def test_a_batch_for_an_end_user_being_merged_away_is_stored_under_a_live_one(po
 
     def merge():
         try:
-            with transaction.atomic():
+            with transaction.atomic(), rls.tenant_context(tenant):  # this thread is an app connection
                 services._merge_end_users(tenant, old, new)
                 merged.set()
                 time.sleep(1)  # holds the lock on "old" (now deleted, not yet committed)
@@ -303,7 +304,8 @@ def test_a_batch_in_flight_while_its_tenant_is_deleted_leaves_no_event_behind(po
 
     def delete():
         try:
-            tenant_delete(tenant=Tenant.objects.get(pk=tenant_id), confirm_name=tenant.name)
+            with rls.tenant_context(tenant_id):  # as the settings page does; this thread is an app connection
+                tenant_delete(tenant=Tenant.objects.get(pk=tenant_id), confirm_name=tenant.name)
         finally:
             connection.close()
 

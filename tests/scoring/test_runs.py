@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from accounts import rls
 from scoring import engine, services, tasks
 from scoring.models import ProductScore, RunKind, RunStatus, ScoringRun, UserScore
 
@@ -190,8 +191,9 @@ def test_concurrent_runs_of_the_same_day_never_interleave(postgres, tenant, acts
     def worker():
         try:
             barrier.wait()
-            for _ in range(3):
-                engine.compute_day(model, day)
+            with rls.session_tenant(tenant):  # as a scoring task does; this thread is an app connection
+                for _ in range(3):
+                    engine.compute_day(model, day)
         except Exception as error:  # noqa: BLE001 - collected for the assertion below
             errors.append(error)
         finally:

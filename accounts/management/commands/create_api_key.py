@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import rls
 from accounts.models import ApiKeyKind, Tenant
 from accounts.services import api_key_create
 
@@ -16,5 +17,6 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant with slug {opts['tenant']!r}.")
-        _, plaintext = api_key_create(tenant=tenant, kind=opts["kind"], name=opts["name"])
+        with rls.tenant_context(tenant):
+            _, plaintext = api_key_create(tenant=tenant, kind=opts["kind"], name=opts["name"])
         self.stdout.write(plaintext)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from accounts import rls
 from accounts.models import ApiKeyKind, User
 from accounts.services import api_key_create, tenant_create
 
@@ -54,7 +55,10 @@ class Command(BaseCommand):
             )
         except ValidationError as error:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())) from None
-        _, plaintext = api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="Default write key", created_by=user)
+        with rls.tenant_context(tenant):
+            _, plaintext = api_key_create(
+                tenant=tenant, kind=ApiKeyKind.WRITE, name="Default write key", created_by=user
+            )
         self.stdout.write(f"slug: {tenant.slug}")
         self.stdout.write(f"owner: {user.email}")
         self.stdout.write(f"password_link: {password_set_link(user)}")

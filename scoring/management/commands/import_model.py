@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts import rls
 from accounts.models import Tenant
 from scoring import services
 
@@ -22,6 +23,11 @@ class Command(BaseCommand):
         tenant_obj = Tenant.objects.filter(slug=tenant).first()
         if tenant_obj is None:
             raise CommandError(f"No tenant with slug “{tenant}”.")
+        # Row-level security: everything below is this tenant's (session-level, reset at the end).
+        with rls.session_tenant(tenant_obj):
+            self._import(tenant_obj, file, publish)
+
+    def _import(self, tenant_obj, file, publish):
         try:
             raw = self.stdin_bytes() if file == "-" else Path(file).read_bytes()
         except OSError as error:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import rls
 from accounts.models import Tenant
 from scoring import selectors, services
 from scoring.models import RunKind
@@ -22,6 +23,11 @@ class Command(BaseCommand):
         tenant_obj = Tenant.objects.filter(slug=tenant).first()
         if tenant_obj is None:
             raise CommandError(f"No tenant with slug “{tenant}”.")
+        # Row-level security: everything below is this tenant's (session-level, reset at the end).
+        with rls.session_tenant(tenant_obj):
+            self._score(tenant_obj, days)
+
+    def _score(self, tenant_obj, days):
         if not 1 <= days <= 3660:
             raise CommandError("--days must be between 1 and 3660.")
         model = selectors.published_model(tenant_obj)

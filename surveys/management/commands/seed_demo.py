@@ -11,6 +11,7 @@ import sys
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from accounts import rls
 from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_tenant
 from events.demo import USERS, seed_demo_events
 from scoring.demo import seed_demo_scoring
@@ -33,10 +34,12 @@ class Command(BaseCommand):
             tenant, created = seed_demo_tenant()
         verb = "Created" if created else "Refreshed"
         self.stdout.write(f"{verb} demo tenant “{tenant.name}” (slug: {tenant.slug}).")
-        stored = seed_demo_events(tenant, users=opts["users"], progress=self._progress)
-        self.stdout.write(f"Demo events: {stored:,} stored." if stored else "Demo events: already there.")
-        self.stdout.write(seed_demo_survey(tenant))
-        self.stdout.write(seed_demo_scoring(tenant, draft=self._survey_draft(tenant)))
+        # Row-level security: the rest is the demo tenant's (session-level, reset at the end).
+        with rls.session_tenant(tenant):
+            stored = seed_demo_events(tenant, users=opts["users"], progress=self._progress)
+            self.stdout.write(f"Demo events: {stored:,} stored." if stored else "Demo events: already there.")
+            self.stdout.write(seed_demo_survey(tenant))
+            self.stdout.write(seed_demo_scoring(tenant, draft=self._survey_draft(tenant)))
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
     def _survey_draft(self, tenant):

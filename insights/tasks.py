@@ -13,12 +13,16 @@ def compute_score_truth(tenant_id: int, horizon: int | None) -> None:
     Idempotent: the report is a pure function of the history, and a second copy of the task
     only writes the same value under the same key.
     """
+    from accounts import rls
+
     from .views.truth import pending_key, report_for
 
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return
-    try:
-        report_for(tenant, horizon=horizon)
-    finally:
-        cache.delete(pending_key(tenant, horizon))
+    # The cache key reads the tenant's latest run, so it too is computed inside the tenant's scope.
+    with rls.session_tenant(tenant):
+        try:
+            report_for(tenant, horizon=horizon)
+        finally:
+            cache.delete(pending_key(tenant, horizon))

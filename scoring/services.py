@@ -290,10 +290,19 @@ def runs_resume_stalled() -> list[int]:
     the run is failed with a message instead of resumed forever. Returns the ids of
     the runs resumed.
     """
+    from accounts import rls
+
     cutoff = timezone.now() - timedelta(minutes=settings.SCORING_STALL_MINUTES)
-    # Cross-tenant on purpose (like refresh_all_tenants): only run ids, each handled apart.
-    stalled = ScoringRun.objects.filter(status=RunStatus.RUNNING, progressed_at__lt=cutoff).values_list("pk", flat=True)
-    return [run_id for run_id in list(stalled) if _resume_if_stalled(run_id, cutoff)]
+    # Cross-tenant on purpose (like refresh_all_tenants): only run ids, each then handled in its tenant.
+    with rls.bypass("beat: running runs with no progress, across tenants"):
+        stalled = list(ScoringRun.objects.filter(status=RunStatus.RUNNING, progressed_at__lt=cutoff)
+                       .values_list("pk", flat=True))
+    resumed = []
+    for run_id in stalled:
+        with rls.task_scope(ScoringRun, run_id):
+            if _resume_if_stalled(run_id, cutoff):
+                resumed.append(run_id)
+    return resumed
 
 
 def _resume_if_stalled(run_id: int, cutoff) -> bool:

@@ -206,8 +206,8 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
     batch: list[msgspec.Raw]
     context: Any = None
     integrations: Any = None
-    sentAt: Any = None  # noqa: N815 - the wire's name
-    writeKey: Any = None  # noqa: N815
+    sentAt: Any = None  # the wire's names
+    writeKey: Any = None
 
 
 class _SmallEnvelope(msgspec.Struct, forbid_unknown_fields=True):
@@ -216,8 +216,8 @@ class _SmallEnvelope(msgspec.Struct, forbid_unknown_fields=True):
     batch: list[Any]
     context: Any = None
     integrations: Any = None
-    sentAt: Any = None  # noqa: N815
-    writeKey: Any = None  # noqa: N815
+    sentAt: Any = None
+    writeKey: Any = None
 
 
 _DECODE_ENVELOPE = msgspec.json.Decoder(_Envelope).decode

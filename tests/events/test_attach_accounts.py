@@ -54,7 +54,7 @@ def backend(request, monkeypatch):
             # Skips with the reason on a bare machine; fails when REQUIRE_SERVICES=1 (CI).
             _missing("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (the native statement)")
     else:
-        monkeypatch.setattr(services, "_attach_accounts_postgresql", portable_in_chunks)
+        monkeypatch.setattr(services.customer_accounts, "_attach_accounts_postgresql", portable_in_chunks)
     return request.param
 
 
@@ -150,7 +150,7 @@ def test_one_statement_per_batch_not_one_per_account(tenant, backend, monkeypatc
             with make_cursor() as cursor:
                 yield Counting(cursor)
 
-        monkeypatch.setattr(services, "_server_bound_cursor", counting_cursor)
+        monkeypatch.setattr(services.customer_accounts, "_server_bound_cursor", counting_cursor)
         services._attach_accounts(tenant, attach, explicit=set(users[:20]))
     else:
         with CaptureQueriesContext(connection) as queries:

@@ -118,7 +118,7 @@ def store_paths(monkeypatch):
         paths.append("one statement" if taken else "transaction")
         return taken
 
-    monkeypatch.setattr(services, "_store_tracking_only", recording)
+    monkeypatch.setattr(services.batches, "_store_tracking_only", recording)
     return paths
 
 

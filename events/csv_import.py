@@ -348,9 +348,7 @@ def csv_import_scan(*, import_id: int) -> None:
         if not isinstance(exc, ValidationError):
             log.exception("CSV import %s: the scan failed", job.public_id)
         message = exc.messages[0] if isinstance(exc, ValidationError) else f"The upload cannot be read: {exc}"
-        CsvImport.objects.filter(pk=job.pk).update(
-            status=Status.FAILED, error=message[:2000], finished_at=timezone.now(), updated_at=timezone.now()
-        )
+        CsvImport.objects.filter(pk=job.pk).update(**CsvImport.failed_fields(message), updated_at=timezone.now())
         import_path(job).unlink(missing_ok=True)
         return
     CsvImport.objects.filter(pk=job.pk, status=Status.SCANNING).update(
@@ -396,19 +394,17 @@ def csv_import_run(*, import_id: int) -> None:
     if job is None or job.status not in (Status.QUEUED, Status.RUNNING):
         return
     now = timezone.now()
-    CsvImport.objects.filter(pk=job.pk).update(status=Status.RUNNING, started_at=job.started_at or now, updated_at=now)
+    CsvImport.objects.filter(pk=job.pk).update(**CsvImport.running_fields(job.started_at), updated_at=now)
     try:
         finished = _import_rows(job)
     except Exception as exc:
         log.exception("CSV import %s failed", job.public_id)
         message = exc.messages[0] if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
-        CsvImport.objects.filter(pk=job.pk).update(
-            status=Status.FAILED, error=message[:2000], finished_at=timezone.now(), updated_at=timezone.now()
-        )
+        CsvImport.objects.filter(pk=job.pk).update(**CsvImport.failed_fields(message), updated_at=timezone.now())
         return
     if finished:
         CsvImport.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-            status=Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now()
+            **CsvImport.succeeded_fields(), updated_at=timezone.now()
         )
         # The events are stored; the upload is no longer needed (a re-upload imports nothing new).
         import_path(job).unlink(missing_ok=True)

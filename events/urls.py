@@ -25,4 +25,5 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/", views.import_detail, name="import_detail"),
     path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/start/", views.start_import, name="start_import"),
     path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
+    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/progress", views.import_progress, name="import_progress"),
 ]

@@ -22,6 +22,7 @@ urlpatterns = [
     path(T + "models/<uuid:model_id>/export.json", views.export_model, name="export_model"),
     path(T + "runs/", views.runs, name="runs"),
     path(T + "runs/<uuid:run_id>.json", views.run_status, name="run_status"),
+    path(T + "runs/<uuid:run_id>/row", views.run_row, name="run_row"),
     path(T + "users/", views.users, name="users"),
     path(T + "users.csv", views.users_csv, name="users_csv"),
     path(T + "users/<uuid:end_user_id>/", views.user_detail, name="user_detail"),

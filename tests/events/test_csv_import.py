@@ -180,7 +180,10 @@ def test_a_big_file_is_checked_in_the_background(editor_client, tenant):
     assert (job.status, job.total_rows) == ("scanning", 0)
     page = editor_client.get(reverse("events:import_detail", args=[tenant.slug, job.public_id])).content.decode()
     assert "Checking the file" in page and 'data-status="scanning"' in page
-    assert '<script src="/static/js/import_progress.js" defer></script>' in page
+    assert '/static/django_htmx/htmx-2.min.js' in page
+    progress_url = reverse("events:import_progress", args=[tenant.slug, job.public_id])
+    assert f'hx-get="{progress_url}"' in page
+    assert "rows read so far" in editor_client.get(progress_url).content.decode()
     status = editor_client.get(reverse("events:import_status", args=[tenant.slug, job.public_id])).json()
     assert (status["status"], status["finished"]) == ("scanning", False)
     response = editor_client.post(reverse("events:start_import", args=[tenant.slug, job.public_id]))
@@ -356,8 +359,23 @@ def test_the_status_endpoint_reports_progress(editor_client, tenant, upload):
         "error": "",
     }
     page = editor_client.get(reverse("events:import_detail", args=[tenant.slug, job.public_id]))
-    assert b'src="/static/js/import_progress.js"' in page.content
-    assert b'data-finished="0"' in page.content
+    assert b'src="/static/django_htmx/htmx-2.min.js"' in page.content
+    progress_url = reverse("events:import_progress", args=[tenant.slug, job.public_id])
+    assert f'hx-get="{progress_url}" hx-trigger="every 1500ms"'.encode() in page.content
+    card = editor_client.get(progress_url).content.decode()
+    assert "<html" not in card and "33%" in card and "1/3 rows" in card and "hx-trigger" in card
+    CsvImport.objects.filter(pk=job.pk).update(status="succeeded", processed_rows=3, imported=3)
+    card = editor_client.get(progress_url).content.decode()
+    # Finished: the card shows the outcome and stops polling.
+    assert "Succeeded" in card and "100%" in card and "hx-trigger" not in card
+
+
+def test_the_progress_card_reloads_the_page_when_the_preview_is_ready(editor_client, tenant, upload):
+    upload(editor_client, tenant, GOOD)
+    job = CsvImport.objects.get(tenant=tenant)
+    assert job.status == "uploaded"
+    response = editor_client.get(reverse("events:import_progress", args=[tenant.slug, job.public_id]))
+    assert response.status_code == 200 and response["HX-Refresh"] == "true"
 
 
 def test_the_status_endpoint_only_answers_get(editor_client, tenant, upload):
@@ -395,7 +413,7 @@ def test_it_checks_the_tenant(
     upload(client_for(client, editor), tenant, GOOD)
     job = CsvImport.objects.get(tenant=tenant)
     client.force_login(outsider)
-    for name in ("import_detail", "import_status"):
+    for name in ("import_detail", "import_status", "import_progress"):
         assert client.get(reverse(f"events:{name}", args=[tenant.slug, job.public_id])).status_code == 404
         # Tenant A's import through the outsider's own workspace is a 404 too.
         assert client.get(reverse(f"events:{name}", args=[other_tenant.slug, job.public_id])).status_code == 404

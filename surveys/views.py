@@ -7,12 +7,10 @@ public answering page `/s/<token>/` needs no login: the token is the access.
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -20,6 +18,7 @@ from accounts.models import Role
 from accounts.scoping import get_tenant_object, run_in_tenant, tenant_view
 from accounts.views import _add_errors
 from core.csv_export import csv_response
+from core.ratelimit import RateLimit
 from events.models import Activity
 
 from . import selectors, services
@@ -355,21 +354,14 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+# Answers per IP per share link: a sliding hour, so a burst across a clock hour cannot pass twice the limit.
+SHARE_LINK_LIMIT = RateLimit("survey-share", window=3600, sliding=True)
+
+
 def share_link_allowed(request, link: SurveyShareLink) -> bool:
-    """Count a submission on a share link from this IP this hour; False past the configured limit."""
-    limit = settings.SURVEY_SHARE_LINK_LIMIT_PER_HOUR
-    if not limit:
-        return True
-    hour = timezone.now().strftime("%Y%m%d%H")
-    key = f"surveys:share:{link.public_id.hex}:{client_ip(request)}:{hour}"
-    # add() is atomic on Redis and locmem: the first request creates the counter.
-    cache.add(key, 0, timeout=3600)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=3600)
-        count = 1
-    return count <= limit
+    """Count a submission on a share link from this IP; False past the configured limit (fails open)."""
+    key = f"{link.public_id.hex}:{client_ip(request)}"
+    return SHARE_LINK_LIMIT.hit(key, settings.SURVEY_SHARE_LINK_LIMIT_PER_HOUR).allowed
 
 
 def _link_error(request, error: services.LinkError):

@@ -181,6 +181,11 @@ class RejectedMessage(TenantOwned):
         ordering = ["-received_at"]
 
 
+def csv_upload_to(instance: "CsvImport", filename: str) -> str:
+    """imports/<tenant id>/<uuid>.csv: never the user's file name."""
+    return f"imports/{instance.tenant_id}/{uuid.uuid4()}.csv"
+
+
 class CsvImport(TenantOwned, Job):
     """A CSV backfill: the uploaded file on disk, its preview and the import job's progress.
 
@@ -203,8 +208,9 @@ class CsvImport(TenantOwned, Job):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     original_name = models.CharField(max_length=255)
-    # Relative to settings.IMPORT_DIR, never a user-supplied name.
-    file_path = models.CharField(max_length=255)
+    # In the default storage (MEDIA_ROOT/imports/... on disk, or a bucket): web and workers share no disk.
+    # Deleted once imported (or when the file cannot be read); the name stays as a record.
+    file = models.FileField(upload_to=csv_upload_to, max_length=255, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     # Job's four words plus the scan's two (same column as Job.status).
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCANNING)

@@ -36,8 +36,9 @@ MIXED = (
 
 @pytest.fixture(autouse=True)
 def import_dir(settings, tmp_path):
-    settings.IMPORT_DIR = tmp_path / "imports"
-    return settings.IMPORT_DIR
+    # The default storage is a FileSystemStorage following MEDIA_ROOT; uploads wait under imports/.
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path / "imports"
 
 
 @pytest.fixture(autouse=True)
@@ -211,6 +212,23 @@ def test_it_accepts_a_byte_order_mark_and_column_names_in_any_case(editor_client
 
 
 # --- The import job -----------------------------------------------------------------
+
+
+def test_it_goes_through_the_storage_api_only(
+    editor_client, tenant, import_dir, settings, django_capture_on_commit_callbacks, upload
+):
+    """No shared disk between web and workers: any configured storage (here in memory) works."""
+    from django.core.files.storage import default_storage
+
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    upload(editor_client, tenant, MIXED)
+    job = CsvImport.objects.get(tenant=tenant)
+    assert job.file.name.startswith(f"imports/{tenant.pk}/") and job.file.name.endswith(".csv")
+    assert default_storage.exists(job.file.name) and files_in(import_dir) == []
+    start(editor_client, job, django_capture_on_commit_callbacks)
+    job.refresh_from_db()
+    assert (job.status, job.imported) == ("succeeded", 2)
+    assert not default_storage.exists(job.file.name)  # deleted once imported
 
 
 def test_it_imports_the_valid_rows(editor_client, tenant, import_dir, django_capture_on_commit_callbacks, upload):

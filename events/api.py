@@ -36,24 +36,6 @@ from .services import ingest
 
 log = logging.getLogger(__name__)
 
-KINDS = {
-    "batch": "batch",
-    "import": "batch",
-    "b": "batch",
-    "track": "track",
-    "t": "track",
-    "identify": "identify",
-    "i": "identify",
-    "group": "group",
-    "g": "group",
-    "page": "page",
-    "p": "page",
-    "screen": "screen",
-    "s": "screen",
-    "alias": "alias",
-    "a": "alias",
-}
-
 CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Content-Type, Authorization, X-Retry-Count, Content-Encoding",
     "Access-Control-Max-Age": "86400",
@@ -130,7 +112,7 @@ def v1_view(methods: str):
 
 @v1_view("POST, OPTIONS")
 def track_endpoint(request, kind: str):
-    return _handle(request, KINDS[kind])
+    return _handle(request, wire.ENDPOINT_KINDS[kind])
 
 
 def _handle(request, kind: str) -> HttpResponse:

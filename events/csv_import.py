@@ -325,7 +325,7 @@ def csv_import_create(*, tenant: Tenant, uploaded_file, created_by: User | None 
         with transaction.atomic():
             job.save()
             job_id = job.pk
-            transaction.on_commit(lambda: scan_csv_import.delay(job_id))
+            scan_csv_import.delay_on_commit(job_id)
         return job
     except BaseException:
         _delete_upload(job)
@@ -384,7 +384,7 @@ def csv_import_start(*, csv_import: CsvImport) -> CsvImport:
     job.save(update_fields=["status", "error", "finished_at", "updated_at"])
     job_id = job.pk
     # After commit: a worker must see the queued row, and a rolled-back request queues nothing.
-    transaction.on_commit(lambda: run_csv_import.delay(job_id))
+    run_csv_import.delay_on_commit(job_id)
     return job
 
 

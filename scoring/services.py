@@ -175,7 +175,8 @@ def run_enqueue(run: ScoringRun) -> None:
     """Send the run to Celery once the transaction that created it has committed.
 
     robust=True: a broker outage must not turn the committed request into a 500;
-    the run stays queued and the next periodic sweep shows it.
+    the run stays queued and the next periodic sweep shows it. (Not Celery's
+    delay_on_commit: it has no robust, RELIABILITY.md section 3.)
     """
     from .tasks import score_run
 
@@ -328,6 +329,7 @@ def _resume_if_stalled(run_id: int, cutoff) -> bool:
         run.save(update_fields=["resumes", "progressed_at"])
         log.warning("scoring run %s stalled: re-enqueueing %s missing day(s)", run.pk, len(missing))
         # robust: a broker still down leaves the run stalled; the next sweep tries again.
+        # robust (so not delay_on_commit): a broker outage must not fail the sweep for the other runs.
         transaction.on_commit(lambda: enqueue_days(run_id, missing), robust=True)
     return True
 

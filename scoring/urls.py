@@ -4,9 +4,12 @@ from . import views
 
 app_name = "scoring"
 
-T = "t/<slug:tenant_slug>/scoring/"
+T = "scoring/"
 
-urlpatterns = [
+urlpatterns = []
+
+# Under t/<slug:tenant_slug>/ (engagement_site/urls.py), all wrapped in accounts.scoping.tenant_view.
+tenant_urlpatterns = [
     path(T, views.overview, name="overview"),
     path(T + "product.svg", views.product_chart, name="product_chart"),
     path(T + "product.csv", views.product_csv, name="product_csv"),

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, run_in_tenant, tenant_view
-from accounts.views import _add_errors
 from core.csv_export import csv_response
+from core.forms import add_service_errors
 from core.ratelimit import RateLimit
 from events.models import Activity
 
@@ -58,7 +58,7 @@ def create_survey(request):
         try:
             survey = services.survey_create(tenant=tenant, created_by=request.user, **form.service_kwargs())
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, "Survey created. Now invite your teammates.")
             return _to_detail(survey)
@@ -88,7 +88,7 @@ def edit_survey(request, survey_id):
         try:
             services.survey_update(survey=survey, **form.service_kwargs())
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
             survey.refresh_from_db()
         else:
             messages.success(request, "Survey saved.")
@@ -137,7 +137,7 @@ def invite(request, survey_id):
                 survey=survey, memberships=members, emails=form.cleaned_data["emails"], invited_by=request.user
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             skipped = len(members) + len(form.cleaned_data["emails"]) - len(created)
             note = f" ({skipped} already invited)" if skipped > 0 else ""
@@ -409,7 +409,7 @@ def _answer(request, resolved, token):
         except services.SurveyClosedError as error:
             return _link_error(request, services.LinkError(" ".join(error.messages), survey=survey))
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             return redirect("surveys:thanks", token=token)
     return _answer_page(request, survey, form, token, existing, status=400)

@@ -18,6 +18,7 @@ from accounts.services import api_key_create, api_key_revoke
 from core import ratelimit
 from events import api
 from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, RejectedMessage
+from tests.helpers import assert_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,14 +41,6 @@ def post(client, path, body, key=None, content_type="application/json", **header
 
 def track(user="u1", event="Added photo", **extra):
     return {"type": "track", "userId": user, "event": event, "messageId": str(uuid.uuid4()), **extra}
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code
-    assert body["message"]
-    assert response["Access-Control-Allow-Origin"]
 
 
 # --- Endpoints ----------------------------------------------------------------------

@@ -261,12 +261,19 @@ def session_tenant(tenant, using: str = DEFAULT_DB_ALIAS):
             [TENANT_SETTING, APP_ROLE, TENANT_SETTING, _tenant_value(tenant)],
         )
         previous_role, previous_tenant = cursor.fetchone()[:2]
-    if previous_tenant and not connection.in_atomic_block:
+    # Nested scopes are legitimate (a command scoped to its tenant runs an eager task that scopes
+    # itself): the inner one restores the outer one's tenant. A tenant found with no scope open is a
+    # leftover from a missed reset: logged, and cleared at the end.
+    outer = getattr(_state, "session_depth", 0)
+    if previous_tenant and not outer and not connection.in_atomic_block:
         log.warning("rls: tenant %s was still set on a connection (a missed reset); replaced", previous_tenant)
+    _state.session_depth = outer + 1
     try:
         yield
     finally:
-        _session_reset(connection, previous_role, previous_tenant if connection.in_atomic_block else "")
+        _state.session_depth = outer
+        keep = outer or connection.in_atomic_block
+        _session_reset(connection, previous_role, previous_tenant if keep else "")
 
 
 def tenant_id_of(model, pk) -> int | None:

@@ -238,3 +238,15 @@ def test_a_page_sets_the_tenant_with_one_statement(postgres, client, owner, tena
     assert denied.status_code == 404
     # The 404 page renders the switcher after the tenant transaction ended: the user's own memberships.
     assert len(rls_statements()) == 2, rls_statements()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nested_session_scope_gives_the_outer_tenant_back(postgres, tenant, other_tenant):
+    """seed_demo scopes itself to the demo tenant and publishing runs an eager task that scopes itself
+    too: leaving the task's scope must not leave the command without its tenant."""
+    assert not connection.in_atomic_block
+    with rls.session_tenant(tenant):
+        with rls.session_tenant(other_tenant):
+            assert rls.current_tenant_setting() == str(other_tenant.pk)
+        assert rls.current_tenant_setting() == str(tenant.pk)
+    assert not rls.current_tenant_setting()

@@ -37,17 +37,20 @@ urlpatterns = [
     path("tenants/", views.switch_tenant, name="switch_tenant"),
     path("tenants/new/", views.create_tenant, name="create_tenant"),
     path("invite/<str:token>/", views.accept_invitation, name="accept_invitation"),
-    # Everything under t/<tenant_slug>/ is wrapped in accounts.scoping.tenant_view.
-    path("t/<slug:tenant_slug>/settings/", views.tenant_settings, name="tenant_settings"),
-    path("t/<slug:tenant_slug>/settings/delete/", views.delete_tenant, name="delete_tenant"),
-    path("t/<slug:tenant_slug>/settings/members/", views.members, name="members"),
-    path("t/<slug:tenant_slug>/settings/members/<uuid:member_id>/", views.update_member, name="update_member"),
-    path("t/<slug:tenant_slug>/settings/members/<uuid:member_id>/remove/", views.remove_member, name="remove_member"),
+]
+
+# Under t/<slug:tenant_slug>/ (engagement_site/urls.py), all wrapped in accounts.scoping.tenant_view.
+tenant_urlpatterns = [
+    path("settings/", views.tenant_settings, name="tenant_settings"),
+    path("settings/delete/", views.delete_tenant, name="delete_tenant"),
+    path("settings/members/", views.members, name="members"),
+    path("settings/members/<uuid:member_id>/", views.update_member, name="update_member"),
+    path("settings/members/<uuid:member_id>/remove/", views.remove_member, name="remove_member"),
     path(
-        "t/<slug:tenant_slug>/settings/invitations/<uuid:invitation_id>/revoke/",
+        "settings/invitations/<uuid:invitation_id>/revoke/",
         views.revoke_invitation,
         name="revoke_invitation",
     ),
-    path("t/<slug:tenant_slug>/settings/api-keys/", views.api_keys, name="api_keys"),
-    path("t/<slug:tenant_slug>/settings/api-keys/<uuid:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
+    path("settings/api-keys/", views.api_keys, name="api_keys"),
+    path("settings/api-keys/<uuid:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
 ]

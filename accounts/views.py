@@ -9,6 +9,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.forms import add_service_errors
+
 from . import selectors, services
 from .forms import (
     AcceptInvitationForm,
@@ -24,15 +26,6 @@ from .models import ApiKey, Invitation, Membership, Role, User
 from .scoping import get_tenant_object, tenant_view
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-def _add_errors(form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form, per field where it names one."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 def home(request):
@@ -53,7 +46,7 @@ def signup(request):
         try:
             user, tenant = services.user_signup(**form.cleaned_data)
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             login(request, user, backend=BACKEND)
             messages.success(request, f"Welcome! {tenant.name} is ready.")
@@ -80,7 +73,7 @@ def create_tenant(request):
                 time_zone=form.cleaned_data["time_zone"],
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             return redirect("tenant_home", tenant_slug=tenant.slug)
     return render(request, "accounts/create_tenant.html", {"form": form}, status=400 if form.errors else 200)
@@ -140,7 +133,7 @@ def members(request):
                 tenant=request.tenant, invited_by=request.user, **form.cleaned_data
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Invitation sent to {invitation.email}. The link is valid for 7 days.")
             return redirect("accounts:members", tenant_slug=request.tenant.slug)

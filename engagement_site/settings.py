@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "csp",
+    "django_htmx",
     "axes",
     "accounts",
     "events",
@@ -300,8 +301,20 @@ INGEST_RATE_LIMIT_PER_SECOND = _int("INGEST_RATE_LIMIT_PER_SECOND", default=1000
 # Tracking requests read write keys from a per-process cache (accounts/key_cache.py):
 # the longest a revoked key keeps working when the shared cache (Redis) is down.
 API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", default=5)
-# CSV backfill uploads are kept on disk here until imported (see events/csv_import.py).
-IMPORT_DIR = env.path("IMPORT_DIR", default=BASE_DIR / "var" / "imports")
+# Uploaded files (CSV backfills under imports/, deleted once imported) go through Django's storage
+# API: web and workers share no disk. The default is a folder (MEDIA_ROOT); an S3-compatible bucket
+# is configuration only: MEDIA_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip django-storages[s3])
+# and MEDIA_STORAGE_OPTIONS='{"bucket_name": "...", "endpoint_url": "https://..."}'.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var")
+MEDIA_URL = "media/"  # never served: uploads are private, read back by the workers only
+STORAGES = {
+    "default": {
+        "BACKEND": env("MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        # No "location" for the file system: it follows MEDIA_ROOT (and tests' overrides of it).
+        "OPTIONS": env.json("MEDIA_STORAGE_OPTIONS", default={}),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 CSV_IMPORT_MAX_BYTES = _int("CSV_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 
 # Answers per IP per share link per hour on a survey's public link (0 = unlimited); 429 above.

@@ -2,6 +2,11 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+import accounts.urls
+import events.urls
+import insights.urls
+import scoring.urls
+import surveys.urls
 from accounts.api import TenantInfoApi, not_found
 from insights.views.dashboard import dashboard
 from scoring import api as scoring_api
@@ -23,16 +28,27 @@ api_v1 = [
     re_path(r"^(?P<path>[\s\S]*)$", not_found, name="not_found"),
 ]
 
+# Every page of a workspace lives under this one prefix; tests/test_tenant_isolation.py walks
+# everything below it and checks that each view is wrapped in accounts.scoping.tenant_view.
+TENANT_PREFIX = "t/<slug:tenant_slug>/"
+
+
+def app_urls(module):
+    """An app's URLs in its own namespace: its routes, then its `tenant_urlpatterns` under TENANT_PREFIX."""
+    patterns = [*module.urlpatterns, path(TENANT_PREFIX, include(module.tenant_urlpatterns))]
+    return include((patterns, module.app_name))
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api_docs"),
     path("api/v1/", include((api_v1, "api"))),
-    path("", include("events.urls")),
-    path("", include("surveys.urls")),
+    path("", app_urls(events.urls)),
+    path("", app_urls(surveys.urls)),
     # The tenant home is the insights dashboard (accounts must not import insights).
-    path("t/<slug:tenant_slug>/", dashboard, name="tenant_home"),
-    path("", include("insights.urls")),
-    path("", include("accounts.urls")),
-    path("", include("scoring.urls")),
+    path(TENANT_PREFIX, dashboard, name="tenant_home"),
+    path("", app_urls(insights.urls)),
+    path("", app_urls(accounts.urls)),
+    path("", app_urls(scoring.urls)),
 ]

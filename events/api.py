@@ -15,14 +15,10 @@ CDN before sending anything; it points the library at this server.
 """
 
 import logging
-import threading
-import time
 from functools import wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
@@ -33,29 +29,12 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts import key_cache
 from accounts.models import ApiKey, ApiKeyKind
 from accounts.services import api_key_authenticate
+from core.ratelimit import RateLimit
 
 from . import wire
 from .services import ingest
 
 log = logging.getLogger(__name__)
-
-KINDS = {
-    "batch": "batch",
-    "import": "batch",
-    "b": "batch",
-    "track": "track",
-    "t": "track",
-    "identify": "identify",
-    "i": "identify",
-    "group": "group",
-    "g": "group",
-    "page": "page",
-    "p": "page",
-    "screen": "screen",
-    "s": "screen",
-    "alias": "alias",
-    "a": "alias",
-}
 
 CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Content-Type, Authorization, X-Retry-Count, Content-Encoding",
@@ -80,72 +59,21 @@ def error(status: int, code: str, message: str, retry_after: int | None = None) 
     return response
 
 
-# After a cache failure the limiter is skipped for this long (per process), so
-# an outage costs one failed call per window, not one per request, nor a log line each.
-CACHE_RETRY_SECONDS = 10
-RATE_WINDOW_TTL = 5  # seconds a one-second window's counter is kept
-_cache_down_until = 0.0
+# Requests per second per write key: fixed one-second windows (one counter, one round trip).
+INGEST_LIMIT = RateLimit("ingestion", window=1)
 
 
 def shared_state(key_prefix: str) -> tuple[int | None, object | None]:
     """Count this request in its key's one-second window and read the key cache's generation.
 
     Both come from the shared cache (Redis in production) in one round trip.
-    Fails open: events are committed in the database, so a cache outage must
-    not stop ingestion; it only suspends the limit (count None) and leaves key
-    revocation to the key cache's time limit (generation None).
+    Fails open (core.ratelimit): events are committed in the database, so a cache
+    outage must not stop ingestion; it only suspends the limit (count None) and
+    leaves key revocation to the key cache's time limit (generation None).
     """
-    global _cache_down_until
-    if time.monotonic() < _cache_down_until:
-        return None, None
-    counting = bool(settings.INGEST_RATE_LIMIT_PER_SECOND)
-    window_key = f"ingest-rate:{key_prefix}:{int(timezone.now().timestamp())}"
-    try:
-        return _read_shared_state(window_key if counting else None)
-    except Exception as exc:  # any backend's connection error: redis, memcached, ...
-        _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
-        log.warning("ingestion: rate limit skipped for %ss, the cache failed: %r", CACHE_RETRY_SECONDS, exc)
-        return None, None
-
-
-def _read_shared_state(window_key: str | None) -> tuple[int | None, object | None]:
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        # Django's add() + incr() would be three round trips (incr checks EXISTS first).
-        pipe = _pipeline(backend._cache)
-        if window_key:
-            counter = backend.make_key(window_key)  # our own short ASCII key: nothing to validate
-            pipe.set(counter, 0, ex=RATE_WINDOW_TTL, nx=True)
-            pipe.incr(counter)
-        pipe.get(backend.make_key(key_cache.GENERATION_CACHE_KEY))
-        replies = pipe.execute()  # execute() resets the pipeline, even when it raises
-        # The raw (pickled) token: only compared with the previous one.
-        return (replies[1] if window_key else None), replies[-1]
-    count = None
-    if window_key:
-        backend.add(window_key, 0, timeout=RATE_WINDOW_TTL)
-        try:
-            count = backend.incr(window_key)
-        except ValueError:  # expired between add and incr: count this request as the first
-            count = 1
-    return count, backend.get(key_cache.GENERATION_CACHE_KEY)
-
-
-_pipelines = threading.local()
-
-
-def _pipeline(cache_client):
-    """A pipeline on the cache's write pool, kept by this thread.
-
-    Django's get_client() builds a new Redis client per call, and a new client
-    or pipeline copies ~170 reply callbacks: 0.1 ms of CPU per request each.
-    """
-    pool = cache_client._get_connection_pool(write=True)
-    pipe = getattr(_pipelines, "pipe", None)
-    if pipe is None or pipe.connection_pool is not pool:
-        pipe = cache_client._client(connection_pool=pool).pipeline(transaction=False)
-        _pipelines.pipe = pipe
-    return pipe
+    hit = INGEST_LIMIT.hit(key_prefix, settings.INGEST_RATE_LIMIT_PER_SECOND, also_get=[key_cache.GENERATION_CACHE_KEY])
+    # The generation is the raw stored value on Redis: only compared with the previous one.
+    return hit.count, (hit.extras[0] if hit.extras else None)
 
 
 def _live_write_key(plaintext: str | None, generation=None) -> ApiKey | None:
@@ -184,7 +112,7 @@ def v1_view(methods: str):
 
 @v1_view("POST, OPTIONS")
 def track_endpoint(request, kind: str):
-    return _handle(request, KINDS[kind])
+    return _handle(request, wire.ENDPOINT_KINDS[kind])
 
 
 def _handle(request, kind: str) -> HttpResponse:

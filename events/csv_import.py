@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -113,14 +113,16 @@ def parse_header(cells: list[str]) -> Header:
 
 
 @contextmanager
-def open_csv(path: Path) -> Iterator[tuple[Header, Iterator[tuple[int, list[str]]]]]:
-    """Open a CSV file: its checked header and an iterator of (line number, cells).
+def open_csv(name: str) -> Iterator[tuple[Header, Iterator[tuple[int, list[str]]]]]:
+    """Open a CSV file of the default storage: its checked header and an iterator of (line number, cells).
 
+    Through the storage API, so the web process that received the upload and the
+    worker that reads it need no shared disk (S3-compatible storage by settings).
     Raises ValidationError for a file that is not UTF-8 text CSV at all; row-level
     problems are left to `row_to_message`.
     """
     # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with default_storage.open(name, "rb") as raw, io.TextIOWrapper(raw, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         try:
             first = next(reader, None)
@@ -230,20 +232,20 @@ def row_to_message(header: Header, line: int, cells: list[str], received_at: dat
 # --- Preview ------------------------------------------------------------------------
 
 
-def check_start(path: Path) -> None:
+def check_start(name: str) -> None:
     """The quick part of the checks, done while the user waits: the header and the first row."""
-    with open_csv(path) as (_header, records):
+    with open_csv(name) as (_header, records):
         if next(records, None) is None:
             raise ValidationError("The file has a header line but no rows.")
 
 
-def scan(path: Path, progress: Callable[[int], None] | None = None) -> dict:
+def scan(name: str, progress: Callable[[int], None] | None = None) -> dict:
     """Read the whole file once: counts, the first rows as parsed, and the invalid rows (capped)."""
     received_at = timezone.now()
     rows: list[dict] = []
     errors: list[dict] = []
     total = invalid = 0
-    with open_csv(path) as (header, records):
+    with open_csv(name) as (header, records):
         for line, cells in records:
             total += 1
             if progress is not None and total % SCAN_PROGRESS_ROWS == 0:
@@ -282,8 +284,10 @@ def _preview_row(line: int, message: Message) -> dict:
 # --- Services -----------------------------------------------------------------------
 
 
-def import_path(job: CsvImport) -> Path:
-    return Path(settings.IMPORT_DIR) / job.file_path
+def _delete_upload(job: CsvImport) -> None:
+    # FileSystemStorage (and S3) treat a file already gone as deleted.
+    if job.file.name:
+        default_storage.delete(job.file.name)
 
 
 def _check_upload(uploaded_file) -> None:
@@ -307,28 +311,24 @@ def csv_import_create(*, tenant: Tenant, uploaded_file, created_by: User | None 
     from .tasks import scan_csv_import
 
     _check_upload(uploaded_file)
-    relative = Path(str(tenant.pk)) / f"{uuid.uuid4()}.csv"
-    path = Path(settings.IMPORT_DIR) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
+    job = CsvImport(
+        tenant=tenant,
+        original_name=(uploaded_file.name or "upload.csv")[:255],
+        size_bytes=uploaded_file.size,
+        status=Status.SCANNING,
+        created_by=created_by,
+    )
+    # The storage streams the upload in chunks; the name comes from upload_to, never from the user.
+    job.file.save("upload.csv", uploaded_file, save=False)
     try:
-        with open(path, "wb") as out:
-            for chunk in uploaded_file.chunks():
-                out.write(chunk)
-        check_start(path)
+        check_start(job.file.name)
         with transaction.atomic():
-            job = CsvImport.objects.create(
-                tenant=tenant,
-                original_name=(uploaded_file.name or "upload.csv")[:255],
-                file_path=str(relative),
-                size_bytes=uploaded_file.size,
-                status=Status.SCANNING,
-                created_by=created_by,
-            )
+            job.save()
             job_id = job.pk
-            transaction.on_commit(lambda: scan_csv_import.delay(job_id))
+            scan_csv_import.delay_on_commit(job_id)
         return job
     except BaseException:
-        path.unlink(missing_ok=True)
+        _delete_upload(job)
         raise
 
 
@@ -342,16 +342,14 @@ def csv_import_scan(*, import_id: int) -> None:
         CsvImport.objects.filter(pk=job.pk).update(total_rows=rows, updated_at=timezone.now())
 
     try:
-        summary = scan(import_path(job), progress)
+        summary = scan(job.file.name, progress)
     except Exception as exc:
         # Recorded on the job, not raised: the page shows why (and an eager run must not turn into a 500).
         if not isinstance(exc, ValidationError):
             log.exception("CSV import %s: the scan failed", job.public_id)
         message = exc.messages[0] if isinstance(exc, ValidationError) else f"The upload cannot be read: {exc}"
-        CsvImport.objects.filter(pk=job.pk).update(
-            status=Status.FAILED, error=message[:2000], finished_at=timezone.now(), updated_at=timezone.now()
-        )
-        import_path(job).unlink(missing_ok=True)
+        CsvImport.objects.filter(pk=job.pk).update(**CsvImport.failed_fields(message), updated_at=timezone.now())
+        _delete_upload(job)
         return
     CsvImport.objects.filter(pk=job.pk, status=Status.SCANNING).update(
         status=Status.UPLOADED,
@@ -377,7 +375,7 @@ def csv_import_start(*, csv_import: CsvImport) -> CsvImport:
         raise ValidationError(f"This file could not be read: {job.error} Upload a corrected file.")
     if job.valid_rows == 0:
         raise ValidationError("The file has no valid rows to import. Fix the rows listed below and upload it again.")
-    if not import_path(job).is_file():
+    if not job.file.name or not default_storage.exists(job.file.name):
         raise ValidationError("The uploaded file is gone from the server; upload it again.")
     job.status = Status.QUEUED
     job.error = ""
@@ -386,7 +384,7 @@ def csv_import_start(*, csv_import: CsvImport) -> CsvImport:
     job.save(update_fields=["status", "error", "finished_at", "updated_at"])
     job_id = job.pk
     # After commit: a worker must see the queued row, and a rolled-back request queues nothing.
-    transaction.on_commit(lambda: run_csv_import.delay(job_id))
+    run_csv_import.delay_on_commit(job_id)
     return job
 
 
@@ -396,29 +394,27 @@ def csv_import_run(*, import_id: int) -> None:
     if job is None or job.status not in (Status.QUEUED, Status.RUNNING):
         return
     now = timezone.now()
-    CsvImport.objects.filter(pk=job.pk).update(status=Status.RUNNING, started_at=job.started_at or now, updated_at=now)
+    CsvImport.objects.filter(pk=job.pk).update(**CsvImport.running_fields(job.started_at), updated_at=now)
     try:
         finished = _import_rows(job)
     except Exception as exc:
         log.exception("CSV import %s failed", job.public_id)
         message = exc.messages[0] if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
-        CsvImport.objects.filter(pk=job.pk).update(
-            status=Status.FAILED, error=message[:2000], finished_at=timezone.now(), updated_at=timezone.now()
-        )
+        CsvImport.objects.filter(pk=job.pk).update(**CsvImport.failed_fields(message), updated_at=timezone.now())
         return
     if finished:
         CsvImport.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-            status=Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now()
+            **CsvImport.succeeded_fields(), updated_at=timezone.now()
         )
         # The events are stored; the upload is no longer needed (a re-upload imports nothing new).
-        import_path(job).unlink(missing_ok=True)
+        _delete_upload(job)
 
 
 def _import_rows(job: CsvImport) -> bool:
     """Import the rows after the job's checkpoint, chunk by chunk. False if another run took over."""
     offset = job.processed_rows
     chunk: list[tuple[int, list[str]]] = []
-    with open_csv(import_path(job)) as (header, records):
+    with open_csv(job.file.name) as (header, records):
         for position, record in enumerate(records):
             if position < offset:
                 continue  # imported by an earlier run of this job

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant, TenantOwned
+from core.jobs import Job
 
 
 class CustomerAccount(TenantOwned):
@@ -180,7 +181,12 @@ class RejectedMessage(TenantOwned):
         ordering = ["-received_at"]
 
 
-class CsvImport(TenantOwned):
+def csv_upload_to(instance: "CsvImport", filename: str) -> str:
+    """imports/<tenant id>/<uuid>.csv: never the user's file name."""
+    return f"imports/{instance.tenant_id}/{uuid.uuid4()}.csv"
+
+
+class CsvImport(TenantOwned, Job):
     """A CSV backfill: the uploaded file on disk, its preview and the import job's progress.
 
     scanning (the preview is being read) -> uploaded (preview ready) -> queued -> running
@@ -202,9 +208,11 @@ class CsvImport(TenantOwned):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     original_name = models.CharField(max_length=255)
-    # Relative to settings.IMPORT_DIR, never a user-supplied name.
-    file_path = models.CharField(max_length=255)
+    # In the default storage (MEDIA_ROOT/imports/... on disk, or a bucket): web and workers share no disk.
+    # Deleted once imported (or when the file cannot be read); the name stays as a record.
+    file = models.FileField(upload_to=csv_upload_to, max_length=255, blank=True)
     size_bytes = models.BigIntegerField(default=0)
+    # Job's four words plus the scan's two (same column as Job.status).
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCANNING)
     # The preview scan: first rows, listed errors (capped), and counts over the whole file.
     preview = models.JSONField(default=dict, blank=True)
@@ -216,13 +224,9 @@ class CsvImport(TenantOwned):
     imported = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -232,12 +236,10 @@ class CsvImport(TenantOwned):
     def __str__(self):
         return f"CSV import {self.original_name} ({self.status})"
 
-    @property
-    def percent(self) -> int:
-        if not self.total_rows:
-            return 100 if self.status == self.Status.SUCCEEDED else 0
-        return min(100, self.processed_rows * 100 // self.total_rows)
+    def progress_counts(self) -> tuple[int, int]:
+        return self.processed_rows, self.total_rows
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+    def percent(self) -> int:
+        """The status endpoint's name for Job.progress."""
+        return self.progress

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, views
+from . import api, views, wire
 
 app_name = "events"
 
@@ -8,21 +8,25 @@ app_name = "events"
 # clients replay a redirected POST as a GET and lose the events.
 urlpatterns = [
     re_path(
-        r"^v1/(?P<kind>batch|import|b|track|t|identify|i|group|g|page|p|screen|s|alias|a)/?$",
+        rf"^v1/(?P<kind>{'|'.join(sorted(wire.ENDPOINT_KINDS))})/?$",
         api.track_endpoint,
         name="track",
     ),
     re_path(r"^v1/projects/(?P<write_key>[^/]+)/settings/?$", api.project_settings, name="project_settings"),
     # Last of the /v1/ routes: any other path there (a newline included) is a JSON 404 with CORS headers.
     re_path(r"^v1/(?P<path>[\s\S]*)$", api.not_found, name="v1_not_found"),
-    # Pages, all wrapped in accounts.scoping.tenant_view.
-    path("t/<slug:tenant_slug>/events/catalog/", views.catalog, name="catalog"),
-    path("t/<slug:tenant_slug>/events/catalog/<uuid:activity_id>/", views.update_activity, name="update_activity"),
-    path("t/<slug:tenant_slug>/events/debugger/", views.debugger, name="debugger"),
-    path("t/<slug:tenant_slug>/events/debugger/feed", views.debugger_feed, name="debugger_feed"),
-    path("t/<slug:tenant_slug>/events/setup/", views.setup, name="setup"),
-    path("t/<slug:tenant_slug>/events/import/", views.imports, name="imports"),
-    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/", views.import_detail, name="import_detail"),
-    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/start/", views.start_import, name="start_import"),
-    path("t/<slug:tenant_slug>/events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
+]
+
+# Under t/<slug:tenant_slug>/ (engagement_site/urls.py), all wrapped in accounts.scoping.tenant_view.
+tenant_urlpatterns = [
+    path("events/catalog/", views.catalog, name="catalog"),
+    path("events/catalog/<uuid:activity_id>/", views.update_activity, name="update_activity"),
+    path("events/debugger/", views.debugger, name="debugger"),
+    path("events/debugger/feed", views.debugger_feed, name="debugger_feed"),
+    path("events/setup/", views.setup, name="setup"),
+    path("events/import/", views.imports, name="imports"),
+    path("events/import/<uuid:import_id>/", views.import_detail, name="import_detail"),
+    path("events/import/<uuid:import_id>/start/", views.start_import, name="start_import"),
+    path("events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
+    path("events/import/<uuid:import_id>/progress", views.import_progress, name="import_progress"),
 ]

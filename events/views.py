@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
@@ -178,6 +179,22 @@ def start_import(request, import_id):
         messages.error(request, " ".join(error.messages))
         return _import_page(request, job, status=400)
     return redirect("events:import_detail", tenant_slug=request.tenant.slug, import_id=job.public_id)
+
+
+# States the polled card shows; in any other (preview ready, unreadable file) the whole page changes.
+_CARD_STATES = {"scanning", "queued", "running", "succeeded"}
+
+
+@never_cache
+@tenant_view()
+@require_GET
+def import_progress(request, import_id):
+    """The import page's progress card, for htmx to swap while the job is at work."""
+    job = get_tenant_object(request.tenant, CsvImport, public_id=import_id)
+    if job.status not in _CARD_STATES and not (job.status == CsvImport.Status.FAILED and job.started_at):
+        return HttpResponseClientRefresh()
+    context = {"job": job, "can_edit": request.membership.can(Role.EDITOR)}
+    return render(request, "events/_import_progress.html", context)
 
 
 @never_cache

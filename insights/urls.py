@@ -7,15 +7,17 @@ from .views import adoption, dashboard, growth, outcomes, segments, transitions,
 
 app_name = "insights"
 
-T = "t/<slug:tenant_slug>/"
-I = T + "insights/"  # noqa: E741
+I = "insights/"  # noqa: E741
 
-urlpatterns = [
-    path(T + "onboarding/", dashboard.onboarding_page, name="onboarding"),
-    path(T + "onboarding.json", dashboard.onboarding_status, name="onboarding_status"),
-    path(T + "dashboard/product.svg", dashboard.product_chart, name="product_chart"),
-    path(T + "dashboard/users.svg", dashboard.users_chart, name="users_chart"),
-    path(T + "dashboard/tiers.svg", dashboard.tiers_chart, name="tiers_chart"),
+urlpatterns = []
+
+# Under t/<slug:tenant_slug>/ (engagement_site/urls.py), all wrapped in accounts.scoping.tenant_view.
+tenant_urlpatterns = [
+    path("onboarding/", dashboard.onboarding_page, name="onboarding"),
+    path("onboarding.json", dashboard.onboarding_status, name="onboarding_status"),
+    path("dashboard/product.svg", dashboard.product_chart, name="product_chart"),
+    path("dashboard/users.svg", dashboard.users_chart, name="users_chart"),
+    path("dashboard/tiers.svg", dashboard.tiers_chart, name="tiers_chart"),
     path(I + "growth/", growth.page, name="growth"),
     path(I + "growth.svg", growth.svg, name="growth_chart"),
     path(I + "growth.csv", growth.csv, name="growth_csv"),

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Tenant, TenantOwned
+from core.jobs import Job, JobStatus
 from events.models import Activity, CustomerAccount, EndUser
 
 
@@ -191,11 +192,8 @@ class ProductScore(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "day", "model"], name="productscore_unique_day_model")]
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+# A scoring run has exactly the job's four states.
+RunStatus = JobStatus
 
 
 class RunKind(models.TextChoices):
@@ -206,13 +204,12 @@ class RunKind(models.TextChoices):
     COMMAND = "command", "manage.py score"
 
 
-class ScoringRun(TenantOwned):
+class ScoringRun(TenantOwned, Job):
     """One scoring job: which days, how far it got, and how it ended."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=10, choices=RunKind.choices)
-    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     first_day = models.DateField()
     last_day = models.DateField()
     # {"YYYY-MM-DD": rows written}: a redelivered chunk overwrites its own days, never counts twice.
@@ -222,13 +219,9 @@ class ScoringRun(TenantOwned):
     progressed_at = models.DateTimeField(null=True, blank=True)
     # Times the stall sweeper re-enqueued the missing days (capped: SCORING_STALL_MAX_RESUMES).
     resumes = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -249,23 +242,12 @@ class ScoringRun(TenantOwned):
     def days_done(self) -> int:
         return len(self.day_rows)
 
-    @property
-    def progress(self) -> int:
-        return min(100, round(100 * self.days_done / self.days_total)) if self.days_total else 100
+    def progress_counts(self) -> tuple[int, int]:
+        return self.days_done, self.days_total
 
     @property
     def rows_written(self) -> int:
         return sum(self.day_rows.values())
-
-    @property
-    def duration(self):
-        if self.started_at is None:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     @property
     def is_stalled(self) -> bool:

@@ -175,7 +175,8 @@ def run_enqueue(run: ScoringRun) -> None:
     """Send the run to Celery once the transaction that created it has committed.
 
     robust=True: a broker outage must not turn the committed request into a 500;
-    the run stays queued and the next periodic sweep shows it.
+    the run stays queued and the next periodic sweep shows it. (Not Celery's
+    delay_on_commit: it has no robust, RELIABILITY.md section 3.)
     """
     from .tasks import score_run
 
@@ -212,11 +213,10 @@ def run_claim(run_id: int) -> ScoringRun | None:
         run = ScoringRun.objects.select_for_update().select_related("model", "tenant").get(pk=run_id)
         if not run.is_active:
             return None
-        run.status = RunStatus.RUNNING
-        run.started_at = run.started_at or now
+        fields = run.apply(run.running_fields(run.started_at or now))
         run.progressed_at = now
         run.attempts += 1
-        run.save(update_fields=["status", "started_at", "progressed_at", "attempts"])
+        run.save(update_fields=[*fields, "progressed_at", "attempts"])
     return run
 
 
@@ -229,8 +229,7 @@ def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
         run.progressed_at = timezone.now()
         fields = ["day_rows", "progressed_at"]
         if run.days_done >= run.days_total and run.status != RunStatus.SUCCEEDED:
-            run.status, run.finished_at, run.error = RunStatus.SUCCEEDED, timezone.now(), ""
-            fields += ["status", "finished_at", "error"]
+            fields += run.apply(run.succeeded_fields())
         run.save(update_fields=fields)
     return run
 
@@ -270,7 +269,7 @@ def run_fail(run_id: int, error: BaseException | str) -> None:
     if isinstance(error, BaseException):
         message = f"{type(error).__name__}: {message}"
     ScoringRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.FAILED, error=message[:2000], finished_at=timezone.now()
+        **ScoringRun.failed_fields(message)
     )
 
 
@@ -330,6 +329,7 @@ def _resume_if_stalled(run_id: int, cutoff) -> bool:
         run.save(update_fields=["resumes", "progressed_at"])
         log.warning("scoring run %s stalled: re-enqueueing %s missing day(s)", run.pk, len(missing))
         # robust: a broker still down leaves the run stalled; the next sweep tries again.
+        # robust (so not delay_on_commit): a broker outage must not fail the sweep for the other runs.
         transaction.on_commit(lambda: enqueue_days(run_id, missing), robust=True)
     return True
 

@@ -4,9 +4,12 @@ from . import views
 
 app_name = "scoring"
 
-T = "t/<slug:tenant_slug>/scoring/"
+T = "scoring/"
 
-urlpatterns = [
+urlpatterns = []
+
+# Under t/<slug:tenant_slug>/ (engagement_site/urls.py), all wrapped in accounts.scoping.tenant_view.
+tenant_urlpatterns = [
     path(T, views.overview, name="overview"),
     path(T + "product.svg", views.product_chart, name="product_chart"),
     path(T + "product.csv", views.product_csv, name="product_csv"),
@@ -22,6 +25,7 @@ urlpatterns = [
     path(T + "models/<uuid:model_id>/export.json", views.export_model, name="export_model"),
     path(T + "runs/", views.runs, name="runs"),
     path(T + "runs/<uuid:run_id>.json", views.run_status, name="run_status"),
+    path(T + "runs/<uuid:run_id>/row", views.run_row, name="run_row"),
     path(T + "users/", views.users, name="users"),
     path(T + "users.csv", views.users_csv, name="users_csv"),
     path(T + "users/<uuid:end_user_id>/", views.user_detail, name="user_detail"),

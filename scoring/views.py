@@ -274,6 +274,16 @@ def runs(request):
 @never_cache
 @tenant_view()
 @require_GET
+def run_row(request, run_id):
+    """One row of the runs page, for htmx to swap while the run is queued or running."""
+    run = get_tenant_object(request.tenant, ScoringRun, public_id=run_id)
+    run.stall_note = selectors.stall_note(run)
+    return render(request, "scoring/_run_row.html", {"run": run})
+
+
+@never_cache
+@tenant_view()
+@require_GET
 def run_status(request, run_id):
     run = get_tenant_object(request.tenant, ScoringRun, public_id=run_id)
     return JsonResponse(selectors.run_as_dict(run))

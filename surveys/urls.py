@@ -4,14 +4,17 @@ from . import views
 
 app_name = "surveys"
 
-T = "t/<slug:tenant_slug>/surveys/"
+T = "surveys/"  # under t/<slug:tenant_slug>/ (engagement_site/urls.py)
 S = T + "<uuid:survey_id>/"
 
 urlpatterns = [
     # Public, no login: the token is the access (personal link or share link).
     path("s/<str:token>/", views.answer, name="answer"),
     path("s/<str:token>/thanks/", views.thanks, name="thanks"),
-    # Everything under t/<tenant_slug>/ is wrapped in accounts.scoping.tenant_view.
+]
+
+# Under t/<slug:tenant_slug>/, all wrapped in accounts.scoping.tenant_view.
+tenant_urlpatterns = [
     path(T, views.survey_list, name="list"),
     path(T + "new/", views.create_survey, name="create"),
     path(T + "tracking-plan/", views.tracking_plan, name="tracking_plan"),

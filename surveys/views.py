@@ -7,19 +7,18 @@ public answering page `/s/<token>/` needs no login: the token is the access.
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, run_in_tenant, tenant_view
-from accounts.views import _add_errors
 from core.csv_export import csv_response
+from core.forms import add_service_errors
+from core.ratelimit import RateLimit
 from events.models import Activity
 
 from . import selectors, services
@@ -59,7 +58,7 @@ def create_survey(request):
         try:
             survey = services.survey_create(tenant=tenant, created_by=request.user, **form.service_kwargs())
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, "Survey created. Now invite your teammates.")
             return _to_detail(survey)
@@ -89,7 +88,7 @@ def edit_survey(request, survey_id):
         try:
             services.survey_update(survey=survey, **form.service_kwargs())
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
             survey.refresh_from_db()
         else:
             messages.success(request, "Survey saved.")
@@ -138,7 +137,7 @@ def invite(request, survey_id):
                 survey=survey, memberships=members, emails=form.cleaned_data["emails"], invited_by=request.user
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             skipped = len(members) + len(form.cleaned_data["emails"]) - len(created)
             note = f" ({skipped} already invited)" if skipped > 0 else ""
@@ -355,21 +354,14 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+# Answers per IP per share link: a sliding hour, so a burst across a clock hour cannot pass twice the limit.
+SHARE_LINK_LIMIT = RateLimit("survey-share", window=3600, sliding=True)
+
+
 def share_link_allowed(request, link: SurveyShareLink) -> bool:
-    """Count a submission on a share link from this IP this hour; False past the configured limit."""
-    limit = settings.SURVEY_SHARE_LINK_LIMIT_PER_HOUR
-    if not limit:
-        return True
-    hour = timezone.now().strftime("%Y%m%d%H")
-    key = f"surveys:share:{link.public_id.hex}:{client_ip(request)}:{hour}"
-    # add() is atomic on Redis and locmem: the first request creates the counter.
-    cache.add(key, 0, timeout=3600)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=3600)
-        count = 1
-    return count <= limit
+    """Count a submission on a share link from this IP; False past the configured limit (fails open)."""
+    key = f"{link.public_id.hex}:{client_ip(request)}"
+    return SHARE_LINK_LIMIT.hit(key, settings.SURVEY_SHARE_LINK_LIMIT_PER_HOUR).allowed
 
 
 def _link_error(request, error: services.LinkError):
@@ -417,7 +409,7 @@ def _answer(request, resolved, token):
         except services.SurveyClosedError as error:
             return _link_error(request, services.LinkError(" ".join(error.messages), survey=survey))
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             return redirect("surveys:thanks", token=token)
     return _answer_page(request, survey, form, token, existing, status=400)

@@ -9,6 +9,7 @@ from rest_framework.permissions import AllowAny
 from accounts.api import TenantAPIView
 from accounts.models import ApiKeyKind
 from accounts.services import api_key_create, api_key_revoke
+from tests.helpers import assert_error
 
 URL = "/api/v1/tenant"
 
@@ -29,19 +30,6 @@ def bearer(plaintext):
 
 def basic(user, password=""):
     return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def assert_error(response, status, code=None):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "field"}
-    assert body["error"]["field"] is None
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    if code:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def test_it_works(client, tenant, read_key):
@@ -72,7 +60,7 @@ def test_it_takes_the_key_as_basic_user_name(client, tenant, read_key):
 def test_it_needs_a_key(client, db):
     response = client.get(URL)
 
-    error = assert_error(response, 401, "not_authenticated")
+    error = assert_error(response, 401, "not_authenticated", field=None)
     assert "read key" in error["message"]
     assert response["WWW-Authenticate"].startswith("Bearer")
 
@@ -90,7 +78,7 @@ def test_it_needs_a_key(client, db):
 def test_it_refuses_an_unknown_key(client, db, headers):
     response = client.get(URL, **headers)
 
-    assert_error(response, 401)
+    assert_error(response, 401, field=None)
 
 
 def test_it_refuses_a_revoked_key(client, tenant, read_key):
@@ -99,7 +87,7 @@ def test_it_refuses_a_revoked_key(client, tenant, read_key):
 
     response = client.get(URL, **bearer(plaintext))
 
-    error = assert_error(response, 401, "authentication_failed")
+    error = assert_error(response, 401, "authentication_failed", field=None)
     assert "revoked" in error["message"]
 
 
@@ -108,7 +96,7 @@ def test_it_refuses_a_write_key(client, tenant, write_key):
 
     response = client.get(URL, **bearer(plaintext))
 
-    error = assert_error(response, 403, "permission_denied")
+    error = assert_error(response, 403, "permission_denied", field=None)
     assert "use a read key" in error["message"]
     assert "Acme" not in response.content.decode()
 
@@ -118,12 +106,12 @@ def test_it_refuses_a_key_in_the_url(client, tenant, read_key, param):
     _key, plaintext = read_key
 
     response = client.get(URL, {param: plaintext})
-    assert_error(response, 401)
+    assert_error(response, 401, field=None)
     assert "Acme" not in response.content.decode()
 
     # Even alongside a good header: the key in the URL has leaked into logs already.
     response = client.get(URL, {param: plaintext}, **bearer(plaintext))
-    error = assert_error(response, 401)
+    error = assert_error(response, 401, field=None)
     assert "Authorization header" in error["message"]
 
 
@@ -133,7 +121,7 @@ def test_it_is_read_only(client, tenant, read_key, method):
 
     response = getattr(client, method)(URL, {"name": "Hacked"}, content_type="application/json", **bearer(plaintext))
 
-    assert_error(response, 405, "method_not_allowed")
+    assert_error(response, 405, "method_not_allowed", field=None)
     tenant.refresh_from_db()
     assert tenant.name == "Acme"
 
@@ -141,7 +129,7 @@ def test_it_is_read_only(client, tenant, read_key, method):
 def test_it_ignores_a_session(client, owner, tenant):
     client.force_login(owner)
 
-    assert_error(client.get(URL), 401)
+    assert_error(client.get(URL), 401, field=None)
 
 
 def test_it_publishes_an_openapi_schema(client, db):

@@ -42,7 +42,7 @@ def csv_text(rows, header="user_id,event,timestamp") -> str:
 def events_isolation_ids(tenant) -> dict:
     """Sample objects of tenant A for the URL sweep in tests/test_tenant_isolation.py."""
     send(tenant, track("sweep-user", "Swept"))
-    job = CsvImport.objects.create(tenant=tenant, original_name="sweep.csv", file_path="none.csv", total_rows=1)
+    job = CsvImport.objects.create(tenant=tenant, original_name="sweep.csv", file="imports/none.csv", total_rows=1)
     return {
         "activity_id": Activity.objects.for_tenant(tenant).get(name="Swept").public_id,
         "import_id": job.public_id,

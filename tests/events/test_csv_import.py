@@ -36,8 +36,9 @@ MIXED = (
 
 @pytest.fixture(autouse=True)
 def import_dir(settings, tmp_path):
-    settings.IMPORT_DIR = tmp_path / "imports"
-    return settings.IMPORT_DIR
+    # The default storage is a FileSystemStorage following MEDIA_ROOT; uploads wait under imports/.
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path / "imports"
 
 
 @pytest.fixture(autouse=True)
@@ -180,7 +181,10 @@ def test_a_big_file_is_checked_in_the_background(editor_client, tenant):
     assert (job.status, job.total_rows) == ("scanning", 0)
     page = editor_client.get(reverse("events:import_detail", args=[tenant.slug, job.public_id])).content.decode()
     assert "Checking the file" in page and 'data-status="scanning"' in page
-    assert '<script src="/static/js/import_progress.js" defer></script>' in page
+    assert '/static/django_htmx/htmx-2.min.js' in page
+    progress_url = reverse("events:import_progress", args=[tenant.slug, job.public_id])
+    assert f'hx-get="{progress_url}"' in page
+    assert "rows read so far" in editor_client.get(progress_url).content.decode()
     status = editor_client.get(reverse("events:import_status", args=[tenant.slug, job.public_id])).json()
     assert (status["status"], status["finished"]) == ("scanning", False)
     response = editor_client.post(reverse("events:start_import", args=[tenant.slug, job.public_id]))
@@ -208,6 +212,23 @@ def test_it_accepts_a_byte_order_mark_and_column_names_in_any_case(editor_client
 
 
 # --- The import job -----------------------------------------------------------------
+
+
+def test_it_goes_through_the_storage_api_only(
+    editor_client, tenant, import_dir, settings, django_capture_on_commit_callbacks, upload
+):
+    """No shared disk between web and workers: any configured storage (here in memory) works."""
+    from django.core.files.storage import default_storage
+
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    upload(editor_client, tenant, MIXED)
+    job = CsvImport.objects.get(tenant=tenant)
+    assert job.file.name.startswith(f"imports/{tenant.pk}/") and job.file.name.endswith(".csv")
+    assert default_storage.exists(job.file.name) and files_in(import_dir) == []
+    start(editor_client, job, django_capture_on_commit_callbacks)
+    job.refresh_from_db()
+    assert (job.status, job.imported) == ("succeeded", 2)
+    assert not default_storage.exists(job.file.name)  # deleted once imported
 
 
 def test_it_imports_the_valid_rows(editor_client, tenant, import_dir, django_capture_on_commit_callbacks, upload):
@@ -356,8 +377,23 @@ def test_the_status_endpoint_reports_progress(editor_client, tenant, upload):
         "error": "",
     }
     page = editor_client.get(reverse("events:import_detail", args=[tenant.slug, job.public_id]))
-    assert b'src="/static/js/import_progress.js"' in page.content
-    assert b'data-finished="0"' in page.content
+    assert b'src="/static/django_htmx/htmx-2.min.js"' in page.content
+    progress_url = reverse("events:import_progress", args=[tenant.slug, job.public_id])
+    assert f'hx-get="{progress_url}" hx-trigger="every 1500ms"'.encode() in page.content
+    card = editor_client.get(progress_url).content.decode()
+    assert "<html" not in card and "33%" in card and "1/3 rows" in card and "hx-trigger" in card
+    CsvImport.objects.filter(pk=job.pk).update(status="succeeded", processed_rows=3, imported=3)
+    card = editor_client.get(progress_url).content.decode()
+    # Finished: the card shows the outcome and stops polling.
+    assert "Succeeded" in card and "100%" in card and "hx-trigger" not in card
+
+
+def test_the_progress_card_reloads_the_page_when_the_preview_is_ready(editor_client, tenant, upload):
+    upload(editor_client, tenant, GOOD)
+    job = CsvImport.objects.get(tenant=tenant)
+    assert job.status == "uploaded"
+    response = editor_client.get(reverse("events:import_progress", args=[tenant.slug, job.public_id]))
+    assert response.status_code == 200 and response["HX-Refresh"] == "true"
 
 
 def test_the_status_endpoint_only_answers_get(editor_client, tenant, upload):
@@ -395,7 +431,7 @@ def test_it_checks_the_tenant(
     upload(client_for(client, editor), tenant, GOOD)
     job = CsvImport.objects.get(tenant=tenant)
     client.force_login(outsider)
-    for name in ("import_detail", "import_status"):
+    for name in ("import_detail", "import_status", "import_progress"):
         assert client.get(reverse(f"events:{name}", args=[tenant.slug, job.public_id])).status_code == 404
         # Tenant A's import through the outsider's own workspace is a 404 too.
         assert client.get(reverse(f"events:{name}", args=[other_tenant.slug, job.public_id])).status_code == 404

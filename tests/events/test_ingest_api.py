@@ -15,8 +15,10 @@ from django.urls import reverse
 
 from accounts.models import ApiKeyKind
 from accounts.services import api_key_create, api_key_revoke
+from core import ratelimit
 from events import api
 from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, RejectedMessage
+from tests.helpers import assert_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,14 +41,6 @@ def post(client, path, body, key=None, content_type="application/json", **header
 
 def track(user="u1", event="Added photo", **extra):
     return {"type": "track", "userId": user, "event": event, "messageId": str(uuid.uuid4()), **extra}
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code
-    assert body["message"]
-    assert response["Access-Control-Allow-Origin"]
 
 
 # --- Endpoints ----------------------------------------------------------------------
@@ -472,7 +466,9 @@ def test_rate_limit_answers_429_with_retry_after(client, tenant, write_key, sett
 @pytest.fixture
 def cache_state(monkeypatch):
     # The limiter remembers a cache outage per process: start and end each test without one.
-    monkeypatch.setattr(api, "_cache_down_until", 0.0)
+    ratelimit.reset_outages()
+    yield
+    ratelimit.reset_outages()
 
 
 UNREACHABLE_REDIS = {
@@ -501,11 +497,12 @@ def test_the_limiter_tries_the_cache_again_after_a_while(tenant, write_key, cach
         calls.append(args)
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(api, "_read_shared_state", broken_cache)
+    monkeypatch.setattr(ratelimit.CacheStore, "hit", broken_cache)
+    monkeypatch.setattr(ratelimit.RedisStore, "hit", broken_cache)
     assert api.shared_state("wk_x") == (None, None)
     assert api.shared_state("wk_x") == (None, None)
     assert len(calls) == 1
-    monkeypatch.setattr(api, "_cache_down_until", 0.0)  # the retry delay has passed
+    ratelimit.reset_outages()  # the retry delay has passed
     assert api.shared_state("wk_x") == (None, None)
     assert len(calls) == 2
 

@@ -1,5 +1,8 @@
 """Each insight page: it works, it checks the tenant, its queries are bounded, and a new tenant sees an empty state."""
 
+import csv
+import io
+
 import pytest
 from django.urls import reverse
 
@@ -93,12 +96,46 @@ def test_it_checks_the_tenant(client, scored_tenant, outsider, other_tenant, nam
     assert client.get(url(name, scored_tenant, **query)).status_code == 404
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# What a new workspace's member reads on each page instead of numbers.
+EMPTY_STATE = {
+    "tenant_home": "No engagement scores yet.",
+    "insights:onboarding": "Get started",
+    "insights:growth": "Nothing to count yet: no events in these",
+    "insights:transitions": "No scores yet.",
+    "insights:adoption": "No activities in the catalog yet.",
+    "insights:segments": "No scores yet.",
+    "insights:outcomes": "No scores yet.",
+}
+
+
 @pytest.mark.parametrize("name,query", PAGES + [(n, q) for n, q, _ in FILES])
 def test_a_new_tenant_sees_an_empty_state(client, tenant, owner, name, query, django_assert_max_num_queries):
     client.force_login(owner)
     with django_assert_max_num_queries(MAX_QUERIES):
         response = client.get(url(name, tenant, **query))
     assert response.status_code == 200
+    body = (b"".join(response.streaming_content) if response.streaming else response.content).decode()
+    kind = response["Content-Type"].split(";")[0]
+    if kind == "text/html":
+        assert EMPTY_STATE[name] in body
+    elif kind == "text/csv":
+        # The header, and rows (if any, e.g. one per week) that count nothing.
+        rows = list(csv.DictReader(io.StringIO(body)))
+        assert body.splitlines()[0]
+        counts = [v for row in rows for k, v in row.items() if k not in ("window_days", "points") and _number(v)]
+        assert all(float(v) == 0 for v in counts), rows
+    elif kind == "image/svg+xml":
+        assert "<svg" in body and "Traceback" not in body
+    else:
+        assert response.json()["complete"] is False and not any(response.json()["steps"].values())
 
 
 def test_dashboard_of_a_new_tenant_shows_the_checklist(client, tenant, owner):

@@ -7,6 +7,7 @@ import pytest
 from accounts.models import ApiKeyKind
 from accounts.services import api_key_create
 from scoring import engine, services
+from tests.helpers import assert_error
 
 from .conftest import add_counts, make_account, make_model, make_users
 
@@ -39,16 +40,6 @@ def api(client, tenant):
     _, plaintext = api_key_create(tenant=tenant, kind=ApiKeyKind.READ, name="reader")
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {plaintext}"
     return client
-
-
-def assert_error(response, status, code, message_part=None, field=None):
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["code"] == code
-    if message_part:
-        assert message_part in error["message"]
-    if field:
-        assert error["field"] == field
 
 
 def test_users_list_is_paginated_and_ordered(api, scored):

@@ -288,10 +288,21 @@ class TestRuns:
     def test_it_works_and_reports_progress(self, client, viewer, tenant, scored):
         login(client, viewer)
         r = client.get(url("runs", tenant))
-        assert r.status_code == 200 and b"<progress" in r.content and b"scoring-runs.js" in r.content
+        assert r.status_code == 200 and b"<progress" in r.content and b"/static/django_htmx/htmx-2.min.js" in r.content
         run = ScoringRun.objects.filter(tenant=tenant).first()
+        row_url = url("run_row", tenant, run.public_id)
+        # A queued run's row polls its own fragment, which htmx swaps in place.
+        assert f'hx-get="{row_url}" hx-trigger="every 2s"'.encode() in r.content
         data = client.get(url("run_status", tenant, run.public_id)).json()
         assert data["status"] == "queued" and data["progress"] == 0 and data["days_total"] == 1
+        row = client.get(row_url)
+        assert row.status_code == 200 and b"<html" not in row.content
+        assert b'run-status">queued<' in row.content and b"0/1 days" in row.content and b"hx-trigger" in row.content
+        run.day_rows, run.status = {run.first_day.isoformat(): 4}, "succeeded"
+        run.save()
+        row = client.get(row_url).content
+        # Finished: the row says so and stops polling.
+        assert b'run-status good">succeeded<' in row and b"1/1 days" in row and b"hx-trigger" not in row
 
     def test_admin_recomputes(self, client, admin_user, tenant, scored):
         login(client, admin_user)

@@ -193,6 +193,26 @@ class TestShareLink:
         guest = factories.invitee(survey)
         assert client.post(url(guest.token()), form_data(survey)).status_code == 302
 
+    @override_settings(
+        SURVEY_SHARE_LINK_LIMIT_PER_HOUR=1,
+        CACHES={"default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # a closed port: Redis is down
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }},
+    )
+    def test_with_redis_down_the_share_link_still_takes_answers(self, client, survey, link, caplog):
+        from core import ratelimit
+
+        ratelimit.reset_outages()
+        try:
+            for _ in range(2):  # past the limit of 1: the limiter fails open
+                assert client.post(url(link.token()), form_data(survey)).status_code == 302
+        finally:
+            ratelimit.reset_outages()
+        assert SurveyResponse.objects.count() == 2
+        assert "survey-share: rate limit skipped" in caplog.text
+
     @override_settings(SURVEY_SHARE_LINK_LIMIT_PER_HOUR=1, AXES_IPWARE_PROXY_COUNT=1)
     def test_behind_a_proxy_it_counts_the_forwarded_address(self, client, survey, link):
         first = client.post(url(link.token()), form_data(survey), HTTP_X_FORWARDED_FOR="198.51.100.1")

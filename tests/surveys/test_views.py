@@ -326,7 +326,20 @@ class TestResults:
         assert "Accept into catalog" not in content  # viewer
 
     def test_unknown_sort_falls_back(self, client, viewer, answered):
-        assert login(client, viewer).get(u("results", answered) + "?sort=evil").status_code == 200
+        client = login(client, viewer)
+        fallback = client.get(u("results", answered) + "?sort=evil")
+        default = client.get(u("results", answered))
+        assert fallback.status_code == 200 and fallback.context["sort"] == "importance"
+
+        def rows(response):
+            return [stat.activity.name for stat in response.context["stats"]]
+
+        # The rows come in the default order (by importance), not in any order "evil" could mean.
+        assert rows(fallback) == rows(default) and len(rows(default)) > 1
+        means = [stat.mean for stat in fallback.context["stats"] if stat.mean is not None]
+        assert means == sorted(means, reverse=True)
+        content = fallback.content.decode()
+        assert [content.index(name) for name in rows(fallback)] == sorted(content.index(n) for n in rows(fallback))
 
     def test_csv(self, client, viewer, answered):
         response = login(client, viewer).get(u("results_csv", answered))

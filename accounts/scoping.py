@@ -33,7 +33,8 @@ def membership_for(user, tenant_slug: str) -> Membership:
     is not a member finds no row, and the transaction ends with the 404).
     """
     try:
-        return Membership.objects.select_related("tenant").get(tenant__slug=tenant_slug, user=user)
+        # Unscoped: this gate is what finds the tenant (by its slug, for this user only).
+        return Membership.objects.unscoped().select_related("tenant").get(tenant__slug=tenant_slug, user=user)
     except Membership.DoesNotExist:
         raise Http404("No such workspace.") from None
 

@@ -65,7 +65,9 @@ def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime], known: list[t
     untracked = [(pk, name) for name, pk, seen in rows if seen is None]
     for pk, name in untracked:
         # Proposed in a survey, now received: it leaves the tracking plan.
-        Activity.objects.filter(pk=pk, first_seen_at__isnull=True).update(first_seen_at=first_seen[name])
+        Activity.objects.for_tenant(tenant).filter(pk=pk, first_seen_at__isnull=True).update(
+            first_seen_at=first_seen[name]
+        )
     return {name: pk for name, pk, _ in rows}
 
 
@@ -187,7 +189,9 @@ class IdentityResolver:
             known = set(self.by_anonymous_id.values()) - self.identified
             if known:
                 self.identified.update(
-                    EndUser.objects.filter(pk__in=known, user_id__isnull=False).values_list("pk", flat=True)
+                    EndUser.objects.for_tenant(tenant)
+                    .filter(pk__in=known, user_id__isnull=False)
+                    .values_list("pk", flat=True)
                 )
 
     def create_anonymous(self, anonymous_ids: set[str]) -> None:
@@ -315,7 +319,7 @@ def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: s
         if name_field and isinstance(row.traits.get("name"), str):
             setattr(row, name_field, row.traits["name"][:255])
     fields = ["traits", "updated_at"] + ([name_field] if name_field else [])
-    model.objects.bulk_update(rows, fields)
+    model.objects.for_tenant(tenant).bulk_update(rows, fields)
 
 
 # --- Events and the rollup ----------------------------------------------------------

@@ -141,3 +141,13 @@ def test_full_clean_checks_uniqueness_across_tenants(tenant):
 @pytest.mark.django_db
 def test_the_refused_queryset_prints_without_querying():
     assert "no tenant, refused" in repr(EndUser.objects.all())
+
+
+@pytest.mark.django_db
+def test_tenant_sql_gives_raw_sql_its_predicate(tenant):
+    from accounts.scoping import tenant_sql
+
+    assert tenant_sql(tenant) == ("tenant_id = %s", [tenant.pk])
+    assert tenant_sql(tenant.pk, "r") == ("r.tenant_id = %s", [tenant.pk])
+    with pytest.raises(TenantScopeError, match="needs a tenant"):
+        tenant_sql(None)

@@ -1,8 +1,9 @@
 """Tenants, members, invitations and API keys.
 
 Every tenant-owned row in the project inherits `TenantOwned`, whose manager
-only hands out rows through `for_tenant(tenant)`; that method refuses a missing
-tenant instead of returning every row (fail closed).
+refuses a query with no tenant (`TenantScopeError`) instead of returning every
+row (fail closed): rows come through `for_tenant(tenant)`, and the rare query
+that must span tenants says `unscoped()`.
 """
 
 import hashlib

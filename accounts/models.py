@@ -1,8 +1,9 @@
 """Tenants, members, invitations and API keys.
 
 Every tenant-owned row in the project inherits `TenantOwned`, whose manager
-only hands out rows through `for_tenant(tenant)`; that method refuses a missing
-tenant instead of returning every row (fail closed).
+refuses a query with no tenant (`TenantScopeError`) instead of returning every
+row (fail closed): rows come through `for_tenant(tenant)`, and the rare query
+that must span tenants says `unscoped()`.
 """
 
 import hashlib
@@ -10,6 +11,8 @@ import hmac
 import secrets
 import uuid
 import zoneinfo
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +21,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import OuterRef
 from django.utils import timezone
 
 # --- Users ----------------------------------------------------------------------
@@ -128,22 +132,221 @@ class TenantScopeError(RuntimeError):
     """Raised when tenant-owned rows are asked for without a tenant."""
 
 
+# Set while a block runs every query of tenant-owned rows unscoped (`dangerously_unscoped`).
+_unscoped_block: ContextVar[str | None] = ContextVar("unscoped_block", default=None)
+
+_UNSCOPED = "unscoped"
+_OUTER = "outer"  # filter(tenant=OuterRef(...)): a subquery correlated to the outer row's tenant
+
+
+@contextmanager
+def dangerously_unscoped(reason: str):
+    """Let every query of tenant-owned rows in this block run without a tenant.
+
+    For code that is Django's, not ours, and reads rows through `_default_manager`
+    with no way to pass a scope: the platform admin site (its widgets, filters,
+    inlines and delete pages) and Django's own unique checks. Our code says
+    `Model.objects.unscoped()` on the one query instead. A context variable, so it
+    never reaches another thread or a later request.
+    """
+    token = _unscoped_block.set(reason)
+    try:
+        yield
+    finally:
+        _unscoped_block.reset(token)
+
+
+def _tenant_id_of(value) -> int | None:
+    """The tenant id a `tenant=` / `tenant_id=` filter value names, or None (not a scope)."""
+    if isinstance(value, Tenant):
+        return value.pk
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
 class TenantQuerySet(models.QuerySet):
-    def for_tenant(self, tenant: "Tenant"):
-        if tenant is None or getattr(tenant, "pk", None) is None:
+    """A queryset of tenant-owned rows that refuses to run until it is scoped (fail closed).
+
+    Scoped means one of:
+    - `for_tenant(tenant)`, the usual way;
+    - a top-level `filter(tenant=…)` / `filter(tenant_id=…)` (or `get(...)`) with a
+      saved tenant or a tenant id: the same predicate `for_tenant` writes. Inside a
+      `Q(...)` it does not count (an OR could widen it);
+    - a related manager (`tenant.enduser_set`, `model.weights`, a survey's
+      `activities`): the rows of one parent row;
+    - `unscoped()`: the explicit, greppable bypass for the few legitimate cases.
+
+    Anything else (`Model.objects.filter(...)`, `.all()`, `.get()`, `.count()`,
+    iteration, `.update()`, `.delete()`, a subquery) raises `TenantScopeError`
+    when it would reach the database, never before: building a queryset is free.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # None: not scoped yet; a tenant id; or _UNSCOPED.
+        self._tenant_scope = None
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._tenant_scope = self._tenant_scope
+        return clone
+
+    def for_tenant(self, tenant: "Tenant | int"):
+        """The rows of one tenant: a saved `Tenant`, or a tenant id (`row.tenant_id` of a row in hand)."""
+        tenant_id = _tenant_id_of(tenant)
+        if tenant_id is None:
             raise TenantScopeError(f"{self.model.__name__} rows must be read through a tenant.")
-        return self.filter(tenant=tenant)
+        clone = self.filter(tenant_id=tenant_id)
+        clone._tenant_scope = tenant_id
+        return clone
+
+    def unscoped(self):
+        """Every tenant's rows. Only for code that has no tenant yet or spans tenants on purpose.
+
+        The legitimate cases: a key or token looked up before its tenant is known,
+        a task given a row id, the platform admin site, cross-tenant management
+        commands and sweeps. Grep for `unscoped()` to review them all.
+        """
+        clone = self._chain()
+        clone._tenant_scope = _UNSCOPED
+        return clone
+
+    def none(self):
+        clone = super().none()
+        clone._tenant_scope = _UNSCOPED  # no row at all: nothing to scope
+        return clone
+
+    def _filter_or_exclude(self, negate, args, kwargs):
+        clone = super()._filter_or_exclude(negate, args, kwargs)
+        if not negate and clone._tenant_scope is None:
+            for key in ("tenant", "tenant_id", "tenant__pk", "tenant__id"):
+                if key not in kwargs:
+                    continue
+                if isinstance(kwargs[key], OuterRef):
+                    clone._tenant_scope = _OUTER
+                elif (tenant_id := _tenant_id_of(kwargs[key])) is not None:
+                    clone._tenant_scope = tenant_id
+                break
+        return clone
+
+    def _check_scope(self) -> None:
+        if self._tenant_scope is None and _unscoped_block.get() is None:
+            raise TenantScopeError(
+                f"{self.model.__name__} is tenant-owned: this query has no tenant. Use "
+                f"{self.model.__name__}.objects.for_tenant(tenant)... (or filter(tenant=tenant)); "
+                f"a query that must span tenants says so with .unscoped()."
+            )
+
+    def __repr__(self):
+        # The shell, a debugger and pytest print querysets: an unscoped one says so instead of raising.
+        if self._result_cache is None and self._tenant_scope is None and _unscoped_block.get() is None:
+            return f"<{type(self).__name__} {self.model.__name__}: no tenant, refused>"
+        return super().__repr__()
+
+    # Every way a queryset reaches the database goes through one of these.
+    def _fetch_all(self):
+        if self._result_cache is None:
+            self._check_scope()
+        super()._fetch_all()
+
+    def iterator(self, chunk_size=None):
+        self._check_scope()
+        return super().iterator(chunk_size)
+
+    def count(self):
+        if self._result_cache is None:
+            self._check_scope()
+        return super().count()
+
+    def exists(self):
+        if self._result_cache is None:
+            self._check_scope()
+        return super().exists()
+
+    def contains(self, obj):
+        if self._result_cache is None:
+            self._check_scope()
+        return super().contains(obj)
+
+    def aggregate(self, *args, **kwargs):
+        self._check_scope()
+        return super().aggregate(*args, **kwargs)
+
+    def update(self, **kwargs):
+        self._check_scope()
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def _update(self, values):
+        self._check_scope()
+        return super()._update(values)
+
+    def delete(self):
+        self._check_scope()
+        return super().delete()
+
+    delete.alters_data = True
+
+    def _raw_delete(self, using):
+        self._check_scope()
+        return super()._raw_delete(using)
+
+    def explain(self, *, format=None, **options):
+        self._check_scope()
+        return super().explain(format=format, **options)
+
+    def raw(self, raw_query, params=(), translations=None, using=None):
+        self._check_scope()
+        return super().raw(raw_query, params, translations, using)
+
+    def resolve_expression(self, *args, **kwargs):
+        # Used as a subquery (`id__in=Event.objects…`): it must be scoped too.
+        self._check_scope()
+        return super().resolve_expression(*args, **kwargs)
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        # A related manager (`tenant.enduser_set`, `scoring_model.weights`) subclasses this
+        # class and filters by its parent row: its rows are the parent's, so it is scoped.
+        instance = getattr(self, "instance", None)
+        if instance is not None:
+            queryset._tenant_scope = instance.pk if isinstance(instance, Tenant) else getattr(
+                instance, "tenant_id", _UNSCOPED
+            )
+        return queryset
 
 
 class TenantOwned(models.Model):
-    """Base for every row that belongs to a tenant."""
+    """Base for every row that belongs to a tenant.
+
+    `objects` (the default manager) refuses a query without a tenant
+    (`TenantQuerySet`). Django's base manager (`_base_manager`: cascade deletes,
+    `save()`'s UPDATE, `refresh_from_db`, a forward foreign key like
+    `weight.model`) stays Django's plain `Manager`: it only ever follows a row
+    already in hand.
+    """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
 
-    objects = TenantQuerySet.as_manager()
+    objects = TenantManager()
 
     class Meta:
         abstract = True
+
+    def validate_unique(self, exclude=None):
+        # Uniqueness is global (a token hash, a public id), so Django's check looks at
+        # every tenant's rows; it learns only whether a clash exists. With RLS it sees
+        # the current tenant's rows only, and the database constraint catches the rest.
+        with dangerously_unscoped("Django's unique check"):
+            super().validate_unique(exclude)
+
+    def validate_constraints(self, exclude=None):
+        with dangerously_unscoped("Django's unique check"):
+            super().validate_constraints(exclude)
 
 
 # --- Members --------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from . import rls
-from .models import Membership, Role, role_at_least
+from .models import Membership, Role, Tenant, TenantScopeError, role_at_least
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -33,7 +33,8 @@ def membership_for(user, tenant_slug: str) -> Membership:
     is not a member finds no row, and the transaction ends with the 404).
     """
     try:
-        return Membership.objects.select_related("tenant").get(tenant__slug=tenant_slug, user=user)
+        # Unscoped: this gate is what finds the tenant (by its slug, for this user only).
+        return Membership.objects.unscoped().select_related("tenant").get(tenant__slug=tenant_slug, user=user)
     except Membership.DoesNotExist:
         raise Http404("No such workspace.") from None
 
@@ -117,5 +118,14 @@ def get_tenant_object(tenant, model, **lookup):
         raise Http404(f"No such {model._meta.verbose_name}.") from None
 
 
-def tenant_queryset(tenant, model):
-    return model.objects.for_tenant(tenant)
+def tenant_sql(tenant: Tenant | int, alias: str = "") -> tuple[str, list[int]]:
+    """The tenant predicate of a raw statement and its parameter: `("r.tenant_id = %s", [id])`.
+
+    The raw-SQL twin of `for_tenant`: it refuses a missing tenant instead of
+    writing a predicate that matches nothing or everything. Splice the SQL into the
+    WHERE clause and put the parameter where its `%s` falls.
+    """
+    tenant_id = tenant if isinstance(tenant, int) and not isinstance(tenant, bool) else getattr(tenant, "pk", None)
+    if tenant_id is None:
+        raise TenantScopeError("A raw statement over tenant rows needs a tenant.")
+    return f"{alias}.tenant_id = %s" if alias else "tenant_id = %s", [tenant_id]

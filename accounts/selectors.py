@@ -14,7 +14,8 @@ def tenants_for_user(user) -> list[Membership]:
     tenant transaction the user is set already, at no extra statement).
     """
     with rls.user_context(user):
-        return list(Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name"))
+        # Unscoped on purpose: the switcher lists the user's own workspaces, before any tenant.
+        return list(Membership.objects.unscoped().filter(user=user).select_related("tenant").order_by("tenant__name"))
 
 
 def members_of(tenant: Tenant) -> QuerySet[Membership]:

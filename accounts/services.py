@@ -167,7 +167,7 @@ def invitation_for_token(token: str) -> Invitation:
     """The invitation a token belongs to, or InvitationError saying why it can't be used."""
     # RLS bypass: the token is what tells the tenant; it is looked up by its hash (unique).
     with rls.bypass("invitation token lookup"):
-        invitation = Invitation.objects.select_related("tenant").filter(token_hash=hash_token(token)).first()
+        invitation = Invitation.objects.unscoped().select_related("tenant").filter(token_hash=hash_token(token)).first()
     if invitation is None:
         raise InvitationError("This invitation link is not valid.")
     if invitation.accepted_at:
@@ -204,7 +204,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         raise InvitationForOtherAddress(invitation, user)
     with rls.tenant_context(invitation.tenant):
         # Lock the row so the same link can't be redeemed twice concurrently.
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        invitation = Invitation.objects.for_tenant(invitation.tenant_id).select_for_update().get(pk=invitation.pk)
         if invitation.accepted_at:
             raise InvitationError("This invitation has already been used.")
         membership, created = Membership.objects.get_or_create(
@@ -278,14 +278,14 @@ def lookup_key(prefix: str) -> ApiKey | None:
     # RLS bypass: the key is what tells the tenant; it is looked up by its unique prefix, and
     # the caller checks the secret's hash before using it.
     with rls.bypass("API key lookup by prefix"):
-        return ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        return ApiKey.objects.unscoped().select_related("tenant").filter(prefix=prefix).first()
 
 
 def api_key_touch(key: ApiKey) -> None:
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > ApiKey.LAST_USED_PRECISION:
         with rls.tenant_context(key.tenant_id):
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            ApiKey.objects.for_tenant(key.tenant_id).filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
 
 

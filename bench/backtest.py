@@ -191,7 +191,9 @@ def load(users: int) -> dict:
     services.scoring_model_update(model=draft, points={a.pk: 1 + 5 * i for i, a in enumerate(activities)},
                                   window_days=WINDOW, daily_cap=CAP, half_life_days=HALF_LIFE)
     # Published by hand: scoring_model_publish would run a 90-day backfill (eager Celery here).
-    ScoringModel.objects.filter(pk=draft.pk).update(status=ModelStatus.PUBLISHED, published_at=timezone.now())
+    ScoringModel.objects.for_tenant(draft.tenant_id).filter(pk=draft.pk).update(
+        status=ModelStatus.PUBLISHED, published_at=timezone.now()
+    )
     model = published()
     days = backtest_days(tenant)
     t = time.perf_counter()

@@ -78,7 +78,7 @@ def main() -> None:
             f"upload + preview scan: {preview_s:.1f} s ({job.total_rows:,} rows, {job.invalid_rows:,} invalid); "
             f"peak RSS {peak_mb():.0f} MB"
         )
-        CsvImport.objects.filter(pk=job.pk).update(status=CsvImport.Status.QUEUED)
+        CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(status=CsvImport.Status.QUEUED)
         started = time.perf_counter()
         csv_import_run(import_id=job.pk)
         import_s = time.perf_counter() - started

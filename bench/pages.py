@@ -132,7 +132,7 @@ def build_demo():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # as autovacuum would after a bulk load
     user = User.objects.get(email=DEMO_EMAIL)
-    tenant = Membership.objects.filter(user=user).select_related("tenant").first().tenant
+    tenant = Membership.objects.unscoped().filter(user=user).select_related("tenant").first().tenant
     return tenant, user, time.perf_counter() - started
 
 
@@ -141,7 +141,7 @@ def reuse_demo():
     from accounts.demo import DEMO_EMAIL
     from accounts.models import Membership
 
-    membership = Membership.objects.filter(user__email=DEMO_EMAIL).select_related("tenant", "user").first()
+    membership = Membership.objects.unscoped().filter(user__email=DEMO_EMAIL).select_related("tenant", "user").first()
     if membership is None:
         sys.exit("--reuse: no demo tenant in this database; build it once with --keep.")
     return membership.tenant, membership.user, 0.0
@@ -152,7 +152,7 @@ def reuse_synthetic():
     from events.models import DailyActivityCount
     from scoring.models import ProductScore
 
-    membership = Membership.objects.filter(tenant__slug="synthetic").select_related("tenant", "user").first()
+    membership = Membership.objects.unscoped().filter(tenant__slug="synthetic").select_related("tenant", "user").first()
     if membership is None:
         sys.exit("--reuse: no synthetic tenant in this database; build it once with --keep.")
     tenant = membership.tenant

@@ -170,7 +170,7 @@ def load(url: str, events: int) -> dict:
         daily_cap=CAP,
         half_life_days=HALF_LIFE,
     )
-    ScoringModel.objects.filter(pk=draft.pk).update(status=ModelStatus.PUBLISHED)
+    ScoringModel.objects.for_tenant(draft.tenant_id).filter(pk=draft.pk).update(status=ModelStatus.PUBLISHED)
     return {"events": loaded, "rollup_rows": rollup_rows, "load_seconds": round(time.perf_counter() - started, 1)}
 
 

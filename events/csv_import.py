@@ -334,12 +334,13 @@ def csv_import_create(*, tenant: Tenant, uploaded_file, created_by: User | None 
 
 def csv_import_scan(*, import_id: int) -> None:
     """Read the whole upload for its preview. Idempotent: only a job still being checked is scanned."""
-    job = CsvImport.objects.filter(pk=import_id, status=Status.SCANNING).first()
+    # A task given a job id: the job is what tells the tenant.
+    job = CsvImport.objects.unscoped().filter(pk=import_id, status=Status.SCANNING).first()
     if job is None:
         return
 
     def progress(rows: int) -> None:
-        CsvImport.objects.filter(pk=job.pk).update(total_rows=rows, updated_at=timezone.now())
+        CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(total_rows=rows, updated_at=timezone.now())
 
     try:
         summary = scan(job.file.name, progress)
@@ -348,10 +349,12 @@ def csv_import_scan(*, import_id: int) -> None:
         if not isinstance(exc, ValidationError):
             log.exception("CSV import %s: the scan failed", job.public_id)
         message = exc.messages[0] if isinstance(exc, ValidationError) else f"The upload cannot be read: {exc}"
-        CsvImport.objects.filter(pk=job.pk).update(**CsvImport.failed_fields(message), updated_at=timezone.now())
+        CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(
+            **CsvImport.failed_fields(message), updated_at=timezone.now()
+        )
         _delete_upload(job)
         return
-    CsvImport.objects.filter(pk=job.pk, status=Status.SCANNING).update(
+    CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk, status=Status.SCANNING).update(
         status=Status.UPLOADED,
         preview=summary,
         total_rows=summary["total"],
@@ -390,20 +393,25 @@ def csv_import_start(*, csv_import: CsvImport) -> CsvImport:
 
 def csv_import_run(*, import_id: int) -> None:
     """Run (or resume) an import job. Safe to call twice: a finished job is left alone."""
-    job = CsvImport.objects.select_related("tenant").filter(pk=import_id).first()
+    # A task given a job id: the job is what tells the tenant.
+    job = CsvImport.objects.unscoped().select_related("tenant").filter(pk=import_id).first()
     if job is None or job.status not in (Status.QUEUED, Status.RUNNING):
         return
     now = timezone.now()
-    CsvImport.objects.filter(pk=job.pk).update(**CsvImport.running_fields(job.started_at), updated_at=now)
+    CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(
+        **CsvImport.running_fields(job.started_at), updated_at=now
+    )
     try:
         finished = _import_rows(job)
     except Exception as exc:
         log.exception("CSV import %s failed", job.public_id)
         message = exc.messages[0] if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
-        CsvImport.objects.filter(pk=job.pk).update(**CsvImport.failed_fields(message), updated_at=timezone.now())
+        CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(
+            **CsvImport.failed_fields(message), updated_at=timezone.now()
+        )
         return
     if finished:
-        CsvImport.objects.filter(pk=job.pk, status=Status.RUNNING).update(
+        CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk, status=Status.RUNNING).update(
             **CsvImport.succeeded_fields(), updated_at=timezone.now()
         )
         # The events are stored; the upload is no longer needed (a re-upload imports nothing new).
@@ -439,12 +447,15 @@ def _import_chunk(job: CsvImport, header: Header, chunk: list[tuple[int, list[st
     with transaction.atomic():
         # The checkpoint moves in the same transaction as the events: a redelivered
         # task that finds it elsewhere knows another run is (or was) on this chunk.
-        locked = CsvImport.objects.select_for_update().filter(pk=job.pk).values_list("processed_rows", "status")
+        locked = (
+            CsvImport.objects.for_tenant(job.tenant_id).select_for_update().filter(pk=job.pk)
+            .values_list("processed_rows", "status")
+        )
         processed, status = locked.get()
         if processed != offset or status != Status.RUNNING:
             return False
         result = ingest(tenant=job.tenant, messages=messages, rejections=rejections, source="csv")
-        CsvImport.objects.filter(pk=job.pk).update(
+        CsvImport.objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(
             processed_rows=offset + len(chunk),
             imported=F("imported") + result.stored,
             duplicates=F("duplicates") + result.duplicates,

@@ -31,6 +31,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from events.models import Activity
 from scoring import engine
 from scoring.models import AccountScore, ScoringModel, UserScore
@@ -93,7 +94,8 @@ class History:
 def load_history(tenant: Tenant, *, first: date | None = None, last: date | None = None) -> History | None:
     """One read of the rollup rows of `tenant` between `first` and `last` (default: all up to yesterday)."""
     last = last or tenant.today() - timedelta(days=1)
-    bounds = _fetch("SELECT MIN(day) FROM events_dailyactivitycount WHERE tenant_id = %s", [tenant.pk])
+    where, params = tenant_sql(tenant)
+    bounds = _fetch(f"SELECT MIN(day) FROM events_dailyactivitycount WHERE {where}", params)  # noqa: S608
     earliest = bounds[0][0] if bounds and bounds[0][0] else None
     if earliest is None:
         return None
@@ -140,10 +142,11 @@ def _rows_postgresql(tenant: Tenant, first: date, last: date):
 
 
 def _rows_portable(tenant: Tenant, first: date, last: date):
+    where, params = tenant_sql(tenant)
     rows = _fetch(
-        'SELECT end_user_id, activity_id, day, "count" FROM events_dailyactivitycount '
-        "WHERE tenant_id = %s AND day >= %s AND day <= %s AND \"count\" > 0",
-        [tenant.pk, _d(first), _d(last)],
+        'SELECT end_user_id, activity_id, day, "count" FROM events_dailyactivitycount '  # noqa: S608
+        f'WHERE {where} AND day >= %s AND day <= %s AND "count" > 0',
+        [*params, _d(first), _d(last)],
     )
     user = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     activity = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))

@@ -21,6 +21,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Floor, Least
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import as_uuid, sql_date, trait_sql
 from events.models import CustomerAccount, DailyActivityCount, EndUser
 
@@ -411,8 +412,9 @@ class _SnapshotList(ABC):
 
     def _base(self, broad: bool = True) -> tuple[str, str, list]:
         joins, conditions, params = self._filter_sql(broad)
-        where = " AND ".join(["s.tenant_id = %s", "s.model_id = %s", "s.day = %s", *conditions])
-        return joins, where, [self.tenant.pk, self.model.pk, sql_date(self.days.day), *params]
+        tenant_where, tenant_params = tenant_sql(self.tenant, "s")
+        where = " AND ".join([tenant_where, "s.model_id = %s", "s.day = %s", *conditions])
+        return joins, where, [*tenant_params, self.model.pk, sql_date(self.days.day), *params]
 
     def count(self) -> int:
         if self._count is None:

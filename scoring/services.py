@@ -87,7 +87,7 @@ def scoring_model_create_draft(
 @transaction.atomic
 def scoring_model_update(*, model: ScoringModel, points: dict[int, int] | None = None, **fields: Any) -> ScoringModel:
     """Edit a draft: its settings and (when given) its points per activity id."""
-    model = ScoringModel.objects.select_for_update().get(pk=model.pk)
+    model = ScoringModel.objects.for_tenant(model.tenant_id).select_for_update().get(pk=model.pk)
     if not model.is_draft:
         raise ValidationError(f"v{model.version} is {model.status} and frozen; create a draft to change it.")
     unknown = set(fields) - set(MODEL_FIELDS)
@@ -210,7 +210,8 @@ def run_claim(run_id: int) -> ScoringRun | None:
     """Mark a queued (or redelivered running) run as running; None when it already ended."""
     now = timezone.now()
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().select_related("model", "tenant").get(pk=run_id)
+        # A task given a run id: the run is what tells the tenant.
+        run = ScoringRun.objects.unscoped().select_for_update().select_related("model", "tenant").get(pk=run_id)
         if not run.is_active:
             return None
         fields = run.apply(run.running_fields(run.started_at or now))
@@ -222,7 +223,7 @@ def run_claim(run_id: int) -> ScoringRun | None:
 
 def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().get(pk=run_id)
+        run = ScoringRun.objects.unscoped().select_for_update().get(pk=run_id)
         if run.status == RunStatus.FAILED:
             return run  # another chunk failed the run: it stays as it ended
         run.day_rows[day.isoformat()] = rows
@@ -242,7 +243,8 @@ def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
     day's lock, and the record is read again once the lock is held: a duplicate chunk
     that waited for a live (slow) worker's day skips it instead of computing it twice.
     """
-    run = ScoringRun.objects.select_related("model__tenant").get(pk=run_id)
+    # A task given a run id: the run is what tells the tenant.
+    run = ScoringRun.objects.unscoped().select_related("model__tenant").get(pk=run_id)
     if not run.is_active:
         return
     model = run.model
@@ -251,7 +253,7 @@ def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
             continue
         with transaction.atomic():
             engine.lock_day(model.tenant_id, day)
-            run = ScoringRun.objects.only("status", "day_rows").get(pk=run_id)
+            run = ScoringRun.objects.for_tenant(model.tenant_id).only("status", "day_rows").get(pk=run_id)
             if run.status == RunStatus.FAILED:
                 return  # a sibling chunk failed: stop instead of growing a failed run's progress
             if day.isoformat() in run.day_rows:
@@ -268,7 +270,8 @@ def run_fail(run_id: int, error: BaseException | str) -> None:
     message = str(error) or type(error).__name__
     if isinstance(error, BaseException):
         message = f"{type(error).__name__}: {message}"
-    ScoringRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+    # Given only a run id (a task's failure handler).
+    ScoringRun.objects.unscoped().filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
         **ScoringRun.failed_fields(message)
     )
 
@@ -294,7 +297,7 @@ def runs_resume_stalled() -> list[int]:
     cutoff = timezone.now() - timedelta(minutes=settings.SCORING_STALL_MINUTES)
     # Cross-tenant on purpose (like refresh_all_tenants): only run ids, each then handled in its tenant.
     with rls.bypass("beat: running runs with no progress, across tenants"):
-        stalled = list(ScoringRun.objects.filter(status=RunStatus.RUNNING, progressed_at__lt=cutoff)
+        stalled = list(ScoringRun.objects.unscoped().filter(status=RunStatus.RUNNING, progressed_at__lt=cutoff)
                        .values_list("pk", flat=True))
     resumed = []
     for run_id in stalled:
@@ -308,7 +311,7 @@ def _resume_if_stalled(run_id: int, cutoff) -> bool:
     from .tasks import enqueue_days
 
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().filter(pk=run_id).first()
+        run = ScoringRun.objects.unscoped().select_for_update().filter(pk=run_id).first()
         # Read again under the lock: a day recorded or another sweep since the scan wins.
         if run is None or run.status != RunStatus.RUNNING or (run.progressed_at and run.progressed_at >= cutoff):
             return False

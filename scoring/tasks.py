@@ -115,7 +115,7 @@ def refresh_all_tenants() -> None:
     # row-level security bypass).
     with rls.bypass("beat: the tenants with a published model"):
         tenant_ids = list(
-            ScoringModel.objects.filter(status=ModelStatus.PUBLISHED).values_list("tenant_id", flat=True)
+            ScoringModel.objects.unscoped().filter(status=ModelStatus.PUBLISHED).values_list("tenant_id", flat=True)
         )
     for tenant_id in tenant_ids:
         refresh_tenant.delay(tenant_id)

@@ -142,17 +142,20 @@ def seed_demo_survey(tenant: Tenant) -> str:
                 respondent_name=name,
             )
             answered_at = now - timedelta(days=18 - rng.randint(0, 12), minutes=rng.randint(0, 600))
-            SurveyResponse.objects.filter(pk=response.pk).update(submitted_at=answered_at, updated_at=answered_at)
+            SurveyResponse.objects.for_tenant(survey.tenant_id).filter(pk=response.pk).update(
+                submitted_at=answered_at, updated_at=answered_at
+            )
             if invitee is not None:
-                SurveyInvitee.objects.filter(pk=invitee.pk).update(
+                SurveyInvitee.objects.for_tenant(survey.tenant_id).filter(pk=invitee.pk).update(
                     invited_at=now - timedelta(days=20), opened_at=answered_at
                 )
             accepted += [p for p in response.proposals.all() if p.name == "Upgraded to Pro"]
-    Survey.objects.filter(pk=survey.pk).update(created_at=now - timedelta(days=20))
+    Survey.objects.for_tenant(survey.tenant_id).filter(pk=survey.pk).update(created_at=now - timedelta(days=20))
     services.survey_close(survey=survey)
-    Survey.objects.filter(pk=survey.pk).update(closed_at=now - timedelta(days=5))
+    Survey.objects.for_tenant(survey.tenant_id).filter(pk=survey.pk).update(closed_at=now - timedelta(days=5))
     survey.refresh_from_db()
     # Accepted after closing: the catalog gets it "not tracked yet", so the tracking plan has an entry.
-    if accepted and not ProposedActivity.objects.filter(survey=survey, accepted_at__isnull=False).exists():
+    already = ProposedActivity.objects.for_tenant(survey.tenant_id).filter(survey=survey, accepted_at__isnull=False)
+    if accepted and not already.exists():
         services.proposal_accept(proposal=accepted[0], accepted_by=owner)
     return f"Survey: “{survey.title}” closed with {survey.responses.count()} responses."

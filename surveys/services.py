@@ -106,7 +106,7 @@ def survey_update(
 ) -> Survey:
     # Re-read under a row lock: a close racing this edit must win, and a survey past its
     # closing date must not be reopened by moving the date.
-    survey_ensure_editable(survey=Survey.objects.select_for_update().select_related("tenant").get(pk=survey.pk))
+    survey_ensure_editable(survey=Survey.objects.for_tenant(survey.tenant_id).select_for_update().select_related("tenant").get(pk=survey.pk))
     if anonymous != survey.anonymous and survey.responses.exists():
         # Respondents answered under the promise they were given; never flip it afterwards.
         raise ValidationError({"anonymous": "Anonymity can't change once answers have arrived."})
@@ -180,7 +180,7 @@ def link_resolve(token: str) -> ResolvedLink:
     if token.startswith(PERSONAL_PREFIX):
         with rls.bypass("survey token lookup"):
             invitee = (
-                SurveyInvitee.objects.select_related("survey__tenant", "membership")
+                SurveyInvitee.objects.unscoped().select_related("survey__tenant", "membership")
                 .filter(token_hash=hash_token(token))
                 .first()
             )
@@ -191,7 +191,10 @@ def link_resolve(token: str) -> ResolvedLink:
         resolved = ResolvedLink(survey=invitee.survey, invitee=invitee)
     elif token.startswith(SHARE_PREFIX):
         with rls.bypass("survey token lookup"):
-            link = SurveyShareLink.objects.select_related("survey__tenant").filter(token_hash=hash_token(token)).first()
+            link = (
+                SurveyShareLink.objects.unscoped().select_related("survey__tenant")
+                .filter(token_hash=hash_token(token)).first()
+            )
         if link is None:
             raise LinkError("This survey link is not valid. Check that you copied all of it.", status=404)
         if link.revoked_at:
@@ -206,9 +209,13 @@ def link_resolve(token: str) -> ResolvedLink:
 
 def link_mark_opened(resolved: ResolvedLink) -> None:
     if resolved.invitee is not None and resolved.invitee.opened_at is None:
-        SurveyInvitee.objects.filter(pk=resolved.invitee.pk, opened_at=None).update(opened_at=timezone.now())
+        invitee = resolved.invitee
+        SurveyInvitee.objects.for_tenant(invitee.tenant_id).filter(pk=invitee.pk, opened_at=None).update(
+            opened_at=timezone.now()
+        )
     elif resolved.share_link is not None:
-        SurveyShareLink.objects.filter(pk=resolved.share_link.pk).update(open_count=F("open_count") + 1)
+        link = resolved.share_link
+        SurveyShareLink.objects.for_tenant(link.tenant_id).filter(pk=link.pk).update(open_count=F("open_count") + 1)
 
 
 # --- Invitations and reminders ----------------------------------------------------
@@ -379,15 +386,15 @@ def response_submit(
     respondent_name: str = "",
 ) -> SurveyResponse:
     """Store an answer. A personal link has one response, replaced on each submit until the survey closes."""
-    survey = Survey.objects.select_for_update().get(pk=resolved.survey.pk)
+    survey = Survey.objects.for_tenant(resolved.survey.tenant_id).select_for_update().get(pk=resolved.survey.pk)
     if survey.is_closed:
         raise SurveyClosedError("This survey is closed: answers are no longer accepted.")
     invitee = resolved.invitee
     response = None
     if invitee is not None:
         # Lock the invitee so two tabs submitting at once still make one response.
-        invitee = SurveyInvitee.objects.select_for_update().get(pk=invitee.pk)
-        response = SurveyResponse.objects.filter(invitee=invitee).first()
+        invitee = SurveyInvitee.objects.for_tenant(invitee.tenant_id).select_for_update().get(pk=invitee.pk)
+        response = SurveyResponse.objects.for_tenant(invitee.tenant_id).filter(invitee=invitee).first()
         if invitee.membership_id and invitee.department:
             department = invitee.department
     if department not in Department.values:
@@ -590,7 +597,7 @@ def survey_create_draft_model(*, survey: Survey, created_by: User | None = None)
     """
     from scoring.services import scoring_model_create_draft, scoring_model_update
 
-    survey = Survey.objects.select_for_update().get(pk=survey.pk)
+    survey = Survey.objects.for_tenant(survey.tenant_id).select_for_update().get(pk=survey.pk)
     if survey.scoring_model_id is not None:
         # One survey, one model version: the published version keeps pointing at its survey.
         # Deleting that draft on the scoring pages frees the survey to propose again.

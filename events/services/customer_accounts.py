@@ -36,7 +36,7 @@ def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: s
         if name_field and isinstance(row.traits.get("name"), str):
             setattr(row, name_field, row.traits["name"][:255])
     fields = ["traits", "updated_at"] + ([name_field] if name_field else [])
-    model.objects.bulk_update(rows, fields)
+    model.objects.for_tenant(tenant).bulk_update(rows, fields)
 
 
 

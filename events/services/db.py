@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from accounts import rls
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 
 INSERT_CHUNK = 500
 
@@ -21,8 +22,9 @@ def _select_by(model, column: str, tenant: Tenant, values, *extra: str) -> list[
     values = list(values)
     if connection.vendor == "postgresql":
         fields = ", ".join([column, "id", *extra])
-        sql = f"SELECT {fields} FROM {model._meta.db_table} WHERE tenant_id = %s AND {column} = ANY(%s)"  # noqa: S608
-        return _fetch_prepared(sql, [tenant.pk, values])
+        where, params = tenant_sql(tenant)
+        sql = f"SELECT {fields} FROM {model._meta.db_table} WHERE {where} AND {column} = ANY(%s)"  # noqa: S608
+        return _fetch_prepared(sql, [*params, values])
     return list(model.objects.for_tenant(tenant).filter(**{f"{column}__in": values}).values_list(column, "pk", *extra))
 
 

@@ -60,7 +60,9 @@ class IdentityResolver:
             known = set(self.by_anonymous_id.values()) - self.identified
             if known:
                 self.identified.update(
-                    EndUser.objects.filter(pk__in=known, user_id__isnull=False).values_list("pk", flat=True)
+                    EndUser.objects.for_tenant(tenant)
+                    .filter(pk__in=known, user_id__isnull=False)
+                    .values_list("pk", flat=True)
                 )
 
     def create_anonymous(self, anonymous_ids: set[str]) -> None:

@@ -30,7 +30,9 @@ def _activity_ids(tenant: Tenant, first_seen: dict[str, datetime], known: list[t
     untracked = [(pk, name) for name, pk, seen in rows if seen is None]
     for pk, name in untracked:
         # Proposed in a survey, now received: it leaves the tracking plan.
-        Activity.objects.filter(pk=pk, first_seen_at__isnull=True).update(first_seen_at=first_seen[name])
+        Activity.objects.for_tenant(tenant).filter(pk=pk, first_seen_at__isnull=True).update(
+            first_seen_at=first_seen[name]
+        )
     return {name: pk for name, pk, _ in rows}
 
 

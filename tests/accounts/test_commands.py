@@ -111,7 +111,7 @@ def test_create_tenant_rejects_bad_input(db, options, message):
 
     assert not Tenant.objects.exists()
     assert not User.objects.exists()
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.objects.unscoped().exists()
 
 
 def test_create_tenant_rejects_a_taken_slug(tenant):
@@ -140,11 +140,11 @@ def test_create_api_key_rejects_an_unknown_tenant(tenant):
     with pytest.raises(CommandError, match="No tenant with slug 'nope'"):
         run("create_api_key", "--tenant", "nope", "--kind", "read", "--name", "X")
 
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.objects.unscoped().exists()
 
 
 def test_create_api_key_rejects_an_unknown_kind(tenant):
     with pytest.raises(CommandError, match="invalid choice"):
         run("create_api_key", "--tenant", tenant.slug, "--kind", "admin", "--name", "X")
 
-    assert not ApiKey.objects.exists()
+    assert not ApiKey.objects.unscoped().exists()

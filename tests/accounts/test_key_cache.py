@@ -42,7 +42,7 @@ def test_a_key_revoked_behind_the_cache_s_back_works_until_its_time_limit(client
     clock = [1000.0]
     monkeypatch.setattr(key_cache.time, "monotonic", lambda: clock[0])
     assert send(client, plaintext).status_code == 200
-    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())  # no signal: as from elsewhere
+    ApiKey.objects.unscoped().filter(pk=api_key.pk).update(revoked_at=timezone.now())  # no signal: as from elsewhere
     assert send(client, plaintext).status_code == 200
     clock[0] += 6
     assert send(client, plaintext).status_code == 401
@@ -52,7 +52,7 @@ def test_a_new_generation_in_the_shared_cache_drops_cached_keys(client, key, set
     settings.API_KEY_CACHE_SECONDS = 3600
     api_key, plaintext = key
     assert send(client, plaintext).status_code == 200
-    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
+    ApiKey.objects.unscoped().filter(pk=api_key.pk).update(revoked_at=timezone.now())
     from django.core.cache import cache
 
     cache.set(key_cache.GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None)  # what another process publishes
@@ -94,7 +94,7 @@ def test_a_key_revoked_by_another_process_is_refused_at_once(client, postgres, r
         "import django; django.setup()\n"
         "from accounts import rls; from accounts.models import ApiKey; from accounts.services import api_key_revoke\n"
         f"with rls.tenant_context({tenant.pk}):\n"
-        f"    api_key_revoke(key=ApiKey.objects.get(pk={api_key.pk}))"
+        f"    api_key_revoke(key=ApiKey.objects.unscoped().get(pk={api_key.pk}))"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -222,7 +222,7 @@ def test_no_mail_is_sent_when_the_invitation_is_rolled_back(
             pass
 
     assert mailoutbox == []
-    assert not Invitation.objects.exists()
+    assert not Invitation.objects.unscoped().exists()
 
 
 # --- Accepting ------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_an_anonymous_visitor_with_an_account_is_sent_to_log_in(client, tenant, 
 
 def test_an_expired_invitation_is_refused(client, tenant, invitation):
     invitation, token = invitation
-    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Invitation.objects.unscoped().filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     response = client.post(f"/invite/{token}/", {"full_name": "Nora New", "password": NEW_PASSWORD})
 

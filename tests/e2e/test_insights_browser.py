@@ -218,8 +218,8 @@ def demo_ids(tenant) -> dict:
         "invitation_id": invitation.public_id,
         "key_id": key.public_id,
         "survey_id": survey.public_id,
-        "invitee_id": SurveyInvitee.objects.filter(survey=survey).first().public_id,
-        "proposal_id": ProposedActivity.objects.filter(response__survey=survey).first().public_id,
+        "invitee_id": SurveyInvitee.objects.unscoped().filter(survey=survey).first().public_id,
+        "proposal_id": ProposedActivity.objects.unscoped().filter(response__survey=survey).first().public_id,
         "activity_id": Activity.objects.for_tenant(tenant).get(name="Shared photo").public_id,
         "import_id": events_isolation_ids(tenant)["import_id"],
         "model_id": ScoringModel.objects.get(tenant=tenant, status=ModelStatus.PUBLISHED).public_id,
@@ -271,7 +271,7 @@ def _open_every_page(browser, live_server):
     call_command("seed_demo", "--users", "80", stdout=StringIO())
     tenant = Tenant.objects.get(slug=DEMO_SLUG)
     ids = demo_ids(tenant)
-    share_link = SurveyShareLink.objects.filter(survey__public_id=ids["survey_id"]).first()
+    share_link = SurveyShareLink.objects.unscoped().filter(survey__public_id=ids["survey_id"]).first()
 
     base = live_server.url
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -26,7 +26,8 @@ def seed_demo_subset(tenant, *, users: int = 60, days: int = 90) -> None:
 
 @pytest.fixture(scope="module")
 def scored_world(django_db_setup, django_db_blocker):
-    """A demo-like tenant scored over 90 days, built once per module (seeding takes seconds) and removed after."""
+    """A demo-like tenant scored over 90 days beside another one, built once per module (seeding takes
+    seconds) and removed after."""
     from engagement_site.celery import app
 
     eager = app.conf.task_always_eager
@@ -36,14 +37,20 @@ def scored_world(django_db_setup, django_db_blocker):
         viewer = User.objects.create_user(email="val.viewer@insights.test", password=PASSWORD, full_name="Val Viewer")
         tenant = tenant_create(owner=owner, name="Snapshot Co", product_name="Snapshot", time_zone="Europe/Paris")
         Membership.objects.create(tenant=tenant, user=viewer, role=Role.VIEWER)
+        # A second tenant scored from the same demo (the same end user ids, activity names and
+        # days, fewer users): an insight query missing its tenant predicate would count its rows.
+        other_owner = User.objects.create_user(email="oz.other@insights.test", password=PASSWORD)
+        other = tenant_create(owner=other_owner, name="Other Co", product_name="Other", time_zone="Europe/Paris")
         try:
+            seed_demo_subset(other, users=25)
             seed_demo_subset(tenant)
         finally:
             app.conf.task_always_eager = eager
-    yield {"tenant": tenant, "owner": owner, "viewer": viewer}
+    yield {"tenant": tenant, "owner": owner, "viewer": viewer, "other_tenant": other}
     with django_db_blocker.unblock():
         tenant.delete()
-        User.objects.filter(pk__in=[owner.pk, viewer.pk]).delete()
+        other.delete()
+        User.objects.filter(pk__in=[owner.pk, viewer.pk, other_owner.pk]).delete()
 
 
 @pytest.fixture

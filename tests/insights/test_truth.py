@@ -228,7 +228,11 @@ def test_an_empty_tenant_is_thin(tenant):
 
 
 def _rows():
-    return UserScore.objects.count(), AccountScore.objects.count(), ProductScore.objects.count()
+    return (
+        UserScore.objects.unscoped().count(),
+        AccountScore.objects.unscoped().count(),
+        ProductScore.objects.unscoped().count(),
+    )
 
 
 def test_a_backtest_stores_nothing_and_uses_the_engine(tenant):
@@ -248,7 +252,7 @@ def test_a_backtest_stores_nothing_and_uses_the_engine(tenant):
     from scoring import engine
 
     engine.compute_day(draft, day)
-    stored = dict(UserScore.objects.filter(model=draft, day=day).values_list("end_user_id", "points"))
+    stored = dict(UserScore.objects.unscoped().filter(model=draft, day=day).values_list("end_user_id", "points"))
     assert {u: p for u, (p, _t) in bt.scores[day].items()} == stored
 
 
@@ -322,7 +326,7 @@ def test_a_backtest_judges_accounts_too(tenant):
         members = sorted((u for uid, u in users.items() if uid.startswith(kind)), key=lambda u: u.pk)
         for i in range(0, len(members), 3):
             account = CustomerAccount.objects.create(tenant=tenant, group_id=f"{kind}-{i}", name=f"{kind}-{i}")
-            EndUser.objects.filter(pk__in=[u.pk for u in members[i:i + 3]]).update(account=account)
+            EndUser.objects.unscoped().filter(pk__in=[u.pk for u in members[i:i + 3]]).update(account=account)
     draft = scoring_services.scoring_model_create_draft(tenant=tenant)
     scoring_services.scoring_model_update(model=draft, points={acts["Exported report"].pk: 50})
 

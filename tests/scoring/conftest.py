@@ -50,8 +50,35 @@ def make_model(tenant, points: dict, publish=False, **fields) -> ScoringModel:
     return model
 
 
+def seed_other_tenant(other) -> None:
+    """The other tenant with data like the tests': the same activity names, end users (ids of their
+    own: some tests check that the other tenant has no "u1"), rollup rows around DAY, a model and
+    snapshots. A query missing its tenant predicate counts them."""
+    from scoring.models import ProductScore, Tier, UserScore
+
+    names = ["Logged in", "Shared photo", "Invited friend", "Viewed page"]
+    activities = make_activities(other, *names)
+    account = make_account(other, "other-acme")
+    users = make_users(other, "other-u1", "other-u2", "other-u3", "other-u4", account=account)
+    add_counts(other, [(u, a, back, 7) for u in users.values() for a in activities.values() for back in (0, 1, 6, 8)])
+    model = make_model(other, {a: 5 for a in activities.values()})
+    for back in range(3):
+        day = DAY - timedelta(days=back)
+        UserScore.objects.bulk_create(
+            UserScore(tenant=other, model=model, day=day, end_user=u, points=999, breadth=4, active_days=3,
+                      percentile=99, tier=Tier.HIGH)
+            for u in users.values()
+        )
+        ProductScore.objects.create(
+            tenant=other, model=model, day=day, total_points=999 * 4, mean_points=999, median_points=999,
+            active_users=4, engaged_users=4, high_users=4, medium_users=0, low_users=0, new_users=0, dormant_users=0,
+        )
+
+
 @pytest.fixture
-def acts(tenant):
+def acts(tenant, other_tenant):
+    # Every test built on `acts` runs beside a second tenant with data (isolation of the raw SQL).
+    seed_other_tenant(other_tenant)
     return make_activities(tenant, "Logged in", "Shared photo", "Invited friend", "Viewed page")
 
 

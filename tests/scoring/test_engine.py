@@ -190,7 +190,10 @@ def test_account_rollups(tenant, acts, rollup, expected):
     )
     model = make_model(tenant, {acts["Logged in"]: 1}, account_rollup=rollup)
     engine.compute_day(model, DAY)
-    rows = {r.account.group_id: r for r in AccountScore.objects.filter(model=model, day=DAY).select_related("account")}
+    rows = {
+        r.account.group_id: r
+        for r in AccountScore.objects.unscoped().filter(model=model, day=DAY).select_related("account")
+    }
     assert {k: round(v.points, 4) for k, v in rows.items()} == {k: round(v, 4) for k, v in expected.items()}
     assert (rows["big"].active_users, rows["big"].seats) == (2, 3)
     assert rows["empty"].tier == "dormant" and rows["empty"].percentile is None
@@ -213,7 +216,7 @@ def test_product_score(tenant, acts):
     )
     model = make_model(tenant, {acts["Logged in"]: 1})
     engine.compute_day(model, DAY)
-    product = ProductScore.objects.get(model=model, day=DAY)
+    product = ProductScore.objects.unscoped().get(model=model, day=DAY)
     assert product.total_points == 44
     assert product.active_users == 4
     assert product.mean_points == 11
@@ -235,25 +238,28 @@ def test_median_of_an_odd_count_and_of_nobody(tenant, acts):
     )
     model = make_model(tenant, {acts["Logged in"]: 1})
     engine.compute_day(model, DAY)
-    assert ProductScore.objects.get(model=model, day=DAY).median_points == 7
+    assert ProductScore.objects.unscoped().get(model=model, day=DAY).median_points == 7
     engine.compute_day(model, DAY + timedelta(days=60))
-    empty = ProductScore.objects.get(model=model, day=DAY + timedelta(days=60))
+    empty = ProductScore.objects.unscoped().get(model=model, day=DAY + timedelta(days=60))
     assert (empty.total_points, empty.median_points, empty.mean_points, empty.active_users) == (0, 0, 0, 0)
 
 
 def _snapshot(model):
     users = list(
-        UserScore.objects.filter(model=model)
+        UserScore.objects.unscoped()
+        .filter(model=model)
         .order_by("day", "end_user_id")
         .values_list("day", "end_user_id", "points", "breadth", "active_days", "percentile", "tier")
     )
     accounts = list(
-        AccountScore.objects.filter(model=model)
+        AccountScore.objects.unscoped()
+        .filter(model=model)
         .order_by("day", "account_id")
         .values_list("day", "account_id", "points", "active_users", "seats", "percentile", "tier")
     )
     product = list(
-        ProductScore.objects.filter(model=model)
+        ProductScore.objects.unscoped()
+        .filter(model=model)
         .order_by("day")
         .values_list(
             "day",

@@ -42,7 +42,7 @@ def test_publish_backfills_the_configured_days(tenant, acts, owner):
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.progress == 100
     assert run.days_total == 12 and run.days_done == 12
-    assert ProductScore.objects.filter(model=draft).count() == 12
+    assert ProductScore.objects.unscoped().filter(model=draft).count() == 12
     assert run.rows_written == 12 * (8 + 1 + 1)
     draft.refresh_from_db()
     assert draft.status == "published"
@@ -71,7 +71,7 @@ def test_a_fan_out_run_covers_every_day_once(tenant, acts, settings):
     tasks.score_run.delay(run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.days_done == 10
-    assert ProductScore.objects.filter(model=model).count() == 10
+    assert ProductScore.objects.unscoped().filter(model=model).count() == 10
 
 
 @pytest.mark.django_db
@@ -86,10 +86,10 @@ def test_a_run_killed_half_way_and_retried_leaves_the_rows_of_one_clean_run(tena
     services.run_in_foreground(clean)
     reference = _snapshot(model)
     for table in (UserScore, ProductScore):
-        table.objects.filter(model=model).delete()
+        table.objects.unscoped().filter(model=model).delete()
     from scoring.models import AccountScore
 
-    AccountScore.objects.filter(model=model).delete()
+    AccountScore.objects.unscoped().filter(model=model).delete()
 
     # A worker that dies inside the third day, after its user rows were inserted.
     real = engine.account_scores_sql
@@ -109,12 +109,15 @@ def test_a_run_killed_half_way_and_retried_leaves_the_rows_of_one_clean_run(tena
     assert run.status == RunStatus.FAILED and "worker lost" in run.error
     assert run.days_done == 2
     # The failed day left nothing half-written: exactly two complete days exist.
-    assert ProductScore.objects.filter(model=model).count() == 2
-    assert set(UserScore.objects.filter(model=model).values_list("day", flat=True)) == {first, first + timedelta(1)}
+    assert ProductScore.objects.unscoped().filter(model=model).count() == 2
+    assert set(UserScore.objects.unscoped().filter(model=model).values_list("day", flat=True)) == {
+        first,
+        first + timedelta(1),
+    }
 
     # Redelivery of the same work (status back to running as a requeued message would find it).
     monkeypatch.setattr(engine, "account_scores_sql", real)
-    ScoringRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    ScoringRun.objects.unscoped().filter(pk=run.pk).update(status=RunStatus.RUNNING)
     tasks.score_run.delay(run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.days_done == 5
@@ -165,7 +168,7 @@ def test_score_command_runs_in_the_foreground(tenant, acts):
     out = StringIO()
     call_command("score", "--tenant", tenant.slug, "--days", "4", stdout=out)
     assert "4/4 days" in out.getvalue() and "Scored" in out.getvalue()
-    run = ScoringRun.objects.get(kind=RunKind.COMMAND)
+    run = ScoringRun.objects.unscoped().get(kind=RunKind.COMMAND)
     assert run.status == RunStatus.SUCCEEDED and run.progress == 100
 
 

@@ -40,7 +40,7 @@ def world(tenant, acts, settings):
     services.run_in_foreground(clean)
     reference = _snapshot(model)
     for table in (UserScore, AccountScore, ProductScore):
-        table.objects.filter(model=model).delete()
+        table.objects.unscoped().filter(model=model).delete()
     return model, reference
 
 
@@ -50,7 +50,9 @@ def _half_done_run(model, *, idle_minutes):
     run = services.run_create(model=model, kind=RunKind.BACKFILL, first_day=today - timedelta(DAYS - 1), last_day=today)
     services.run_claim(run.pk)
     services.run_compute_days(run.pk, services.run_days(run)[:2])
-    ScoringRun.objects.filter(pk=run.pk).update(progressed_at=timezone.now() - timedelta(minutes=idle_minutes))
+    ScoringRun.objects.unscoped().filter(pk=run.pk).update(
+        progressed_at=timezone.now() - timedelta(minutes=idle_minutes)
+    )
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING and run.days_done == 2
     return run
@@ -79,7 +81,7 @@ def test_a_run_with_recent_progress_is_left_alone(world, django_capture_on_commi
     model, _ = world
     run = _half_done_run(model, idle_minutes=9)
     queued = services.run_create(model=model, kind=RunKind.REFRESH, first_day=run.last_day, last_day=run.last_day)
-    ScoringRun.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    ScoringRun.objects.unscoped().filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(hours=2))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert services.runs_resume_stalled() == []
@@ -106,7 +108,7 @@ def test_sweeping_twice_resumes_once(world, django_capture_on_commit_callbacks):
 def test_a_run_that_keeps_stalling_ends_failed_with_a_clear_error(world, django_capture_on_commit_callbacks):
     model, _ = world
     run = _half_done_run(model, idle_minutes=11)
-    ScoringRun.objects.filter(pk=run.pk).update(resumes=3)
+    ScoringRun.objects.unscoped().filter(pk=run.pk).update(resumes=3)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert services.runs_resume_stalled() == []
@@ -153,7 +155,7 @@ def test_the_runs_page_shows_a_stalled_run(world, client, viewer, tenant):
     data = client.get(reverse("scoring:run_status", args=[tenant.slug, run.public_id])).json()
     assert data["status"] == "running" and data["stalled"] is True and data["stall_note"].startswith("Stalled")
 
-    ScoringRun.objects.filter(pk=run.pk).update(progressed_at=timezone.now())
+    ScoringRun.objects.unscoped().filter(pk=run.pk).update(progressed_at=timezone.now())
     page = client.get(reverse("scoring:runs", args=[tenant.slug]))
     assert b"Stalled:" not in page.content and b'run-status">running<' in page.content
     data = client.get(reverse("scoring:run_status", args=[tenant.slug, run.public_id])).json()

@@ -44,10 +44,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(tra
 
 def _snapshots(model):
     return (
-        sorted(UserScore.objects.filter(model=model).values_list(
+        sorted(UserScore.objects.unscoped().filter(model=model).values_list(
             "end_user_id", "day", "points", "breadth", "active_days", "percentile", "tier")),
-        sorted(AccountScore.objects.filter(model=model).values_list("account_id", "day", "points", "tier")),
-        sorted(ProductScore.objects.filter(model=model).values_list(
+        sorted(AccountScore.objects.unscoped().filter(model=model).values_list("account_id", "day", "points", "tier")),
+        sorted(ProductScore.objects.unscoped().filter(model=model).values_list(
             "day", "total_points", "active_users", "engaged_users")),
     )  # fmt: skip
 

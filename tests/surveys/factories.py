@@ -25,7 +25,7 @@ def invitee(s, email="guest@example.com"):
 def member_invitee(s, user):
     membership = Membership.objects.get(tenant=s.tenant, user=user)
     services.survey_invite(survey=s, memberships=[membership])
-    return SurveyInvitee.objects.get(survey=s, membership=membership)
+    return SurveyInvitee.objects.unscoped().get(survey=s, membership=membership)
 
 
 def answer(s, *, department=Department.PRODUCT, ratings=None, invitee=None, proposals=(), answer="They share photos."):

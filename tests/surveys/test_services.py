@@ -33,7 +33,7 @@ def test_create_requires_a_title(tenant):
     with pytest.raises(ValidationError) as error:
         services.survey_create(tenant=tenant, title="  ", activities=[])
     assert "title" in error.value.message_dict
-    assert not Survey.objects.exists()
+    assert not Survey.objects.unscoped().exists()
 
 
 def test_update_edits_the_candidates_in_order(tenant):
@@ -81,7 +81,7 @@ def test_invite_members_and_emails_sends_personal_links(
         assert token in message.body
         # Only the hash is stored.
         assert invitee.token_hash == hash_token(token)
-        assert not SurveyInvitee.objects.filter(token_hash=token).exists()
+        assert not SurveyInvitee.objects.unscoped().filter(token_hash=token).exists()
 
 
 def test_invite_skips_people_already_invited(tenant, mailoutbox, django_capture_on_commit_callbacks):
@@ -90,7 +90,7 @@ def test_invite_skips_people_already_invited(tenant, mailoutbox, django_capture_
         services.survey_invite(survey=survey, emails=["a@x.test"])
         again = services.survey_invite(survey=survey, emails=["a@x.test", "b@x.test"])
     assert [i.email for i in again] == ["b@x.test"]
-    assert SurveyInvitee.objects.filter(survey=survey).count() == 2
+    assert SurveyInvitee.objects.unscoped().filter(survey=survey).count() == 2
     assert len(mailoutbox) == 2
 
 
@@ -99,7 +99,7 @@ def test_invite_rejects_another_tenants_member(tenant, other_tenant, outsider):
     foreign = Membership.objects.get(tenant=other_tenant, user=outsider)
     with pytest.raises(ValidationError):
         services.survey_invite(survey=survey, memberships=[foreign])
-    assert not SurveyInvitee.objects.exists()
+    assert not SurveyInvitee.objects.unscoped().exists()
 
 
 def test_parse_emails_names_the_bad_ones():
@@ -121,10 +121,12 @@ def test_personal_link_keeps_one_response_and_edits_it(tenant):
         answer="Edited answer",
     )
     assert first.pk == second.pk
-    assert SurveyResponse.objects.filter(survey=survey).count() == 1
+    assert SurveyResponse.objects.unscoped().filter(survey=survey).count() == 1
     second.refresh_from_db()
     assert second.answer == "Edited answer"
-    ratings = dict(ActivityRating.objects.filter(response=second).values_list("activity__name", "importance"))
+    ratings = dict(
+        ActivityRating.objects.unscoped().filter(response=second).values_list("activity__name", "importance")
+    )
     assert ratings == {"Logged in": 9, "Shared photo": None}
     guest.refresh_from_db()
     assert guest.department == Department.SALES
@@ -141,7 +143,7 @@ def test_share_link_makes_a_new_response_each_time(tenant):
     survey = factories.survey(tenant)
     factories.answer(survey)
     factories.answer(survey)
-    assert SurveyResponse.objects.filter(survey=survey, invitee=None).count() == 2
+    assert SurveyResponse.objects.unscoped().filter(survey=survey, invitee=None).count() == 2
 
 
 def test_closed_survey_refuses_answers(tenant):
@@ -151,18 +153,18 @@ def test_closed_survey_refuses_answers(tenant):
     services.survey_close(survey=survey)
     with pytest.raises(services.SurveyClosedError):
         factories.answer(survey, invitee=guest, answer="After closing")
-    assert SurveyResponse.objects.get(survey=survey).answer == "Before closing"
+    assert SurveyResponse.objects.unscoped().get(survey=survey).answer == "Before closing"
 
 
 def test_closing_date_in_the_past_closes_the_survey(tenant):
     survey = factories.survey(tenant)
     guest = factories.invitee(survey)
-    Survey.objects.filter(pk=survey.pk).update(closes_at=timezone.now() - timedelta(minutes=1))
+    Survey.objects.unscoped().filter(pk=survey.pk).update(closes_at=timezone.now() - timedelta(minutes=1))
     survey.refresh_from_db()
     assert survey.is_closed and survey.status == "closed"
     with pytest.raises(services.SurveyClosedError):
         factories.answer(survey, invitee=guest)
-    assert not SurveyResponse.objects.exists()
+    assert not SurveyResponse.objects.unscoped().exists()
 
 
 def test_ratings_must_be_survey_activities_and_in_range(tenant):
@@ -177,7 +179,7 @@ def test_ratings_must_be_survey_activities_and_in_range(tenant):
         services.response_submit(resolved=resolved, department="sales", answer="a", ratings={logged_in.pk: 11})
     with pytest.raises(ValidationError):
         services.response_submit(resolved=resolved, department="pirates", answer="a", ratings={})
-    assert not SurveyResponse.objects.exists()
+    assert not SurveyResponse.objects.unscoped().exists()
 
 
 def test_proposals_are_replaced_on_edit_but_accepted_ones_stay(tenant, owner):
@@ -187,7 +189,7 @@ def test_proposals_are_replaced_on_edit_but_accepted_ones_stay(tenant, owner):
     album = response.proposals.get(name="Printed album")
     services.proposal_accept(proposal=album, accepted_by=owner)
     factories.answer(survey, invitee=guest, proposals=[("printed  ALBUM",), ("Followed a friend",)])
-    names = sorted(ProposedActivity.objects.filter(response=response).values_list("name", flat=True))
+    names = sorted(ProposedActivity.objects.unscoped().filter(response=response).values_list("name", flat=True))
     assert names == ["Followed a friend", "Printed album"]
 
 
@@ -195,18 +197,18 @@ def test_proposals_refused_when_the_survey_takes_none(tenant):
     survey = factories.survey(tenant, allow_proposals=False)
     with pytest.raises(ValidationError):
         factories.answer(survey, proposals=[("Printed album",)])
-    assert not SurveyResponse.objects.exists()
+    assert not SurveyResponse.objects.unscoped().exists()
 
 
 def test_accepting_a_proposal_adds_an_untracked_activity_and_a_candidate(tenant, owner):
     survey = factories.survey(tenant)
     factories.answer(survey, department="sales", proposals=[("Printed album", "Orders a print")])
     factories.answer(survey, department="finance", proposals=[("printed album",)])
-    proposal = ProposedActivity.objects.filter(survey=survey).first()
+    proposal = ProposedActivity.objects.unscoped().filter(survey=survey).first()
     activity = services.proposal_accept(proposal=proposal, accepted_by=owner)
     assert activity.tenant == tenant and activity.name == "Printed album" and activity.first_seen_at is None
     assert activity.description == "Orders a print"
-    assert ProposedActivity.objects.filter(survey=survey, accepted_activity=activity).count() == 2
+    assert ProposedActivity.objects.unscoped().filter(survey=survey, accepted_activity=activity).count() == 2
     assert activity in survey.candidate_activities()
 
 
@@ -233,14 +235,18 @@ def test_reminders_skip_those_reminded_in_the_last_24_hours(tenant, mailoutbox, 
     earlier = factories.invitee(survey, "earlier@x.test")
     never = factories.invitee(survey, "never@x.test")
     now = timezone.now()
-    SurveyInvitee.objects.filter(pk=recent.pk).update(last_reminded_at=now - timedelta(hours=23), reminder_count=1)
-    SurveyInvitee.objects.filter(pk=earlier.pk).update(last_reminded_at=now - timedelta(hours=25), reminder_count=1)
+    SurveyInvitee.objects.unscoped().filter(pk=recent.pk).update(
+        last_reminded_at=now - timedelta(hours=23), reminder_count=1
+    )
+    SurveyInvitee.objects.unscoped().filter(pk=earlier.pk).update(
+        last_reminded_at=now - timedelta(hours=25), reminder_count=1
+    )
     mailoutbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         result = services.survey_send_reminders(survey=survey)
     assert result == services.ReminderResult(sent=2, skipped=1)
     assert sorted(m.to[0] for m in mailoutbox) == ["earlier@x.test", "never@x.test"]
-    counts = dict(SurveyInvitee.objects.filter(survey=survey).values_list("email", "reminder_count"))
+    counts = dict(SurveyInvitee.objects.unscoped().filter(survey=survey).values_list("email", "reminder_count"))
     assert counts == {"recent@x.test": 1, "earlier@x.test": 2, "never@x.test": 1}
     recent.refresh_from_db()
     assert recent.last_reminded_at < now - timedelta(hours=22)  # untouched: the cooldown is not restarted
@@ -256,7 +262,7 @@ def test_reminders_skip_those_reminded_in_the_last_24_hours(tenant, mailoutbox, 
 def test_a_survey_past_its_closing_date_cant_be_edited(tenant):
     survey = factories.survey(tenant)
     closed_at = timezone.now() - timedelta(days=2)
-    Survey.objects.filter(pk=survey.pk).update(closes_at=closed_at)
+    Survey.objects.unscoped().filter(pk=survey.pk).update(closes_at=closed_at)
     survey.refresh_from_db()
     assert survey.is_closed and survey.closed_since == closed_at
     day = closed_at.astimezone(tenant.tzinfo).date().isoformat()
@@ -282,7 +288,7 @@ def test_closed_survey_takes_no_invitations_or_reminders(tenant, mailoutbox):
     with pytest.raises(ValidationError):
         services.survey_send_reminders(survey=survey)
     assert mailoutbox == []
-    assert SurveyInvitee.objects.filter(survey=survey).count() == 1
+    assert SurveyInvitee.objects.unscoped().filter(survey=survey).count() == 1
 
 
 class TestLinks:
@@ -336,7 +342,7 @@ def test_a_mail_failure_keeps_the_invitations(tenant, settings, django_capture_o
     survey = factories.survey(tenant)
     with django_capture_on_commit_callbacks(execute=True):
         services.survey_invite(survey=survey, emails=["a@x.test"])
-    assert SurveyInvitee.objects.filter(survey=survey).count() == 1
+    assert SurveyInvitee.objects.unscoped().filter(survey=survey).count() == 1
     assert "could not send 1 survey emails" in caplog.text
 
 
@@ -351,6 +357,8 @@ def test_a_title_with_a_line_break_makes_a_valid_subject(tenant, mailoutbox, dja
 def test_accepting_matches_the_catalog_whatever_the_case(tenant, owner):
     survey = factories.survey(tenant)
     factories.answer(survey, proposals=[("shared PHOTO",)])
-    activity = services.proposal_accept(proposal=ProposedActivity.objects.get(survey=survey), accepted_by=owner)
+    activity = services.proposal_accept(
+        proposal=ProposedActivity.objects.unscoped().get(survey=survey), accepted_by=owner
+    )
     assert activity.name == "Shared photo"
     assert Activity.objects.filter(tenant=tenant, name__iexact="shared photo").count() == 1

@@ -83,7 +83,7 @@ class TestCreate:
         assert b"This field is required" in response.content
         assert b"Select a valid choice" in response.content
         assert b"Enter a valid date" in response.content
-        assert not Survey.objects.exists()
+        assert not Survey.objects.unscoped().exists()
 
     def test_it_refuses_a_closing_date_in_the_past(self, client, editor, tenant):
         response = login(client, editor).post(
@@ -91,19 +91,19 @@ class TestCreate:
         )
         assert response.status_code == 400
         assert b"The closing date is in the past" in response.content
-        assert not Survey.objects.exists()
+        assert not Survey.objects.unscoped().exists()
 
     def test_it_needs_activities_or_proposals(self, client, editor, tenant):
         response = login(client, editor).post(self.url(tenant), {"title": "Empty"})
         assert response.status_code == 400
         assert b"let respondents propose activities" in response.content
-        assert not Survey.objects.exists()
+        assert not Survey.objects.unscoped().exists()
 
     def test_it_requires_the_editor_role(self, client, viewer, tenant):
         client = login(client, viewer)
         assert client.get(self.url(tenant)).status_code == 403
         assert client.post(self.url(tenant), {"title": "x", "allow_proposals": "on"}).status_code == 403
-        assert not Survey.objects.exists()
+        assert not Survey.objects.unscoped().exists()
 
 
 class TestEdit:
@@ -131,7 +131,7 @@ class TestEdit:
 
     def test_a_survey_past_its_closing_date_cant_be_reopened(self, client, editor, survey):
         closed_at = timezone.now() - timedelta(days=1)
-        Survey.objects.filter(pk=survey.pk).update(closes_at=closed_at)
+        Survey.objects.unscoped().filter(pk=survey.pk).update(closes_at=closed_at)
         day = closed_at.astimezone(survey.tenant.tzinfo).date().isoformat()
         client = login(client, editor)
         data = {"title": "Reopened", "closes_on": "2030-01-31", "allow_proposals": "on"}
@@ -179,7 +179,7 @@ class TestInvite:
         with django_capture_on_commit_callbacks(execute=True):
             response = login(client, editor).post(u("invite", survey), data)
         assert response.status_code == 302
-        emails = set(SurveyInvitee.objects.filter(survey=survey).values_list("email", flat=True))
+        emails = set(SurveyInvitee.objects.unscoped().filter(survey=survey).values_list("email", flat=True))
         assert emails == {"vic.viewer@acme.test", "adam.admin@acme.test", "pat@partner.test", "sam@partner.test"}
         assert len(mailoutbox) == 4
         assert all("/s/p_" in m.body for m in mailoutbox)
@@ -188,7 +188,7 @@ class TestInvite:
         response = login(client, editor).post(u("invite", survey), {"emails": "ok@x.test, nope"})
         assert response.status_code == 400
         assert b"Not valid email addresses: nope" in response.content
-        assert not SurveyInvitee.objects.exists() and mailoutbox == []
+        assert not SurveyInvitee.objects.unscoped().exists() and mailoutbox == []
 
     def test_it_needs_someone(self, client, editor, survey):
         response = login(client, editor).post(u("invite", survey), {})
@@ -199,12 +199,12 @@ class TestInvite:
         foreign = Membership.objects.get(tenant=other_tenant, user=outsider)
         response = login(client, editor).post(u("invite", survey), {"members": [str(foreign.public_id)]})
         assert response.status_code == 400
-        assert not SurveyInvitee.objects.exists()
+        assert not SurveyInvitee.objects.unscoped().exists()
 
     def test_it_requires_the_editor_role(self, client, viewer, survey, mailoutbox):
         response = login(client, viewer).post(u("invite", survey), {"emails": "a@x.test"})
         assert response.status_code == 403
-        assert not SurveyInvitee.objects.exists() and mailoutbox == []
+        assert not SurveyInvitee.objects.unscoped().exists() and mailoutbox == []
 
     def test_it_only_takes_post(self, client, editor, survey):
         assert login(client, editor).get(u("invite", survey)).status_code == 405
@@ -223,7 +223,7 @@ class TestShareLink:
     def test_create_show_and_revoke(self, client, editor, survey):
         client = login(client, editor)
         assert client.post(u("create_share_link", survey)).status_code == 302
-        link = SurveyShareLink.objects.get(survey=survey)
+        link = SurveyShareLink.objects.unscoped().get(survey=survey)
         page = client.get(u("detail", survey))
         assert link.token().encode() in page.content
         assert client.post(u("revoke_share_link", survey)).status_code == 302
@@ -233,7 +233,7 @@ class TestShareLink:
 
     def test_it_requires_the_editor_role(self, client, viewer, survey):
         assert login(client, viewer).post(u("create_share_link", survey)).status_code == 403
-        assert not SurveyShareLink.objects.exists()
+        assert not SurveyShareLink.objects.unscoped().exists()
 
 
 class TestRemindAndClose:
@@ -250,7 +250,9 @@ class TestRemindAndClose:
     ):
         factories.invitee(survey, "late@x.test")
         recent = factories.invitee(survey, "recent@x.test")
-        SurveyInvitee.objects.filter(pk=recent.pk).update(last_reminded_at=timezone.now() - timedelta(hours=1))
+        SurveyInvitee.objects.unscoped().filter(pk=recent.pk).update(
+            last_reminded_at=timezone.now() - timedelta(hours=1)
+        )
         mailoutbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
             response = login(client, editor).post(u("send_reminders", survey), follow=True)
@@ -263,7 +265,7 @@ class TestRemindAndClose:
         factories.invitee(survey, "late@x.test")
         mailoutbox.clear()
         assert login(client, viewer).post(u("send_reminders", survey)).status_code == 403
-        assert mailoutbox == [] and SurveyInvitee.objects.get().reminder_count == 0
+        assert mailoutbox == [] and SurveyInvitee.objects.unscoped().get().reminder_count == 0
 
     def test_close(self, client, editor, survey):
         assert login(client, editor).post(u("close", survey)).status_code == 302
@@ -355,7 +357,7 @@ class TestResults:
         assert "'=HYPERLINK(1)" in response.getvalue().decode()
 
     def test_accepting_a_proposal(self, client, editor, answered):
-        proposal = ProposedActivity.objects.get(survey=answered)
+        proposal = ProposedActivity.objects.unscoped().get(survey=answered)
         response = login(client, editor).post(u("accept_proposal", answered, proposal.public_id))
         assert response.status_code == 302
         activity = Activity.objects.get(tenant=answered.tenant, name="Printed album")
@@ -364,16 +366,16 @@ class TestResults:
         assert b"Printed album" in plan.content
 
     def test_accepting_needs_the_editor_role(self, client, viewer, answered):
-        proposal = ProposedActivity.objects.get(survey=answered)
+        proposal = ProposedActivity.objects.unscoped().get(survey=answered)
         assert login(client, viewer).post(u("accept_proposal", answered, proposal.public_id)).status_code == 403
-        assert not Activity.objects.filter(name="Printed album").exists()
+        assert not Activity.objects.unscoped().filter(name="Printed album").exists()
 
     def test_another_surveys_proposal_is_404(self, client, editor, answered, tenant):
         other = factories.survey(tenant, title="Other")
-        proposal = ProposedActivity.objects.get(survey=answered)
+        proposal = ProposedActivity.objects.unscoped().get(survey=answered)
         response = login(client, editor).post(u("accept_proposal", other, proposal.public_id))
         assert response.status_code == 404
-        assert not Activity.objects.filter(name="Printed album").exists()
+        assert not Activity.objects.unscoped().filter(name="Printed album").exists()
 
 
 class TestTrackingPlan:
@@ -414,7 +416,7 @@ def test_responses_of_another_tenant_never_show(client, outsider, other_tenant, 
     response = login(client, outsider).get(u("results", theirs))
     assert response.status_code == 200
     assert b"Acme secret answer" not in response.content
-    assert SurveyResponse.objects.filter(survey__tenant=other_tenant).count() == 0
+    assert SurveyResponse.objects.unscoped().filter(survey__tenant=other_tenant).count() == 0
 
 
 @pytest.mark.parametrize("name", ["results", "detail", "response_rate"])

@@ -148,8 +148,8 @@ class TestProposalPage:
 
         client.force_login(viewer)
         assert client.post(self.url(survey)).status_code == 403
-        assert not ScoringModel.objects.exists()
-        assert Survey.objects.get(pk=survey.pk).scoring_model is None
+        assert not ScoringModel.objects.unscoped().exists()
+        assert Survey.objects.unscoped().get(pk=survey.pk).scoring_model is None
 
     def test_no_ratings_no_draft(self, client, editor, tenant):
         from scoring.models import ScoringModel
@@ -159,7 +159,7 @@ class TestProposalPage:
         response = client.post(self.url(survey))
         assert response.status_code == 400
         assert b"needs ratings first" in response.content
-        assert not ScoringModel.objects.exists()
+        assert not ScoringModel.objects.unscoped().exists()
 
 
 class TestAcceptedProposals:
@@ -168,7 +168,7 @@ class TestAcceptedProposals:
         factories.answer(survey, department="sales", proposals=[("printed  album", "", 6)])
         factories.answer(survey, department="finance", proposals=[("Printed album",)])  # no importance given
         services.survey_close(survey=survey)
-        proposal = ProposedActivity.objects.filter(survey=survey).first()
+        proposal = ProposedActivity.objects.unscoped().filter(survey=survey).first()
         activity = services.proposal_accept(proposal=proposal, accepted_by=owner)
         assert activity not in survey.candidate_activities()  # closed: nobody can rate it on the form
 
@@ -192,7 +192,7 @@ class TestAcceptedProposals:
         survey = factories.survey(tenant, names=["Logged in"])
         proposer = factories.invitee(survey, "proposer@x.test")
         factories.answer(survey, invitee=proposer, ratings={"Logged in": 5}, proposals=[("Printed album", "", 9)])
-        services.proposal_accept(proposal=ProposedActivity.objects.get(survey=survey), accepted_by=owner)
+        services.proposal_accept(proposal=ProposedActivity.objects.unscoped().get(survey=survey), accepted_by=owner)
         factories.answer(survey, ratings={"Logged in": 5, "Printed album": 5})
 
         album = {w.activity.name: w for w in services.survey_propose_weights(survey=survey)}["Printed album"]
@@ -206,7 +206,7 @@ class TestAcceptedProposals:
     def test_the_proposal_page_shows_it(self, client, viewer, owner, survey):
         factories.answer(survey, proposals=[("Printed album", "", 9)])
         services.survey_close(survey=survey)
-        services.proposal_accept(proposal=ProposedActivity.objects.get(survey=survey), accepted_by=owner)
+        services.proposal_accept(proposal=ProposedActivity.objects.unscoped().get(survey=survey), accepted_by=owner)
         client.force_login(viewer)
         content = client.get(reverse("surveys:propose_weights", args=[survey.tenant.slug, survey.public_id])).content
         assert b"Printed album" in content and b"<strong>90</strong>" in content

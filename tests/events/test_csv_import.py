@@ -382,7 +382,7 @@ def test_the_status_endpoint_reports_progress(editor_client, tenant, upload):
     assert f'hx-get="{progress_url}" hx-trigger="every 1500ms"'.encode() in page.content
     card = editor_client.get(progress_url).content.decode()
     assert "<html" not in card and "33%" in card and "1/3 rows" in card and "hx-trigger" in card
-    CsvImport.objects.filter(pk=job.pk).update(status="succeeded", processed_rows=3, imported=3)
+    CsvImport.objects.for_tenant(tenant).filter(pk=job.pk).update(status="succeeded", processed_rows=3, imported=3)
     card = editor_client.get(progress_url).content.decode()
     # Finished: the card shows the outcome and stops polling.
     assert "Succeeded" in card and "100%" in card and "hx-trigger" not in card

@@ -51,8 +51,8 @@ class Job(models.Model):
         abstract = True
 
     def progress_counts(self) -> tuple[int, int]:
-        """(done, total) in the job's own unit: rows, days..."""
-        raise NotImplementedError
+        """(done, total) in the job's own unit: rows, days... (each concrete job defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define progress_counts()")
 
     @property
     def progress(self) -> int:

@@ -42,14 +42,15 @@ class InsightView:
         form = self.form_class(data)
         return form, (form.cleaned_data if form.is_valid() else None)
 
+    # Hooks: a subclass defines the outputs it has URLs for (views() maps each URL to one of them).
     def context(self, request, form, data: dict) -> dict:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no page")
 
     def chart(self, request, data: dict) -> bytes:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no chart")
 
     def csv(self, request, data: dict) -> tuple[str, list[str], Iterable]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no CSV")
 
     def serve(self, request, output: str) -> HttpResponse:
         form, data = self.bind(request)

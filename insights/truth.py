@@ -470,19 +470,12 @@ class _Discard(Exception):
     pass
 
 
-@dataclass
-class TierOutcome:
-    tier: str
-    n: int
-    stayed: int
+class TierOutcome(Cohort):
+    """A tier's users on the judged days and how many stayed (a Cohort labelled by its tier)."""
 
     @property
-    def share(self) -> float | None:
-        return _pct(self.stayed, self.n)
-
-    @property
-    def thin(self) -> bool:
-        return self.n < THIN
+    def tier(self) -> str:
+        return self.label
 
 
 @dataclass

@@ -110,6 +110,11 @@ def backtest_for(tenant, *, model_id: int, horizon: int | None, version: str):
     return result
 
 
+def _bad_horizon(form) -> HttpResponse:
+    return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
+                        content_type="text/plain; charset=utf-8")
+
+
 def _still_computing() -> HttpResponse:
     response = HttpResponse("Still computing the Score truth report; try again in a few seconds.", status=503,
                             content_type="text/plain; charset=utf-8")
@@ -175,8 +180,7 @@ def truth_chart(request):
 
     form, horizon, ok = _horizon(request)
     if not ok:
-        return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
-                            content_type="text/plain; charset=utf-8")
+        return _bad_horizon(form)
     report = report_or_pending(request.tenant, horizon)
     if report is None:
         return _still_computing()
@@ -193,8 +197,7 @@ def truth_chart(request):
 def truth_csv(request):
     form, horizon, ok = _horizon(request)
     if not ok:
-        return HttpResponse("horizon: " + " ".join(form.errors.get("horizon", [])), status=400,
-                            content_type="text/plain; charset=utf-8")
+        return _bad_horizon(form)
     subject = request.GET.get("subject", "users")
     if subject not in truth.SUBJECT_SQL:
         return HttpResponse("subject: choose users or accounts.", status=400, content_type="text/plain; charset=utf-8")

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "scoring",
     "surveys",
     "insights",
+    "alerts",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 import accounts.urls
+import alerts.urls
 import events.urls
 import insights.urls
 import scoring.urls
@@ -51,4 +52,5 @@ urlpatterns = [
     path("", app_urls(insights.urls)),
     path("", app_urls(accounts.urls)),
     path("", app_urls(scoring.urls)),
+    path("", app_urls(alerts.urls)),
 ]

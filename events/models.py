@@ -24,6 +24,13 @@ class CustomerAccount(TenantOwned):
     traits = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Who looks after the account (a member of the workspace): set by hand or mapped from an
+    # owner trait (e.g. `csm_email`); alerts email them and digests list their accounts.
+    owner = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_accounts"
+    )
+    # The contract's renewal date, read from a trait the workspace names.
+    renewal_date = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "group_id"], name="account_unique_group_id")]
@@ -46,6 +53,9 @@ class EndUser(TenantOwned):
     anonymous_id = models.CharField(max_length=255, null=True, blank=True)
     traits = models.JSONField(default=dict, blank=True)
     account = models.ForeignKey(CustomerAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="users")
+    owner = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_end_users"
+    )
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

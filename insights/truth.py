@@ -127,11 +127,12 @@ def _rows_postgresql(tenant: Tenant, first: date, last: date):
     fetchall() of 5.9M rows (100,000 end users, 150 days) took 1.5 GB for its tuples;
     the COPY buffer is 42 bytes a row, read in place (bench/backtest.py: 520 MB peak).
     """
+    scope, scope_params = tenant_sql(tenant)
     sql = ('COPY (SELECT end_user_id::bigint, activity_id::bigint, (day - %s::date)::int4, "count"::int4 '
-           'FROM events_dailyactivitycount WHERE tenant_id = %s AND day >= %s AND day <= %s AND "count" > 0) '
+           f'FROM events_dailyactivitycount WHERE {scope} AND day >= %s AND day <= %s AND "count" > 0) '
            "TO STDOUT (FORMAT binary)")
     buf = bytearray()
-    with connection.cursor() as cursor, cursor.connection.cursor().copy(sql, [first, tenant.pk, first, last]) as copy:
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(sql, [first, *scope_params, first, last]) as copy:
         for block in copy:
             buf += block
     # Header: 11-byte signature, flags, extension length (then the extension); trailer: int16 -1.
@@ -406,16 +407,17 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
         f"WHEN w.days >= {lo} " + (f"AND w.days <= {hi} " if hi else "") + f"THEN {i}"
         for i, (lo, hi) in enumerate(DAY_BANDS)
     )
+    scope, scope_params = tenant_sql(tenant, "r")
     sql = f"""WITH w AS (
         SELECT {column} AS u, r.activity_id AS a, COUNT(DISTINCT r.day) AS days, SUM(r."count") AS total
         FROM events_dailyactivitycount r {join}
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0
+        WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0
         GROUP BY {column}, r.activity_id
     ),
     pop AS (SELECT DISTINCT u FROM w),
     later AS (
         SELECT DISTINCT {column} AS u FROM events_dailyactivitycount r {join}
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0
+        WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0
     ),
     base AS (SELECT pop.u AS u, CASE WHEN later.u IS NULL THEN 0 ELSE 1 END AS stayed
              FROM pop LEFT JOIN later ON later.u = pop.u)
@@ -426,7 +428,7 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
     GROUP BY w.a, CASE {band_case} END, CASE WHEN w.total >= {HEAVY_PER_DAY} * w.days THEN 1 ELSE 0 END
     UNION ALL
     SELECT NULL, NULL, NULL, COUNT(*), SUM(stayed) FROM base"""  # noqa: S608 - constants only
-    params = [tenant.pk, _d(window_start), _d(day), tenant.pk, _d(later_start), _d(later_end)]
+    params = [*scope_params, _d(window_start), _d(day), *scope_params, _d(later_start), _d(later_end)]
     per_activity: dict[int, dict] = {}
     population = None
     for activity_id, band, heavy, n, stayed in _fetch(sql, params):

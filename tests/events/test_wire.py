@@ -911,7 +911,12 @@ def test_null_object_fields_count_as_empty(field: str) -> None:
         ("page", {"name": None}, "Viewed Page"),
         ("page", {"name": ""}, "Viewed Page"),
         ("page", {"properties": {"name": 3}}, "Viewed Page"),
-        ("page", {"category": "Docs"}, "Viewed Page"),
+        ("page", {"category": "Docs"}, "Viewed Docs Page"),
+        # Segment's convention: page(category, name) is "Viewed <category> <name> Page".
+        ("page", {"category": "Docs", "name": "Home"}, "Viewed Docs Home Page"),
+        ("page", {"properties": {"category": "Docs", "name": "Home"}}, "Viewed Docs Home Page"),
+        ("page", {"category": " ", "name": "Home"}, "Viewed Home Page"),
+        ("screen", {"category": "App", "name": "Feed"}, "Viewed Feed Screen"),
         ("page", {"category": None, "name": "Home"}, "Viewed Home Page"),
         ("screen", {"name": "Settings"}, "Viewed Settings Screen"),
         ("screen", {"properties": {"name": "Feed"}}, "Viewed Feed Screen"),

@@ -193,6 +193,11 @@ def parse_webhook(body: bytes) -> tuple[ParsedRequest, bool]:
     if first == b"[":
         wrapped, single = b'{"batch":' + body + b"}", False
     elif first == b"{":
+        size = len(body.rstrip(b" \t\n\r"))
+        if size > MAX_MESSAGE_BYTES:  # as a single call: the request is the message
+            raise WireError(
+                400, "message_too_large", f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} byte limit"
+            )
         wrapped, single = b'{"batch":[' + body + b"]}", True
     else:
         raise WireError(400, "invalid_body", "body must be a JSON object (one message) or an array of messages")

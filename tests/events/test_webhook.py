@@ -112,7 +112,7 @@ def test_the_limits_of_v1_apply(client, tenant, write_key):
     assert_error(post(client, big, key=write_key), 400, "message_too_large")
     huge = [segment_message("track", f"m-{i}", event="e", properties={"p": "x" * 20_000}) for i in range(30)]
     assert_error(post(client, huge, key=write_key), 400, "request_too_large")
-    many = [segment_message("track", f"n-{i}", event="e") for i in range(2_501)]
+    many = [{"type": "track", "userId": "u", "event": "e", "messageId": f"n-{i}"} for i in range(2_501)]
     response = post(client, many, key=write_key)
     assert response.status_code == 200 and response.json()["rejected"] == ["n-2500"]
 

@@ -120,7 +120,7 @@ class Activity(TenantOwned):
 
 
 class Event(TenantOwned):
-    """One stored message. `day` is the event's date in the tenant's time zone."""
+    """One stored message. `day` is the event's date in the tenant's time zone (the partition key on PostgreSQL)."""
 
     id = models.BigAutoField(primary_key=True)
     # Every index and foreign-key check is paid on each insert, the ingestion hot path, so:
@@ -152,6 +152,9 @@ class Event(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "message_id"], name="event_unique_message_id")]
+        # On PostgreSQL the table is partitioned by month (events/partitions.py): the unique
+        # constraint is not there (the dedupe is events_messageid's), and the primary key
+        # (tenant_id, id, day) stands in for event_tenant_id.
         indexes = [
             # The live debugger's feed: a tenant's events by id, newest first.
             models.Index(fields=["tenant", "id"], name="event_tenant_id"),

@@ -121,3 +121,10 @@ def test_it_answers_with_cors_and_json_like_every_v1_path(client, tenant, write_
     response = client.options("/v1/webhook", HTTP_ORIGIN="https://app.example.com")
     assert response.status_code == 200 and response["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert_error(client.get("/v1/webhook"), 405, "method_not_allowed")
+
+
+def test_the_setup_page_gives_segments_settings_step_by_step(owner_client, tenant, write_key):
+    page = owner_client.get(f"/t/{tenant.slug}/events/setup/").content.decode()
+    assert "Forward from Segment" in page and "Webhooks (Actions)" in page
+    assert "/v1/webhook</code>" in page and "/v1/webhook/wk_" in page  # header or key in the URL
+    assert "Batch Size" in page and "Authorization" in page

@@ -359,7 +359,8 @@ def compare_layouts(args, env) -> None:
     keys = {}
     for layout in ("partitioned", "plain"):
         DB = f"{base}_{layout}"
-        layout_env = {**env, "DATABASE_URL": f"{PG}/{DB}", "EVENTS_PARTITIONED": "1" if layout == "partitioned" else "0"}
+        partitioned = "1" if layout == "partitioned" else "0"
+        layout_env = {**env, "DATABASE_URL": f"{PG}/{DB}", "EVENTS_PARTITIONED": partitioned}
         keys[layout] = (setup_database(layout_env), layout_env)
         with psycopg.connect(f"{PG}/{DB}") as conn:
             kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'events_event'::regclass").fetchone()[0]
@@ -392,8 +393,9 @@ def compare_layouts(args, env) -> None:
     p, q = median["partitioned"], median["plain"]
     print(f"median events/s: partitioned {p['events_per_s']:,.0f}, plain {q['events_per_s']:,.0f}, "
           f"ratio {p['events_per_s'] / q['events_per_s']:.3f}")  # fmt: skip
+    cpu_ratio = (p["app_ms"] + p["pg_ms"]) / (q["app_ms"] + q["pg_ms"])
     print(f"median CPU per batch (app + PostgreSQL): partitioned {p['app_ms']:.1f} + {p['pg_ms']:.1f} ms, plain "
-          f"{q['app_ms']:.1f} + {q['pg_ms']:.1f} ms, ratio {(p['app_ms'] + p['pg_ms']) / (q['app_ms'] + q['pg_ms']):.3f}"
+          f"{q['app_ms']:.1f} + {q['pg_ms']:.1f} ms, ratio {cpu_ratio:.3f}"
           f" (PostgreSQL alone {p['pg_ms'] / q['pg_ms']:.3f})")  # fmt: skip
     print(f"{load()} at the end")
 

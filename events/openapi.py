@@ -110,7 +110,8 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "success": {"type": "boolean", "enum": [True]},
                 "code": {"type": "string", "enum": ["too_many_messages"], "description": "Only for a batch over "
-                         f"{wire.MAX_BATCH_MESSAGES:,} messages: the first {wire.MAX_BATCH_MESSAGES:,} were processed."},
+                         f"{wire.MAX_BATCH_MESSAGES:,} messages: the first {wire.MAX_BATCH_MESSAGES:,} were "
+                         "processed."},
                 "message": {"type": "string"},
                 "rejected": {"type": "array", "items": {"type": "string"},
                              "description": "The messageIds of the messages past the limit, not processed."},

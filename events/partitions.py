@@ -145,7 +145,7 @@ def convert(cursor, today: date | None = None) -> None:
     months |= {add_months(month_start(today), k) for k in range(settings.EVENTS_PARTITION_MONTHS_AHEAD + 1)}
     for month in sorted(months):
         _create_empty(cursor, month)
-    cursor.execute(f"INSERT INTO {PARENT} ({COLUMNS}) SELECT {COLUMNS} FROM events_event_plain")
+    cursor.execute(f"INSERT INTO {PARENT} ({COLUMNS}) SELECT {COLUMNS} FROM events_event_plain")  # noqa: S608 (constants only)
     cursor.execute(
         "SELECT setval(pg_get_serial_sequence(%s, 'id'), GREATEST((SELECT max(id) FROM events_event_plain), 1),"
         " (SELECT max(id) IS NOT NULL FROM events_event_plain))",
@@ -164,10 +164,8 @@ def unconvert(cursor) -> None:
     cursor.execute(plain.replace(" PARTITION BY RANGE (day)", ""))
     for statement in [*INDEX_DDL, "CREATE INDEX event_tenant_id ON events_event (tenant_id, id)"]:
         cursor.execute(statement)
-    cursor.execute(f"INSERT INTO {PARENT} ({COLUMNS}) SELECT {COLUMNS} FROM events_event_partitioned")
-    cursor.execute(
-        "ALTER TABLE events_event ADD CONSTRAINT event_unique_message_id UNIQUE (tenant_id, message_id)"
-    )
+    cursor.execute(f"INSERT INTO {PARENT} ({COLUMNS}) SELECT {COLUMNS} FROM events_event_partitioned")  # noqa: S608 (constants only)
+    cursor.execute("ALTER TABLE events_event ADD CONSTRAINT event_unique_message_id UNIQUE (tenant_id, message_id)")
     cursor.execute(
         "SELECT setval(pg_get_serial_sequence(%s, 'id'), GREATEST((SELECT max(id) FROM events_event), 1),"
         " (SELECT max(id) IS NOT NULL FROM events_event))",
@@ -202,7 +200,7 @@ def _create_month(cursor, month: date) -> bool:
     cursor.execute(f"LOCK TABLE {DEFAULT} IN SHARE ROW EXCLUSIVE MODE")
     cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)")
     cursor.execute(
-        f"WITH moved AS (DELETE FROM {DEFAULT} WHERE day >= %s AND day < %s RETURNING {COLUMNS})"
+        f"WITH moved AS (DELETE FROM {DEFAULT} WHERE day >= %s AND day < %s RETURNING {COLUMNS})"  # noqa: S608 (constants only)
         f" INSERT INTO {name} ({COLUMNS}) SELECT {COLUMNS} FROM moved",
         [month, upper],
     )
@@ -216,8 +214,7 @@ def _create_month(cursor, month: date) -> bool:
 def partitions(cursor) -> list[date]:
     """The months that have a partition, in order."""
     cursor.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = to_regclass(%s)",
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s)",
         [PARENT],
     )
     months = []
@@ -242,7 +239,7 @@ def ensure_partitions(today: date | None = None, ahead: int | None = None) -> li
     wanted = {add_months(current, k) for k in range(ahead + 1)}
     # RLS bypass: partition DDL is the table owner's, and the DEFAULT partition holds every tenant's rows.
     with rls.bypass("event partitions: DDL across tenants"), connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT date_trunc('month', day)::date FROM {DEFAULT}")
+        cursor.execute(f"SELECT DISTINCT date_trunc('month', day)::date FROM {DEFAULT}")  # noqa: S608 (constants only)
         stranded = {row[0] for row in cursor.fetchall()}
     cutoff = _global_cutoff(today)
     wanted |= {month for month in stranded if cutoff is None or month >= cutoff}
@@ -302,7 +299,7 @@ def apply_retention(today: date | None = None) -> dict:
                 cursor.execute(f"DROP TABLE {name}")
             done["dropped"].append(name)
         with rls.bypass("event retention: old rows in the DEFAULT partition"), connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {DEFAULT} WHERE day < %s", [cutoff])
+            cursor.execute(f"DELETE FROM {DEFAULT} WHERE day < %s", [cutoff])  # noqa: S608 (constants only)
     for tenant in Tenant.objects.order_by("pk"):
         tenant_cutoff = retention_cutoff(tenant, today)
         if tenant_cutoff is None or (partitioned and tenant_cutoff == cutoff):

@@ -156,7 +156,7 @@ def _partitioned(batch: str, columns: str) -> str:
     SELECT %(tenant)b, {columns} FROM batch JOIN fresh ON fresh.message_id = batch.m
     ORDER BY m
     RETURNING end_user_id, activity_id, day, message_id
-"""
+"""  # noqa: S608 (constants only)
 
 
 # One statement: the batch as one binary array per column (psycopg sends these without quoting
@@ -181,7 +181,7 @@ _STORE_ROWS = """
                          %(ts)b::timestamptz[], %(ra)b::timestamptz[], %(d)b::date[], %(p)b::text[])
         WITH ORDINALITY AS b(m, ty, eu, act, acc, ts, ra, d, p, i)"""
 STORE_SQL = (
-    _STORE_HEAD
+    _STORE_HEAD  # noqa: S608 (constants only)
     + "\n), stored AS ("
     + _INSERT_EVENTS
     + "\n    SELECT %(tenant)b, m, ty, eu, act, acc, ts, ra, d, p::jsonb FROM ("
@@ -217,7 +217,7 @@ _KNOWN_ROWS = """
     JOIN users u ON u.user_id = b.uid
     JOIN activities a ON a.name = b.name"""
 STORE_KNOWN_SQL = (
-    _KNOWN_HEAD
+    _KNOWN_HEAD  # noqa: S608 (constants only)
     + "\n), stored AS ("
     + _INSERT_EVENTS
     + "\n    SELECT %(tenant)b, m, ty, eu, act, NULL, ts, ra, d, p::jsonb FROM ("

@@ -21,6 +21,7 @@ from accounts.services import api_key_create
 from events.models import Activity, EndUser
 from scoring.models import ActivityWeight, ScoringModel
 
+
 def _pk(model, value: int):
     """A pk to look up: a (tenant_id, message_id) tuple for a composite key (events.MessageId)."""
     return (value, str(value)) if isinstance(model._meta.pk, CompositePrimaryKey) else value

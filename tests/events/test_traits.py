@@ -25,7 +25,13 @@ def send(tenant, *raws):
 
 
 def identify(message_id, when, user="u1", **traits):
-    return {"type": "identify", "userId": user, "messageId": message_id, "timestamp": when.isoformat(), "traits": traits}
+    return {
+        "type": "identify",
+        "userId": user,
+        "messageId": message_id,
+        "timestamp": when.isoformat(),
+        "traits": traits,
+    }
 
 
 def traits_of(tenant, user="u1"):

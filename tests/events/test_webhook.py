@@ -63,14 +63,20 @@ def test_a_batched_array_body_holds_every_kind_of_call(client, tenant, write_key
 
 
 def test_the_write_key_may_be_in_the_url(client, tenant, write_key):
-    assert post(client, [segment_message("track", "m-1", event="e")], path=f"/v1/webhook/{write_key}").status_code == 200
+    assert (
+        post(client, [segment_message("track", "m-1", event="e")], path=f"/v1/webhook/{write_key}").status_code == 200
+    )
     assert Event.objects.for_tenant(tenant).count() == 1
 
 
 def test_without_a_known_key_it_is_401(client, tenant, write_key):
     assert_error(post(client, [segment_message("track", "m-1", event="e")]), 401, "unauthorized")
-    assert_error(post(client, segment_message("track", "m", event="e"), path="/v1/webhook/wk_nope_nope"), 401, "unauthorized")
-    assert_error(post(client, segment_message("track", "m", event="e"), key="wk_wrongwrongwro_nope"), 401, "unauthorized")
+    assert_error(
+        post(client, segment_message("track", "m", event="e"), path="/v1/webhook/wk_nope_nope"), 401, "unauthorized"
+    )
+    assert_error(
+        post(client, segment_message("track", "m", event="e"), key="wk_wrongwrongwro_nope"), 401, "unauthorized"
+    )
     assert Event.objects.unscoped().count() == 0
 
 

@@ -64,7 +64,7 @@ class TenantSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["name", "product_name", "time_zone"]
+        fields = ["name", "product_name", "time_zone", "events_retention_months"]
 
 
 class TenantDeleteForm(forms.Form):

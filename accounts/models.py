@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import OuterRef
 from django.utils import timezone
@@ -106,6 +106,13 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=50, unique=True, validators=[slug_validator])
     product_name = models.CharField(max_length=100)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Raw events older than this many whole months are deleted (events.partitions); the daily
+    # rollup, scores and insights keep the history. Empty: the platform's EVENTS_RETENTION_MONTHS.
+    events_retention_months = models.PositiveSmallIntegerField(
+        "keep raw events (months)", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Raw events older than this many months are deleted (scores and daily counts are kept). "
+        "Empty: the platform default.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

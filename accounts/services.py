@@ -63,10 +63,13 @@ def user_signup(
     return user, tenant
 
 
-def tenant_update(*, tenant: Tenant, name: str, product_name: str, time_zone: str) -> Tenant:
+def tenant_update(
+    *, tenant: Tenant, name: str, product_name: str, time_zone: str, events_retention_months: int | None = None
+) -> Tenant:
     tenant.name, tenant.product_name, tenant.time_zone = name, product_name, time_zone
+    tenant.events_retention_months = events_retention_months  # events.partitions applies it
     tenant.full_clean()
-    tenant.save(update_fields=["name", "product_name", "time_zone"])
+    tenant.save(update_fields=["name", "product_name", "time_zone", "events_retention_months"])
     return tenant
 
 

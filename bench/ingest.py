@@ -18,6 +18,15 @@ production: REDIS_URL=redis://127.0.0.1:6379/7 (cache, so the rate limiter's
 two round trips per request) and the rate limiter on, with a limit far above
 what the benchmark sends. --no-redis measures without Redis and rate limiting.
 The load average is printed before and after: the machine is shared.
+
+--compare-layouts ROUNDS (issue 18): the event table partitioned by month (the
+PostgreSQL default) against the plain table (EVENTS_PARTITIONED=0 when
+migrating: the unique (tenant, message_id) index on events_event, as before
+partitioning), each in its own scratch database (BENCH_DB + "_partitioned" /
+"_plain"), interleaved in one session: ROUNDS pairs, the order alternating
+(p, plain, plain, p, ...). Prints each run, then the medians and the ratio
+partitioned / plain of events/s and of CPU per batch; no COPY baseline there
+(the two layouts are each other's baseline).
 """
 
 import argparse
@@ -308,37 +317,8 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (3 beat 2 and 4 on 2 cores)")
-    parser.add_argument(
-        "--redis",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help=f"run the app with REDIS_URL={REDIS_URL} and the rate limiter on (limit {RATE_LIMIT:,}/s per key, never "
-        "reached); default: on when Redis answers on 127.0.0.1:6379",
-    )
-    parser.add_argument(
-        "--browser-context",
-        action="store_true",
-        help="every message carries analytics.js's full context (page, user agent, campaign...): ~0.9 KB each, "
-        "~90 KB per batch, over the 32 KB under which a body is decoded without item spans",
-    )
-    args = parser.parse_args()
-    if args.redis is None:
-        args.redis = redis_answers()
-
-    env = {**os.environ, "DATABASE_URL": f"{PG}/{DB}", "DEBUG": "False", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "False", "LOG_LEVEL": "WARNING"}  # fmt: skip
-    if args.redis:
-        env.update(REDIS_URL=REDIS_URL, INGEST_RATE_LIMIT_PER_SECOND=str(RATE_LIMIT))
-    else:
-        env.pop("REDIS_URL", None)
-        env["INGEST_RATE_LIMIT_PER_SECOND"] = "0"
-    load_before, reference_before = load(), cpu_reference_ms()
-    key = setup_database(env)
+def serve_and_send(args, env, key: str):
+    """Start gunicorn on the current DB, warm up, send for args.seconds; the result and CPU counters."""
     gunicorn = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -369,6 +349,99 @@ def main() -> None:
     finally:
         gunicorn.terminate()
         gunicorn.wait()
+    return http_result, cpu_before, cpu_after, incr_before, incr_after
+
+
+def compare_layouts(args, env) -> None:
+    """Partitioned vs plain event table, interleaved in one session (see the module docstring)."""
+    global DB
+    base = DB
+    keys = {}
+    for layout in ("partitioned", "plain"):
+        DB = f"{base}_{layout}"
+        partitioned = "1" if layout == "partitioned" else "0"
+        layout_env = {**env, "DATABASE_URL": f"{PG}/{DB}", "EVENTS_PARTITIONED": partitioned}
+        keys[layout] = (setup_database(layout_env), layout_env)
+        with psycopg.connect(f"{PG}/{DB}") as conn:
+            kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'events_event'::regclass").fetchone()[0]
+        assert (kind == "p") == (layout == "partitioned"), (layout, kind)
+    print(f"gunicorn workers={args.workers} clients={args.clients} seconds={args.seconds} batch=100, "
+          f"{args.compare_layouts} rounds; {load()} at the start")  # fmt: skip
+    runs: dict[str, list[dict]] = {"partitioned": [], "plain": []}
+    for round_ in range(args.compare_layouts):
+        order = ("partitioned", "plain") if round_ % 2 == 0 else ("plain", "partitioned")
+        for layout in order:
+            DB = f"{base}_{layout}"
+            key, layout_env = keys[layout]
+            before = load()
+            result, cpu_before, cpu_after, _, _ = serve_and_send(args, layout_env, key)
+            batches = max(result["batches_ok"] + result["batches_failed"], 1)
+            app_ms, pg_ms = ((b - a) * 1000 / batches for a, b in zip(cpu_before, cpu_after, strict=True))
+            with psycopg.connect(f"{PG}/{DB}") as conn:
+                stored = conn.execute("SELECT count(*) FROM events_event").fetchone()[0]
+                rollup = conn.execute("SELECT coalesce(sum(count), 0) FROM events_dailyactivitycount").fetchone()[0]
+            run = {**result, "app_ms": app_ms, "pg_ms": pg_ms, "ok": stored == rollup}
+            runs[layout].append(run)
+            print(f"round {round_ + 1} {layout:>11}: {result['events_per_s']:8,.0f} events/s, p50 "
+                  f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, CPU per batch app {app_ms:.1f} + "
+                  f"PostgreSQL {pg_ms:.1f} ms, stored = rollup: {'yes' if stored == rollup else 'NO'}; "
+                  f"{before} -> {load()}")  # fmt: skip
+    median = {
+        layout: {name: statistics.median(r[name] for r in rs) for name in ("events_per_s", "app_ms", "pg_ms")}
+        for layout, rs in runs.items()
+    }
+    p, q = median["partitioned"], median["plain"]
+    print(f"median events/s: partitioned {p['events_per_s']:,.0f}, plain {q['events_per_s']:,.0f}, "
+          f"ratio {p['events_per_s'] / q['events_per_s']:.3f}")  # fmt: skip
+    cpu_ratio = (p["app_ms"] + p["pg_ms"]) / (q["app_ms"] + q["pg_ms"])
+    print(f"median CPU per batch (app + PostgreSQL): partitioned {p['app_ms']:.1f} + {p['pg_ms']:.1f} ms, plain "
+          f"{q['app_ms']:.1f} + {q['pg_ms']:.1f} ms, ratio {cpu_ratio:.3f}"
+          f" (PostgreSQL alone {p['pg_ms'] / q['pg_ms']:.3f})")  # fmt: skip
+    print(f"{load()} at the end")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (3 beat 2 and 4 on 2 cores)")
+    parser.add_argument(
+        "--redis",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"run the app with REDIS_URL={REDIS_URL} and the rate limiter on (limit {RATE_LIMIT:,}/s per key, never "
+        "reached); default: on when Redis answers on 127.0.0.1:6379",
+    )
+    parser.add_argument(
+        "--browser-context",
+        action="store_true",
+        help="every message carries analytics.js's full context (page, user agent, campaign...): ~0.9 KB each, "
+        "~90 KB per batch, over the 32 KB under which a body is decoded without item spans",
+    )
+    parser.add_argument(
+        "--compare-layouts",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="partitioned vs plain event table, ROUNDS interleaved pairs (see the module docstring)",
+    )
+    args = parser.parse_args()
+    if args.redis is None:
+        args.redis = redis_answers()
+
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{DB}", "DEBUG": "False", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "False", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    if args.redis:
+        env.update(REDIS_URL=REDIS_URL, INGEST_RATE_LIMIT_PER_SECOND=str(RATE_LIMIT))
+    else:
+        env.pop("REDIS_URL", None)
+        env["INGEST_RATE_LIMIT_PER_SECOND"] = "0"
+    if args.compare_layouts:
+        compare_layouts(args, env)
+        return
+    load_before, reference_before = load(), cpu_reference_ms()
+    key = setup_database(env)
+    http_result, cpu_before, cpu_after, incr_before, incr_after = serve_and_send(args, env, key)
     with psycopg.connect(f"{PG}/{DB}") as conn:
         stored = conn.execute("SELECT count(*) FROM events_event").fetchone()[0]
         rollup = conn.execute("SELECT coalesce(sum(count), 0) FROM events_dailyactivitycount").fetchone()[0]

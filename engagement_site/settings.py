@@ -318,6 +318,19 @@ STORAGES = {
 }
 CSV_IMPORT_MAX_BYTES = _int("CSV_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 
+# --- The event table (events/partitions.py, docs/ingestion.md "Partitions and retention") ---
+# On PostgreSQL events_event is partitioned by month of its tenant day (set when migrating; 0 keeps
+# the plain table, the benchmark's baseline). Beat creates this many months ahead of the current one.
+EVENTS_PARTITIONED = _bool("EVENTS_PARTITIONED", default=True)
+EVENTS_PARTITION_MONTHS_AHEAD = _int("EVENTS_PARTITION_MONTHS_AHEAD", default=2)
+# Raw events older than this many whole months are dropped (0 = kept forever); a workspace may keep
+# fewer (Tenant.events_retention_months). The rollup, scores and insights keep the history.
+EVENTS_RETENTION_MONTHS = _int("EVENTS_RETENTION_MONTHS", default=0)
+CELERY_BEAT_SCHEDULE["events-partitions"] = {
+    "task": "events.maintain_partitions",
+    "schedule": 6 * 3600,
+}
+
 # Answers per IP per share link per hour on a survey's public link (0 = unlimited); 429 above.
 SURVEY_SHARE_LINK_LIMIT_PER_HOUR = _int("SURVEY_SHARE_LINK_LIMIT_PER_HOUR", default=20)
 

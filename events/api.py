@@ -115,7 +115,18 @@ def track_endpoint(request, kind: str):
     return _handle(request, wire.ENDPOINT_KINDS[kind])
 
 
-def _handle(request, kind: str) -> HttpResponse:
+@v1_view("POST, OPTIONS")
+def webhook_endpoint(request, write_key: str | None = None):
+    """Segment's Webhook destination: one message or a JSON array of them, each message's `type` decides.
+
+    The write key comes in the Basic auth header (a header set in the destination's
+    settings) or in the URL (`/v1/webhook/<writeKey>`). Same dedupe, limits and answers
+    as /v1/batch; a body of one message that is refused is a 400, as a single call.
+    """
+    return _handle(request, "batch", webhook=True, url_key=write_key)
+
+
+def _handle(request, kind: str, webhook: bool = False, url_key: str | None = None) -> HttpResponse:
     if request.method == "OPTIONS":
         return HttpResponse(status=200)
     if request.method != "POST":
@@ -126,13 +137,17 @@ def _handle(request, kind: str) -> HttpResponse:
         raw = request.body
     except RequestDataTooBig:
         return error(400, "request_too_large", f"The request body is over {wire.MAX_REQUEST_BYTES} bytes.")
+    single = kind != "batch"
     try:
         body = wire.decode_body(raw, request.headers.get("Content-Encoding"))
-        parsed = wire.parse_request(body, kind)
+        if webhook:
+            parsed, single = wire.parse_webhook(body)
+        else:
+            parsed = wire.parse_request(body, kind)
     except wire.WireError as exc:
         return error(exc.status, exc.code, exc.message)
 
-    plaintext = wire.basic_auth_key(request.headers.get("Authorization")) or parsed.write_key
+    plaintext = wire.basic_auth_key(request.headers.get("Authorization")) or url_key or parsed.write_key
     if not plaintext:
         return error(401, "unauthorized", "A write key is required: HTTP Basic user name, or writeKey in the body.")
     prefix = ApiKey.split_prefix(plaintext) if "\x00" not in plaintext else None
@@ -151,13 +166,31 @@ def _handle(request, kind: str) -> HttpResponse:
     for outcome in outcomes:
         (messages if type(outcome) is wire.Message else rejections).append(outcome)
 
-    if kind != "batch" and rejections:
+    if single and rejections:
         # A single call has nothing else to keep: say what is wrong (and still record it).
         rejection = rejections[0]
         ingest(tenant=key.tenant, messages=[], rejections=rejections)
         return error(400, "invalid_message", rejection.reason)
     ingest(tenant=key.tenant, messages=messages, rejections=rejections)
+    if parsed.excess:
+        return JsonResponse(_excess_answer(parsed, rejections))
     return JsonResponse({"success": True})
+
+
+def _excess_answer(parsed: wire.ParsedRequest, rejections: list) -> dict:
+    """200: the first 2,500 messages were processed; the rest are named, and kept on the debugger."""
+    excess = rejections[-parsed.excess_rejections :]
+    total = wire.MAX_BATCH_MESSAGES + parsed.excess
+    return {
+        "success": True,
+        "code": "too_many_messages",
+        "message": (
+            f"The batch has {total:,} messages; the first {wire.MAX_BATCH_MESSAGES:,} were processed and the "
+            f"{total - wire.MAX_BATCH_MESSAGES:,} after them rejected (listed on the live debugger). "
+            "Send those again in another batch."
+        ),
+        "rejected": [r.message_id for r in excess if r.message_id],
+    }
 
 
 # --- analytics-next settings and the rest of /v1/ ---------------------------------------

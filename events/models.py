@@ -22,6 +22,9 @@ class CustomerAccount(TenantOwned):
     group_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True)
     traits = models.JSONField(default=dict, blank=True)
+    # When each trait was last set (its message's timestamp, `TRAIT_TIME_FORMAT`): a replayed
+    # older group call never overwrites a newer value of the same key.
+    trait_times = models.JSONField(default=dict, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     # Who looks after the account (a member of the workspace): set by hand or mapped from an
@@ -52,6 +55,8 @@ class EndUser(TenantOwned):
     # The anonymous id that created an anonymous end user; makes that creation idempotent.
     anonymous_id = models.CharField(max_length=255, null=True, blank=True)
     traits = models.JSONField(default=dict, blank=True)
+    # When each trait was last set (see CustomerAccount.trait_times).
+    trait_times = models.JSONField(default=dict, blank=True)
     account = models.ForeignKey(CustomerAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="users")
     owner = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_end_users"
@@ -115,7 +120,7 @@ class Activity(TenantOwned):
 
 
 class Event(TenantOwned):
-    """One stored message. `day` is the event's date in the tenant's time zone."""
+    """One stored message. `day` is the event's date in the tenant's time zone (the partition key on PostgreSQL)."""
 
     id = models.BigAutoField(primary_key=True)
     # Every index and foreign-key check is paid on each insert, the ingestion hot path, so:
@@ -147,6 +152,9 @@ class Event(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "message_id"], name="event_unique_message_id")]
+        # On PostgreSQL the table is partitioned by month (events/partitions.py): the unique
+        # constraint is not there (the dedupe is events_messageid's), and the primary key
+        # (tenant_id, id, day) stands in for event_tenant_id.
         indexes = [
             # The live debugger's feed: a tenant's events by id, newest first.
             models.Index(fields=["tenant", "id"], name="event_tenant_id"),
@@ -155,6 +163,26 @@ class Event(TenantOwned):
 
     def __str__(self):
         return f"{self.type} {self.message_id}"
+
+
+class MessageId(TenantOwned):
+    """Every message id a tenant's events were stored under: the dedupe of `(tenant, messageId)`.
+
+    On PostgreSQL `events_event` is partitioned by month (events/partitions.py), and a
+    unique index of a partitioned table must hold the partition key, which would let the
+    same message id be stored once per month. The store statements insert here first
+    (`ON CONFLICT DO NOTHING RETURNING`) and store only the events whose id was new, in the
+    same statement. Rows outlive the events: a month dropped by retention keeps its ids,
+    so a replay of those messages is still a duplicate and never counts twice in the
+    rollup, which keeps the month's history.
+    """
+
+    pk = models.CompositePrimaryKey("tenant_id", "message_id")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    message_id = models.CharField(max_length=100)
+
+    def __str__(self):
+        return self.message_id
 
 
 class DailyActivityCount(TenantOwned):

@@ -68,7 +68,7 @@ _COMMON = {
     "writeKey": {"type": "string", "description": "The write key, when not sent with HTTP Basic."},
 }
 
-# Page and screen: stored as the activity "Viewed <name> Page/Screen".
+# Page and screen: stored as the activity "Viewed <category> <name> Page" / "Viewed <name> Screen".
 _VIEW = {
     "name": {"type": "string", "nullable": True},
     "category": {"type": "string", "nullable": True},
@@ -107,7 +107,15 @@ def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "SegmentSuccess": {
             "type": "object",
-            "properties": {"success": {"type": "boolean", "enum": [True]}},
+            "properties": {
+                "success": {"type": "boolean", "enum": [True]},
+                "code": {"type": "string", "enum": ["too_many_messages"], "description": "Only for a batch over "
+                         f"{wire.MAX_BATCH_MESSAGES:,} messages: the first {wire.MAX_BATCH_MESSAGES:,} were "
+                         "processed."},
+                "message": {"type": "string"},
+                "rejected": {"type": "array", "items": {"type": "string"},
+                             "description": "The messageIds of the messages past the limit, not processed."},
+            },
             "required": ["success"],
         },
         "SegmentError": _ERROR,
@@ -126,7 +134,8 @@ def _schemas() -> dict[str, Any]:
         "properties": {
             "batch": {
                 "type": "array",
-                "maxItems": wire.MAX_BATCH_MESSAGES,
+                "description": f"Up to {wire.MAX_BATCH_MESSAGES:,} messages are processed; any after them are "
+                "rejected by name (the answer lists them).",
                 "items": {
                     "anyOf": [{"$ref": f"#/components/schemas/{_name(kind)}"} for kind in _TYPES],
                     "description": "A message of any type; in a batch its type is required.",
@@ -138,6 +147,13 @@ def _schemas() -> dict[str, Any]:
             "writeKey": _COMMON["writeKey"],
         },
         "required": ["batch"],
+    }
+    # Here the message's type is required: it is what tells the kinds apart.
+    messages = [{"allOf": [{"$ref": f"#/components/schemas/{_name(kind)}"}, {"required": ["type"]}]} for kind in _TYPES]
+    schemas["SegmentWebhook"] = {
+        "description": "What Segment's Webhook destination sends: one message, or (batching on) an array of them. "
+        "Each message's type decides what it is.",
+        "oneOf": [{"anyOf": messages}, {"type": "array", "items": {"anyOf": messages}}],
     }
     schemas["SegmentSettings"] = {"type": "object", "additionalProperties": True}
     return schemas
@@ -159,6 +175,8 @@ def _responses() -> dict[str, Any]:
 
 def _tracking_operation(path: str, aliases: str, what: str) -> dict[str, Any]:
     kind = path.removeprefix("/v1/")
+    if kind == "webhook":
+        aliases = aliases.replace("<writeKey>", "{writeKey}") + " (the write key in the URL)"
     body = {"$ref": f"#/components/schemas/{_name(kind)}"}
     return {
         "post": {

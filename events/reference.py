@@ -15,7 +15,12 @@ ERROR_CODES = [
     ("400", "invalid_gzip / unsupported_encoding", "Content-Encoding other than gzip, or a broken gzip stream."),
     ("400", "request_too_large", f"The body is over {wire.MAX_REQUEST_BYTES:,} bytes after decompression."),
     ("400", "message_too_large", f"A single call's message is over {wire.MAX_MESSAGE_BYTES // 1024} KB."),
-    ("400", "too_many_messages", f"A batch holds more than {wire.MAX_BATCH_MESSAGES:,} messages."),
+    (
+        "200",
+        "too_many_messages",
+        f"A batch of more than {wire.MAX_BATCH_MESSAGES:,} messages: the first {wire.MAX_BATCH_MESSAGES:,} are "
+        "processed, the rest rejected by name (\"rejected\": their messageIds; listed on the debugger).",
+    ),
     ("400", "invalid_message", "A single call (/v1/track, ...) whose message is invalid; the reason says why."),
     ("401", "unauthorized", "No write key, an unknown or revoked key, or a read key."),
     ("404", "not_found", "Any other path under /v1/, or settings asked for an unknown write key."),
@@ -30,7 +35,12 @@ ENDPOINTS = [
     ("/v1/track", "/v1/t", "An end user did an activity: userId or anonymousId, event, properties"),
     ("/v1/identify", "/v1/i", "Who the end user is: userId, traits"),
     ("/v1/group", "/v1/g", "The customer account of the end user: groupId, traits (plan, mrr, ...)"),
-    ("/v1/page", "/v1/p", "A page view; stored as the activity “Viewed <name> Page”"),
+    ("/v1/page", "/v1/p", "A page view; stored as the activity “Viewed <category> <name> Page”"),
     ("/v1/screen", "/v1/s", "A mobile screen view; stored as “Viewed <name> Screen”"),
     ("/v1/alias", "/v1/a", "Links previousId (e.g. an anonymous id) to userId"),
+    (
+        "/v1/webhook",
+        "/v1/webhook/<writeKey>",
+        "Segment's Webhook destination: one message, or a JSON array of them; each message's type decides",
+    ),
 ]

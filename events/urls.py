@@ -12,6 +12,9 @@ urlpatterns = [
         api.track_endpoint,
         name="track",
     ),
+    # Segment's Webhook destination: the write key in the Basic auth header or in the URL.
+    re_path(r"^v1/webhook/?$", api.webhook_endpoint, name="webhook"),
+    re_path(r"^v1/webhook/(?P<write_key>[^/]+)/?$", api.webhook_endpoint, name="webhook_key"),
     re_path(r"^v1/projects/(?P<write_key>[^/]+)/settings/?$", api.project_settings, name="project_settings"),
     # Last of the /v1/ routes: any other path there (a newline included) is a JSON 404 with CORS headers.
     re_path(r"^v1/(?P<path>[\s\S]*)$", api.not_found, name="v1_not_found"),

@@ -13,18 +13,18 @@ from accounts.models import Tenant
 from ..models import CustomerAccount, EndUser, RejectedMessage
 from ..pg_arrays import DateArray, TextArray, TimestampArray
 from ..wire import Message, Rejection
-from .customer_accounts import _account_ids, _apply_traits, _attach_accounts
+from .customer_accounts import _account_ids, _apply_traits, _attach_accounts, _trait_updates
 from .db import _fetch_prepared, _first_statement
 from .identities import HISTORY_AGE, IdentityResolver, _backdate_first_seen, _history_starts, _lock_end_users
 from .lookups import _activity_ids, _prefetch
 from .store import (
-    STORE_KNOWN_SQL,
     EndUserMerged,
     _add_to_rollup,
     _day_value,
     _insert_events,
     _payload_json,
     _store_events_postgresql,
+    store_sql,
 )
 
 
@@ -150,7 +150,8 @@ def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Surve
         "d": DateArray([m.timestamp.astimezone(zone).date() for m in messages]),
         "p": TextArray([_payload_json(m.raw) for m in messages]),
     }
-    ((complete, stored),) = _first_statement(lambda: _fetch_prepared(STORE_KNOWN_SQL, params, scope=tenant))
+    sql = store_sql(known=True)
+    ((complete, stored, _),) = _first_statement(lambda: _fetch_prepared(sql, params, scope=tenant))
     if not complete:
         return False
     result.stored = stored
@@ -203,29 +204,27 @@ def _ingest_in_transaction(
     if resolver.merged_into:
         end_users = [resolver.final(pk) for pk in end_users]
 
-    # 2. Accounts (group calls and context.groupId) and traits.
+    # 2. Accounts (group calls and context.groupId); traits are applied once the events are stored.
     accounts = _account_ids(tenant, groups)
-    user_traits: dict[int, dict] = {}
-    account_traits: dict[int, dict] = {}
+    user_traits: list[tuple[int, Message]] = []
+    account_traits: list[tuple[int, Message]] = []
     attach: dict[int, int] = {}
     for m, pk in zip(messages, end_users, strict=True):
         if m.type == "identify" and m.traits:
-            user_traits.setdefault(pk, {}).update(m.traits)
+            user_traits.append((pk, m))
         group = m.group_id
         if group:
             if m.type == "group":
                 attach[pk] = accounts[group]
                 if m.traits:
-                    account_traits.setdefault(accounts[group], {}).update(m.traits)
+                    account_traits.append((accounts[group], m))
             else:
                 attach.setdefault(pk, accounts[group])
     history = _history_starts(messages, end_users)
     # Every end user this batch changes, locked at once in id order: the three statements
     # below each lock some of them, and two batches taking them statement by statement deadlock.
-    _lock_end_users(tenant, user_traits.keys() | attach.keys() | history.keys())
+    _lock_end_users(tenant, {pk for pk, _ in user_traits} | attach.keys() | history.keys())
     _backdate_first_seen(tenant, history)
-    _apply_traits(tenant, EndUser, user_traits)
-    _apply_traits(tenant, CustomerAccount, account_traits, name_field="name")
     _attach_accounts(
         tenant, attach, explicit={pk for m, pk in zip(messages, end_users, strict=True) if m.type == "group"}
     )
@@ -250,13 +249,20 @@ def _ingest_in_transaction(
             )
         )
     if connection.vendor == "postgresql":
-        result.stored = _store_events_postgresql(tenant, rows)
+        result.stored, new_ids = _store_events_postgresql(tenant, rows)
     else:
         rows.sort(key=lambda row: row[0])
         stored = _insert_events(tenant, rows)
         result.stored = len(stored)
+        new_ids = {message_id for _, activity, _, message_id in stored if activity is None}
         _add_to_rollup(
             tenant,
-            Counter((end_user_id, activity, _day_value(day)) for end_user_id, activity, day in stored if activity),
+            Counter((end_user_id, activity, _day_value(day)) for end_user_id, activity, day, _ in stored if activity),
         )
     result.duplicates = len(messages) - result.stored
+
+    # 4. Traits, from the identify and group calls stored just now: a duplicate message (a retry,
+    # a replayed batch) changes nothing, and each key takes its newest value by timestamp.
+    if user_traits or account_traits:
+        _apply_traits(tenant, EndUser, _trait_updates(user_traits, new_ids))
+        _apply_traits(tenant, CustomerAccount, _trait_updates(account_traits, new_ids), name_field="name")

@@ -1,6 +1,8 @@
 """Customer accounts: ids by group id, traits, and attaching end users to their account (PostgreSQL and portable)."""
 
 
+from datetime import UTC, datetime
+
 from django.db import connection
 from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
@@ -8,6 +10,7 @@ from django.utils import timezone
 from accounts.models import Tenant
 
 from ..models import CustomerAccount, EndUser
+from ..wire import Message
 from .db import _server_bound_cursor
 
 
@@ -24,19 +27,69 @@ def _account_ids(tenant: Tenant, group_ids: set[str]) -> dict[str, int]:
 
 
 
+# A trait's time: its message's timestamp in UTC, fixed width, so the strings order as the times do.
+TRAIT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def trait_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(TRAIT_TIME_FORMAT)
+
+
+def _trait_updates(pairs: list[tuple[int, Message]], stored: set[str]) -> dict[int, dict[str, tuple[str, object]]]:
+    """Per row, each trait key's newest (time, value) among the messages stored by this batch.
+
+    `stored`: the message ids the insert stored (new ones); a message id the batch holds
+    twice counts once, as the store keeps its first row. Equal times: the later message wins.
+    """
+    updates: dict[int, dict[str, tuple[str, object]]] = {}
+    seen: set[str] = set()
+    kept = []
+    for pk, m in pairs:
+        if m.message_id in stored and m.message_id not in seen:
+            seen.add(m.message_id)
+            kept.append((pk, m))
+    kept.sort(key=lambda pair: pair[1].timestamp)  # stable: batch order among equal times
+    for pk, m in kept:
+        when = trait_time(m.timestamp)
+        row = updates.setdefault(pk, {})
+        for key, value in m.traits.items():
+            row[key] = (when, value)
+    return updates
+
+
+def merge_traits(old: dict, old_times: dict, new: dict[str, tuple[str, object]]) -> tuple[dict, dict, bool]:
+    """`new` {key: (time, value)} applied over traits and their times: a key moves only to a time not older."""
+    traits, times, changed = dict(old), dict(old_times), False
+    for key, (when, value) in new.items():
+        before = times.get(key)
+        if before is not None and when < before:
+            continue  # a replayed older message: the newer value stays
+        if traits.get(key, _MISSING) != value or before != when:
+            traits[key], times[key], changed = value, when, True
+    return traits, times, changed
+
+
+_MISSING = object()
+
+
 def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: str | None = None) -> None:
-    """Merge traits into rows (new keys win), locking rows in id order."""
+    """Merge traits into rows, each key only from a message no older than its current value; rows locked in id order."""
     if not updates:
         return
     now = timezone.now()
     rows = list(model.objects.for_tenant(tenant).filter(pk__in=updates).order_by("pk").select_for_update(no_key=True))
+    changed_rows = []
     for row in rows:
-        row.traits = {**row.traits, **updates[row.pk]}
+        row.traits, row.trait_times, changed = merge_traits(row.traits, row.trait_times, updates[row.pk])
+        if not changed:
+            continue
         row.updated_at = now
         if name_field and isinstance(row.traits.get("name"), str):
             setattr(row, name_field, row.traits["name"][:255])
-    fields = ["traits", "updated_at"] + ([name_field] if name_field else [])
-    model.objects.for_tenant(tenant).bulk_update(rows, fields)
+        changed_rows.append(row)
+    fields = ["traits", "trait_times", "updated_at"] + ([name_field] if name_field else [])
+    if changed_rows:
+        model.objects.for_tenant(tenant).bulk_update(changed_rows, fields)
 
 
 

@@ -152,10 +152,19 @@ def _merge_end_users(tenant: Tenant, source_pk: int, target_pk: int) -> None:
     DailyActivityCount.objects.for_tenant(tenant).filter(end_user=source).delete()
     _add_to_rollup(tenant, Counter({(target.pk, act, day): n for act, day, n in moved}))
     Identity.objects.for_tenant(tenant).filter(end_user=source).update(end_user=target)
-    target.traits = {**source.traits, **target.traits}
+    # Per key the newer value by its time; a key with no time on either side keeps the target's.
+    source_values = {
+        key: (source.trait_times.get(key, ""), value)
+        for key, value in source.traits.items()
+        if key not in target.traits or source.trait_times.get(key, "") > target.trait_times.get(key, "")
+    }
+    target.traits = {**target.traits, **{key: value for key, (_, value) in source_values.items()}}
+    target.trait_times = {
+        **target.trait_times, **{key: when for key, (when, _) in source_values.items() if when}
+    }  # fmt: skip
     target.account_id = target.account_id or source.account_id
     target.first_seen_at = min(target.first_seen_at, source.first_seen_at)
-    target.save(update_fields=["traits", "account", "first_seen_at"])
+    target.save(update_fields=["traits", "trait_times", "account", "first_seen_at"])
     anonymous_id = source.anonymous_id
     source.delete()
     if anonymous_id:

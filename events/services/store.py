@@ -9,7 +9,8 @@ from django.db import OperationalError, connection
 
 from accounts.models import Tenant
 
-from ..models import DailyActivityCount, Event
+from .. import partitions
+from ..models import DailyActivityCount, Event, MessageId
 from ..pg_arrays import DateArray, TextArray, TimestampArray
 from .db import INSERT_CHUNK, _fetch_prepared, _placeholders, _server_bound_cursor
 
@@ -19,27 +20,42 @@ EVENT_COLUMNS = (
 
 
 
-def _insert_events(tenant: Tenant, rows: list[tuple]) -> list[tuple[int, int | None, object]]:
+def _insert_events(tenant: Tenant, rows: list[tuple]) -> list[tuple[int, int | None, object, str]]:
     """Insert event rows (without tenant), skipping duplicate message ids.
 
-    Returns (end_user, activity, day) of the rows actually stored. The portable
-    path (SQLite); PostgreSQL stores a batch with `STORE_SQL`.
+    Returns (end_user, activity, day, message_id) of the rows actually stored. The
+    portable path (SQLite); PostgreSQL stores a batch with `STORE_SQL`. As there, the ids
+    go into `MessageId` first and only the new ones are stored (the first row of an id
+    the batch holds twice), so an event deleted by retention is still a duplicate.
     """
     table = Event._meta.db_table
-    conflict = "ON CONFLICT (tenant_id, message_id) DO NOTHING RETURNING end_user_id, activity_id, day"
+    ids_table = MessageId._meta.db_table
     stored: list[tuple] = []
     with connection.cursor() as cursor:
         ops = connection.ops
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
+            ids = list(dict.fromkeys(row[0] for row in chunk))
+            cursor.execute(
+                f"INSERT INTO {ids_table} (tenant_id, message_id) VALUES {_placeholders(2, len(ids))} "  # noqa: S608
+                "ON CONFLICT (tenant_id, message_id) DO NOTHING RETURNING message_id",
+                [value for message_id in ids for value in (tenant.pk, message_id)],
+            )
+            fresh = {row[0] for row in cursor.fetchall()}
             params = []
             for message_id, type_, eu, act, acc, ts, received, day, payload in chunk:
+                if message_id not in fresh:
+                    continue
+                fresh.discard(message_id)  # the first row of an id is the one stored
                 ts, received = ops.adapt_datetimefield_value(ts), ops.adapt_datetimefield_value(received)
                 params += [tenant.pk, message_id, type_, eu, act, acc, ts, received, ops.adapt_datefield_value(day)]
                 params.append(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
-            values = _placeholders(10, len(chunk))
+            if not params:
+                continue
+            values = _placeholders(10, len(params) // 10)
             cursor.execute(
-                f"INSERT INTO {table} ({EVENT_COLUMNS}) VALUES {values} {conflict}",  # noqa: S608
+                f"INSERT INTO {table} ({EVENT_COLUMNS}) VALUES {values} "  # noqa: S608
+                "RETURNING end_user_id, activity_id, day, message_id",
                 params,
             )
             stored.extend(cursor.fetchall())
@@ -92,8 +108,10 @@ def _day_value(value):
 
 
 # The end of both store statements: the rollup adds exactly the rows the insert returned
-# (duplicates are skipped by ON CONFLICT), in key order so concurrent batches lock in the same
-# order; the answer is (whether every end user and activity was there, how many were stored).
+# (duplicates are skipped), in key order so concurrent batches lock in the same order; the
+# answer is (whether every end user and activity was there, how many were stored, the message
+# ids stored of the messages with no activity: identify, group and alias, whose traits
+# `_ingest_in_transaction` applies only when their message is new).
 _ROLLUP_STORED = """
 ), counted AS (
     INSERT INTO events_dailyactivitycount AS r (tenant_id, end_user_id, activity_id, day, count)
@@ -101,48 +119,87 @@ _ROLLUP_STORED = """
     GROUP BY end_user_id, activity_id, day ORDER BY end_user_id, activity_id, day
     ON CONFLICT (end_user_id, activity_id, day) DO UPDATE SET count = r.count + excluded.count
 )
-SELECT (SELECT ok FROM complete), count(*) FROM stored
+SELECT (SELECT ok FROM complete), count(*), array_agg(message_id) FILTER (WHERE activity_id IS NULL) FROM stored
 """
 
+_INSERT_EVENTS = """
+    INSERT INTO events_event (tenant_id, message_id, type, end_user_id, activity_id, account_id,
+                              timestamp, received_at, day, payload)"""
+
+# How the insert skips duplicates, by layout of events_event (events/partitions.py).
+# Plain table (SQLite; PostgreSQL with EVENTS_PARTITIONED=0): its unique (tenant, message_id).
+_PLAIN_DEDUPE = """
+    WHERE (SELECT ok FROM complete)
+    ORDER BY m
+    ON CONFLICT (tenant_id, message_id) DO NOTHING
+    RETURNING end_user_id, activity_id, day, message_id
+"""
+
+
+def _partitioned(batch: str, columns: str) -> str:
+    """The partitioned table: the ids go into events_messageid first, and only the new ones are stored.
+
+    `batch` yields the rows (with `m`, the message id, and `i`, their order); the first of two
+    rows of a batch with one id is the one stored. All in the same statement, so the dedupe
+    is exact across months, retries and concurrent batches (a concurrent insert of the same
+    id waits on the unique index and then finds it taken).
+    """
+    return f"""
+), batch AS (
+    SELECT DISTINCT ON (m) * FROM ({batch}) AS rows WHERE (SELECT ok FROM complete) ORDER BY m, i
+), fresh AS (
+    INSERT INTO events_messageid (tenant_id, message_id)
+    SELECT %(tenant)b, m FROM batch ORDER BY m
+    ON CONFLICT (tenant_id, message_id) DO NOTHING
+    RETURNING message_id
+), stored AS ({_INSERT_EVENTS}
+    SELECT %(tenant)b, {columns} FROM batch JOIN fresh ON fresh.message_id = batch.m
+    ORDER BY m
+    RETURNING end_user_id, activity_id, day, message_id
+"""  # noqa: S608 (constants only)
 
 
 # One statement: the batch as one binary array per column (psycopg sends these without quoting
 # each element; json_to_recordset() was measured at 3x the PostgreSQL CPU for the same rows).
 # Events are inserted in message-id order and the rollup rows in key order, so concurrent batches
 # take their locks in the same order; the rollup adds exactly the rows the insert stored
-# (duplicates are skipped by ON CONFLICT).
+# (duplicates are skipped).
 #
 # The event table has no database foreign key to its end user (a check per row: 0.6 ms of
 # PostgreSQL CPU per batch of 100): the statement locks the batch's end users itself, FOR KEY
 # SHARE, as the key check would, in one pass. A merge (`_merge_end_users`) locks its source FOR
 # UPDATE, moves its events and deletes it: a batch that took its lock first is moved with it,
 # and a batch that waited finds the end user gone and stores nothing (`complete` is false).
-STORE_SQL = """
+_STORE_HEAD = """
 WITH users AS (
     SELECT id FROM events_enduser WHERE tenant_id = %(tenant)b AND id = ANY(%(end_users)b::bigint[])
     ORDER BY id FOR KEY SHARE
 ), complete AS (
-    SELECT count(*) = cardinality(%(end_users)b::bigint[]) AS ok FROM users
-), stored AS (
-    INSERT INTO events_event (tenant_id, message_id, type, end_user_id, activity_id, account_id,
-                              timestamp, received_at, day, payload)
-    SELECT %(tenant)b, m, ty, eu, act, acc, ts, ra, d, p::jsonb
-    FROM unnest(%(m)b::text[], %(ty)b::text[], %(eu)b::bigint[], %(act)b::bigint[], %(acc)b::bigint[],
-                %(ts)b::timestamptz[], %(ra)b::timestamptz[], %(d)b::date[], %(p)b::text[])
-        AS b(m, ty, eu, act, acc, ts, ra, d, p)
-    WHERE (SELECT ok FROM complete)
-    ORDER BY m
-    ON CONFLICT (tenant_id, message_id) DO NOTHING
-    RETURNING end_user_id, activity_id, day
-""" + _ROLLUP_STORED  # noqa: S608 (constants only)
-
+    SELECT count(*) = cardinality(%(end_users)b::bigint[]) AS ok FROM users"""
+_STORE_ROWS = """
+    SELECT * FROM unnest(%(m)b::text[], %(ty)b::text[], %(eu)b::bigint[], %(act)b::bigint[], %(acc)b::bigint[],
+                         %(ts)b::timestamptz[], %(ra)b::timestamptz[], %(d)b::date[], %(p)b::text[])
+        WITH ORDINALITY AS b(m, ty, eu, act, acc, ts, ra, d, p, i)"""
+STORE_SQL = (
+    _STORE_HEAD  # noqa: S608 (constants only)
+    + "\n), stored AS ("
+    + _INSERT_EVENTS
+    + "\n    SELECT %(tenant)b, m, ty, eu, act, acc, ts, ra, d, p::jsonb FROM ("
+    + _STORE_ROWS
+    + ") AS b"
+    + _PLAIN_DEDUPE
+    + _ROLLUP_STORED
+)
+STORE_SQL_PARTITIONED = (
+    _STORE_HEAD + _partitioned(_STORE_ROWS, "m, ty, eu, act, acc, ts, ra, d, p::jsonb") + _ROLLUP_STORED
+)
 
 
 # `STORE_SQL` for a batch of known end users and activities, given by user id and name: the lookups
 # join in (and lock the end users), so the batch takes one round trip. `complete` is false when one
 # of them is missing, merged away meanwhile, or the activity was proposed in a survey and never
 # received; then nothing is inserted and the batch takes the transactional path, which creates them.
-STORE_KNOWN_SQL = """
+_KNOWN_HEAD = """
 WITH users AS (
     SELECT user_id, id FROM events_enduser
     WHERE tenant_id = %(tenant)b AND user_id = ANY(%(user_ids)b::text[])
@@ -151,21 +208,34 @@ WITH users AS (
     SELECT name, id FROM events_activity
     WHERE tenant_id = %(tenant)b AND name = ANY(%(names)b::text[]) AND first_seen_at IS NOT NULL
 ), complete AS (
-    SELECT (SELECT count(*) FROM users) = %(users)b AND (SELECT count(*) FROM activities) = %(activities)b AS ok
-), stored AS (
-    INSERT INTO events_event (tenant_id, message_id, type, end_user_id, activity_id, account_id,
-                              timestamp, received_at, day, payload)
-    SELECT %(tenant)b, b.m, b.ty, u.id, a.id, NULL, b.ts, b.ra, b.d, b.p::jsonb
+    SELECT (SELECT count(*) FROM users) = %(users)b AND (SELECT count(*) FROM activities) = %(activities)b AS ok"""
+_KNOWN_ROWS = """
+    SELECT b.m, b.ty, u.id AS eu, a.id AS act, b.ts, b.ra, b.d, b.p, b.i
     FROM unnest(%(m)b::text[], %(ty)b::text[], %(uid)b::text[], %(name)b::text[],
                 %(ts)b::timestamptz[], %(ra)b::timestamptz[], %(d)b::date[], %(p)b::text[])
-        AS b(m, ty, uid, name, ts, ra, d, p)
+        WITH ORDINALITY AS b(m, ty, uid, name, ts, ra, d, p, i)
     JOIN users u ON u.user_id = b.uid
-    JOIN activities a ON a.name = b.name
-    WHERE (SELECT ok FROM complete)
-    ORDER BY b.m
-    ON CONFLICT (tenant_id, message_id) DO NOTHING
-    RETURNING end_user_id, activity_id, day
-""" + _ROLLUP_STORED  # noqa: S608 (constants only)
+    JOIN activities a ON a.name = b.name"""
+STORE_KNOWN_SQL = (
+    _KNOWN_HEAD  # noqa: S608 (constants only)
+    + "\n), stored AS ("
+    + _INSERT_EVENTS
+    + "\n    SELECT %(tenant)b, m, ty, eu, act, NULL, ts, ra, d, p::jsonb FROM ("
+    + _KNOWN_ROWS
+    + ") AS b"
+    + _PLAIN_DEDUPE
+    + _ROLLUP_STORED
+)
+STORE_KNOWN_SQL_PARTITIONED = (
+    _KNOWN_HEAD + _partitioned(_KNOWN_ROWS, "m, ty, eu, act, NULL::bigint, ts, ra, d, p::jsonb") + _ROLLUP_STORED
+)
+
+
+def store_sql(known: bool) -> str:
+    """The store statement for this database's layout of events_event."""
+    if partitions.is_partitioned():
+        return STORE_KNOWN_SQL_PARTITIONED if known else STORE_SQL_PARTITIONED
+    return STORE_KNOWN_SQL if known else STORE_SQL
 
 
 
@@ -181,17 +251,21 @@ class EndUserMerged(OperationalError):
 
 
 
-def _store_events_postgresql(tenant: Tenant, rows: list[tuple]) -> int:
-    """Insert the rows and add them to the rollup; returns how many were stored (not duplicates)."""
+def _store_events_postgresql(tenant: Tenant, rows: list[tuple]) -> tuple[int, set[str]]:
+    """Insert the rows and add them to the rollup.
+
+    Returns how many were stored (not duplicates) and the stored message ids of the
+    messages without an activity (identify, group, alias).
+    """
     m, ty, eu, act, acc, ts, ra, d, payloads = zip(*rows, strict=True)
     payloads = TextArray([_payload_json(payload) for payload in payloads])
     params = {"tenant": tenant.pk, "end_users": sorted(set(eu)), "m": TextArray(m), "ty": TextArray(ty),
               "eu": [*eu], "act": [*act], "acc": [*acc], "ts": TimestampArray(ts), "ra": TimestampArray(ra),
               "d": DateArray(d), "p": payloads}  # fmt: skip
-    ((complete, stored),) = _fetch_prepared(STORE_SQL, params)
+    ((complete, stored, new_ids),) = _fetch_prepared(store_sql(known=False), params)
     if not complete:
         raise EndUserMerged
-    return stored
+    return stored, set(new_ids or ())
 
 
 

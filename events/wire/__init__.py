@@ -21,7 +21,7 @@ msgspec with json's scanner as the reference fallback), ``messages``
 ``rejections`` (``WireError``, ``Rejection`` and what a refused message keeps).
 """
 
-from .envelope import ParsedRequest, basic_auth_key, decode_body, parse_request
+from .envelope import ParsedRequest, basic_auth_key, decode_body, parse_request, parse_webhook
 from .limits import (
     ENDPOINT_KINDS,
     MAX_BATCH_MESSAGES,
@@ -58,5 +58,6 @@ __all__ = [
     "normalize",
     "normalize_all",
     "parse_request",
+    "parse_webhook",
     "parse_timestamp",
 ]

@@ -29,6 +29,7 @@ from .rejections import (
     _json_type,
     _nul_path,
     _nul_rejection,
+    _preview,
     _short_path,
     _summary_rejection,
 )
@@ -48,6 +49,14 @@ class ParsedRequest:
     messages: list[Any]
     write_key: str | None
     sent_at: str | None
+    # How many messages came past the first MAX_BATCH_MESSAGES of a batch: not processed,
+    # rejected by name at the end of `messages` (`excess_rejections` of them; Segment accepts
+    # such a request and rejects the excess).
+    excess: int = 0
+
+    @property
+    def excess_rejections(self) -> int:
+        return min(self.excess, MAX_BATCH_MESSAGES) + (self.excess > MAX_BATCH_MESSAGES)
 
 
 # --------------------------------------------------------------------------
@@ -172,6 +181,34 @@ def parse_request(body: bytes, kind: str) -> ParsedRequest:
     return _parse_single(text)
 
 
+def parse_webhook(body: bytes) -> tuple[ParsedRequest, bool]:
+    """A body of Segment's Webhook destination: one message (a JSON object) or a batch (a JSON array).
+
+    Returns the request as a batch's, and whether the body was a single message. Each
+    message's own `type` decides what it is; the limits are the batch's (32 KB a message,
+    2,500 messages, the request size checked by `decode_body`).
+    """
+    body = body.removeprefix(_BOM).lstrip(b" \t\n\r")
+    first = body[:1]
+    if first == b"[":
+        wrapped, single = b'{"batch":' + body + b"}", False
+    elif first == b"{":
+        size = len(body.rstrip(b" \t\n\r"))
+        if size > MAX_MESSAGE_BYTES:  # as a single call: the request is the message
+            raise WireError(
+                400, "message_too_large", f"message is {size} bytes, over the {MAX_MESSAGE_BYTES} byte limit"
+            )
+        wrapped, single = b'{"batch":[' + body + b"]}", True
+    else:
+        raise WireError(400, "invalid_body", "body must be a JSON object (one message) or an array of messages")
+    try:
+        text = wrapped.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError(400, "invalid_json", "body is not valid UTF-8") from None
+    parsed = _decode_batch(wrapped)
+    return (parsed if parsed is not None else _parse_batch(text)), single
+
+
 def _loads(text: str) -> Any:
     try:
         return _DECODER.decode(text)
@@ -263,8 +300,6 @@ def _decode_batch(body: bytes) -> ParsedRequest | None:
             items = raws = None
         if items is None:
             raws = envelope.batch
-            if len(raws) > MAX_BATCH_MESSAGES:
-                return None  # too many: json's scanner decides which error comes first
             items = [_DECODE_VALUE(raw) for raw in raws]
     except (ValueError, RecursionError):  # msgspec's DecodeError and ValidationError are ValueErrors
         return None
@@ -289,10 +324,8 @@ def _members(body: bytes) -> SimpleNamespace | None:
 
 def _batch_request(envelope: Any, items: list[Any], raws: list[msgspec.Raw] | None, check_nul: bool) -> ParsedRequest:
     """`_parse_batch`'s answer from msgspec's decoding; `raws` (each item's bytes) is None for a small body."""
-    if len(items) > MAX_BATCH_MESSAGES:
-        raise WireError(
-            400, "too_many_messages", f"batch has {len(items)} messages, over the limit of {MAX_BATCH_MESSAGES}"
-        )
+    total = len(items)
+    items, excess = _split_excess(items)
     context = _envelope_object(envelope.context, "context", check_nul)
     integrations = _envelope_object(envelope.integrations, "integrations", check_nul)
     sent_at = _envelope_sent_at(envelope.sentAt)
@@ -318,7 +351,45 @@ def _batch_request(envelope: Any, items: list[Any], raws: list[msgspec.Raw] | No
                 add(problem)
                 continue
         add(_merge_envelope(item, context, integrations) if merged or "writeKey" in item else item)
-    return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at)
+    messages.extend(excess)
+    return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at, excess=total - len(items))
+
+
+def _split_excess(items: list[Any]) -> tuple[list[Any], list[Rejection]]:
+    """The first MAX_BATCH_MESSAGES items, and a Rejection naming each one after them.
+
+    Each rejection keeps a summary (messageId, type, event, ids) for the debugger. The
+    body limit bounds their number; past another MAX_BATCH_MESSAGES of them one last
+    rejection counts the rest, so a body of tiny items cannot write a row per item.
+    """
+    if len(items) <= MAX_BATCH_MESSAGES:
+        return items, []
+    total = len(items)
+    kept, rest = items[:MAX_BATCH_MESSAGES], items[MAX_BATCH_MESSAGES:]
+    rejections = []
+    for index, item in enumerate(rest[:MAX_BATCH_MESSAGES], start=MAX_BATCH_MESSAGES + 1):
+        reason = (
+            f"message {index:,} of a batch of {total:,}: a batch holds at most {MAX_BATCH_MESSAGES:,} messages,"
+            " so it was not processed; send it again in another batch"
+        )
+        if type(item) is dict:
+            rejection = _summary_rejection(item, reason, None)
+            rejection.field = "batch"
+        else:
+            rejection = Rejection(None, reason, "batch", _preview(item))
+        rejections.append(rejection)
+    if len(rest) > MAX_BATCH_MESSAGES:
+        more = len(rest) - MAX_BATCH_MESSAGES
+        rejections.append(
+            Rejection(
+                None,
+                f"{more:,} more messages after message {2 * MAX_BATCH_MESSAGES:,} of a batch of {total:,} "
+                f"were not processed (a batch holds at most {MAX_BATCH_MESSAGES:,} messages)",
+                "batch",
+                {"_truncated": True, "_count": more},
+            )
+        )
+    return kept, rejections
 
 
 def _parse_batch(text: str) -> ParsedRequest:
@@ -332,9 +403,9 @@ def _parse_batch(text: str) -> ParsedRequest:
     if not isinstance(items, list):
         raise WireError(400, "invalid_body", "batch must be an array of messages")
     if len(items) > MAX_BATCH_MESSAGES:
-        raise WireError(
-            400, "too_many_messages", f"batch has {len(items)} messages, over the limit of {MAX_BATCH_MESSAGES}"
-        )
+        spans = spans[:MAX_BATCH_MESSAGES]
+    total = len(items)
+    items, excess = _split_excess(items)
     # One scan of the whole body spares a per-message search in the usual case.
     check_surrogates = _may_hold_surrogates(text, 0, len(text))
     check_nul = _may_hold_nul(text, 0, len(text))
@@ -361,7 +432,8 @@ def _parse_batch(text: str) -> ParsedRequest:
                 add(problem)
                 continue
         add(_merge_envelope(item, context, integrations) if merged or "writeKey" in item else item)
-    return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at)
+    messages.extend(excess)
+    return ParsedRequest(messages=messages, write_key=write_key, sent_at=sent_at, excess=total - len(items))
 
 
 def _load_batch(text: str) -> tuple[dict[str, Any], list[tuple[int, int]]]:

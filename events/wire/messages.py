@@ -114,12 +114,16 @@ def _build(
     properties = get("properties")
     if type(properties) is not dict:
         properties = _object_field(raw, "properties")
-    traits = get("traits")
-    if type(traits) is not dict:
-        traits = _object_field(raw, "traits")
     context = get("context")
     if type(context) is not dict:
         context = _object_field(raw, "context")
+    traits = get("traits")
+    if type(traits) is not dict:
+        if traits is None and mtype in _TRAIT_TYPES and "traits" in context:
+            # RudderStack's SDKs send identify traits only here (context.traits), not at the top.
+            traits = _context_traits(context)
+        else:
+            traits = _object_field(raw, "traits")
     if type(get("integrations")) is not dict:
         _object_field(raw, "integrations")
     activity, group_id, previous_id = _TYPE_RULES[mtype](raw, user_id, properties, context)
@@ -255,6 +259,11 @@ _TYPE_RULES = {
 
 
 def _view_activity(raw: dict[str, Any], properties: dict[str, Any], noun: str) -> str:
+    """"Viewed <name> Screen"; for a page, Segment's "Viewed <category> <name> Page" when it has a category.
+
+    Name and category are the call's own (`page(category, name)`), else analytics.js's
+    `properties.name` / `properties.category`.
+    """
     for field in ("name", "category"):
         value = raw.get(field)
         if value is not None and not isinstance(value, str):
@@ -262,11 +271,15 @@ def _view_activity(raw: dict[str, Any], properties: dict[str, Any], noun: str) -
     field, name = "name", _nonblank(raw.get("name"))
     if name is None:
         field, name = "properties.name", _nonblank(properties.get("name"))
-    if name is None:
+    category = None
+    if noun == "Page":
+        category = _nonblank(raw.get("category")) or _nonblank(properties.get("category"))
+    label = " ".join(part for part in (category, name) if part)
+    if not label:
         return f"Viewed {noun}"
     # The activity name is what must fit its column: the name gets what the label leaves.
-    _column_text(field, name, MAX_ID_LEN - len(f"Viewed  {noun}"))
-    return f"Viewed {name} {noun}"
+    _column_text(field if name else "category", label, MAX_ID_LEN - len(f"Viewed  {noun}"))
+    return f"Viewed {label} {noun}"
 
 
 def _nonblank(value: object) -> str | None:
@@ -274,6 +287,18 @@ def _nonblank(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     return value.strip() or None
+
+
+_TRAIT_TYPES = frozenset({"identify", "group"})
+
+
+def _context_traits(context: dict[str, Any]) -> dict[str, Any]:
+    value = context.get("traits")
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    raise _Invalid("context.traits", f"context.traits must be an object, got {_json_type(value)}")
 
 
 def _context_group(context: dict[str, Any]) -> str | None:

@@ -201,10 +201,24 @@ def test_invalid_gzip_is_400(client, tenant, write_key):
     )
 
 
-def test_more_than_2500_messages_is_400(client, tenant, write_key):
-    batch = [{"type": "track", "userId": "u", "event": "e"} for _ in range(2501)]
-    assert_error(post(client, "/v1/batch", {"batch": batch}, key=write_key), 400, "too_many_messages")
-    assert Event.objects.unscoped().count() == 0
+def test_more_than_2500_messages_stores_the_first_2500_and_rejects_the_rest_by_name(
+    client, owner_client, tenant, write_key
+):
+    batch = [{"type": "track", "userId": "u", "event": "e", "messageId": f"m-{i}"} for i in range(2502)]
+    response = post(client, "/v1/batch", {"batch": batch}, key=write_key)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True and body["code"] == "too_many_messages"
+    assert body["rejected"] == ["m-2500", "m-2501"]
+    assert "the first 2,500 were processed and the 2 after them rejected" in body["message"]
+    assert Event.objects.for_tenant(tenant).count() == 2500
+    assert not Event.objects.for_tenant(tenant).filter(message_id__in=["m-2500", "m-2501"]).exists()
+    rejected = RejectedMessage.objects.for_tenant(tenant).order_by("message_id")
+    assert [(r.message_id, r.field) for r in rejected] == [("m-2500", "batch"), ("m-2501", "batch")]
+    assert rejected[0].payload["event"] == "e"
+    # The debugger shows them, in red, with their reason.
+    page = owner_client.get(reverse("events:debugger", args=[tenant.slug])).content.decode()
+    assert "m-2501" in page and "a batch holds at most 2,500 messages" in page
 
 
 def test_oversized_single_message_is_400(client, tenant, write_key):

@@ -58,7 +58,7 @@ def test_official_client_calls_arrive(live_server, tenant, write_key, use_gzip):
     assert Event.objects.for_tenant(tenant).count() == 8
     assert EndUser.objects.for_tenant(tenant).count() == 1  # the alias merged the anonymous visitor
     names = set(Activity.objects.for_tenant(tenant).values_list("name", flat=True))
-    assert names == {"Added photo", "Viewed Pricing Page", "Viewed Feed Screen", "Opened email"}
+    assert names == {"Added photo", "Viewed Docs Pricing Page", "Viewed Feed Screen", "Opened email"}
     counts = dict(DailyActivityCount.objects.for_tenant(tenant).values_list("activity__name", "count"))
     assert counts["Added photo"] == 2
     assert counts["Opened email"] == 1

@@ -353,7 +353,30 @@ def test_batch_message_count_limit_is_inclusive() -> None:
     message = {"type": "track", "event": "e", "userId": "u"}
     parsed = parse_request(batch_body([message] * MAX_BATCH_MESSAGES), "batch")
     assert len(parsed.messages) == MAX_BATCH_MESSAGES
-    wire_error("too_many_messages", parse_request, batch_body([message] * (MAX_BATCH_MESSAGES + 1)), "batch")
+    assert parsed.excess == 0
+
+
+@pytest.mark.parametrize("pad", [0, 40], ids=["small body", "body over 32 KB"])
+def test_a_batch_over_the_message_limit_keeps_the_first_2500_and_rejects_the_rest_by_name(pad: int) -> None:
+    messages = [
+        {"type": "track", "event": "e", "userId": "u", "messageId": f"m-{i}", "properties": {"p": "x" * pad}}
+        for i in range(MAX_BATCH_MESSAGES + 3)
+    ]
+    parsed = parse_request(batch_body(messages), "batch")
+    assert parsed.excess == 3
+    assert [m["messageId"] for m in parsed.messages[:MAX_BATCH_MESSAGES]] == [f"m-{i}" for i in range(2500)]
+    excess = parsed.messages[MAX_BATCH_MESSAGES:]
+    assert all(isinstance(r, Rejection) and r.field == "batch" for r in excess)
+    assert [r.message_id for r in excess] == ["m-2500", "m-2501", "m-2502"]
+    assert excess[0].reason.startswith("message 2,501 of a batch of 2,503: a batch holds at most 2,500 messages")
+
+
+def test_past_twice_the_limit_the_rest_is_one_counted_rejection() -> None:
+    parsed = parse_request(batch_body([{}] * (2 * MAX_BATCH_MESSAGES + 7)), "batch")
+    assert parsed.excess == MAX_BATCH_MESSAGES + 7
+    assert parsed.excess_rejections == MAX_BATCH_MESSAGES + 1
+    assert len(parsed.messages) == 2 * MAX_BATCH_MESSAGES + 1
+    assert parsed.messages[-1].reason.startswith("7 more messages after message 5,000 of a batch of 5,007")
 
 
 @pytest.mark.parametrize("kind", ["batch", "track"])
@@ -911,7 +934,12 @@ def test_null_object_fields_count_as_empty(field: str) -> None:
         ("page", {"name": None}, "Viewed Page"),
         ("page", {"name": ""}, "Viewed Page"),
         ("page", {"properties": {"name": 3}}, "Viewed Page"),
-        ("page", {"category": "Docs"}, "Viewed Page"),
+        ("page", {"category": "Docs"}, "Viewed Docs Page"),
+        # Segment's convention: page(category, name) is "Viewed <category> <name> Page".
+        ("page", {"category": "Docs", "name": "Home"}, "Viewed Docs Home Page"),
+        ("page", {"properties": {"category": "Docs", "name": "Home"}}, "Viewed Docs Home Page"),
+        ("page", {"category": " ", "name": "Home"}, "Viewed Home Page"),
+        ("screen", {"category": "App", "name": "Feed"}, "Viewed Feed Screen"),
         ("page", {"category": None, "name": "Home"}, "Viewed Home Page"),
         ("screen", {"name": "Settings"}, "Viewed Settings Screen"),
         ("screen", {"properties": {"name": "Feed"}}, "Viewed Feed Screen"),
@@ -1415,7 +1443,6 @@ def test_msgspec_takes_the_usual_bodies_and_declines_where_it_could_disagree() -
         "1e400 in another member": b'{"batch":[],"other":1e400}',
         "an int of 4,301 digits": b'{"batch":[' + b"1" * 4301 + b"]}",
         "nested 5,000 deep": b'{"batch":[' + b"[" * 5000 + b"]" * 5000 + b"]}",
-        "too many messages, over 32 KB": batch_body([{"p": "x" * 20}] * (MAX_BATCH_MESSAGES + 1)),
         "no batch": b'{"context":{}}',
         "batch not an array": b'{"batch":{}}',
         "not an object": b"[]",
@@ -1423,8 +1450,10 @@ def test_msgspec_takes_the_usual_bodies_and_declines_where_it_could_disagree() -
     }
     for reason, body in declined.items():
         assert envelope._decode_batch(body) is None, reason
-    too_many = batch_body([{}] * (MAX_BATCH_MESSAGES + 1))  # small: decoded whole, so counted as json would
-    assert both_decoders(too_many) == ("too_many_messages: batch has 2501 messages, over the limit of 2500",) * 2
+    for too_many in (batch_body([{}] * (MAX_BATCH_MESSAGES + 1)), batch_body([{"p": "x" * 20}] * 2600)):
+        assert envelope._decode_batch(too_many) is not None
+        fast, exact = both_decoders(too_many)
+        assert fast == exact
 
 
 def test_msgspec_and_the_scanner_agree_on_nesting_but_near_the_recursion_limit() -> None:

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -67,6 +68,23 @@ def tenant_update(*, tenant: Tenant, name: str, product_name: str, time_zone: st
     tenant.name, tenant.product_name, tenant.time_zone = name, product_name, time_zone
     tenant.full_clean()
     tenant.save(update_fields=["name", "product_name", "time_zone"])
+    return tenant
+
+
+# Sent after the owner or renewal trait names changed and were committed; events maps existing rows.
+owner_traits_changed = Signal()
+
+
+@transaction.atomic
+def tenant_update_settings(*, tenant: Tenant, **fields) -> Tenant:
+    """Save one section of the workspace settings (risk thresholds, owner and renewal traits)."""
+    traits_before = (tenant.owner_trait, tenant.renewal_trait)
+    for name, value in fields.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    tenant.save(update_fields=list(fields))
+    if (tenant.owner_trait, tenant.renewal_trait) != traits_before:
+        transaction.on_commit(lambda: owner_traits_changed.send(sender=Tenant, tenant=tenant))
     return tenant
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 
+from .. import owners
 from ..models import CustomerAccount, EndUser
 from .db import _server_bound_cursor
 
@@ -36,6 +37,7 @@ def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: s
         if name_field and isinstance(row.traits.get("name"), str):
             setattr(row, name_field, row.traits["name"][:255])
     fields = ["traits", "updated_at"] + ([name_field] if name_field else [])
+    fields += owners.map_traits(tenant, rows)  # owner / renewal date from the traits the workspace names
     model.objects.for_tenant(tenant).bulk_update(rows, fields)
 
 

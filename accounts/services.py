@@ -78,7 +78,8 @@ owner_traits_changed = Signal()
 @transaction.atomic
 def tenant_update_settings(*, tenant: Tenant, **fields) -> Tenant:
     """Save one section of the workspace settings (risk thresholds, owner and renewal traits)."""
-    traits_before = (tenant.owner_trait, tenant.renewal_trait)
+    # From the row: a ModelForm has set the instance's attributes already.
+    traits_before = Tenant.objects.filter(pk=tenant.pk).values_list("owner_trait", "renewal_trait").first()
     for name, value in fields.items():
         setattr(tenant, name, value)
     tenant.full_clean()

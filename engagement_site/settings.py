@@ -221,6 +221,13 @@ CELERY_BEAT_SCHEDULE["scoring-resume-stalled"] = {
     "schedule": max(1.0, SCORING_STALL_MINUTES * 20),
 }
 
+# --- Digests (alerts app) -----------------------------------------------------------
+# Digests go out from this hour of the workspace's own day (weekly ones on this weekday, 0 = Monday);
+# the beat task runs hourly and sends each member's digest once per workspace day.
+DIGEST_HOUR = _int("DIGEST_HOUR", default=8)
+DIGEST_WEEKDAY = _int("DIGEST_WEEKDAY", default=0)
+CELERY_BEAT_SCHEDULE["alerts-digests"] = {"task": "alerts.tasks.send_digests", "schedule": 60 * 60}
+
 # --- Auth -----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -11,7 +11,7 @@ from typing import Any
 from accounts.models import Tenant
 from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
 from scoring.models import ProductScore, ScoringModel, ScoringRun, Tier
-from scoring.selectors import published_model, tier_rank_sql
+from scoring.selectors import published_model
 
 from .common import SUBJECTS, percent
 
@@ -52,10 +52,11 @@ def _name_sql(subject: str) -> str:
 
 def movers(
     tenant: Tenant, *, subject: str = "users", day: date, days_back: int = 7, limit: int = 10,
-    model: ScoringModel | None = None, not_rising: set[int] | None = None,
+    model: ScoringModel | None = None, not_rising: set[int] | None = None, owner_id: int | None = None,
 ) -> dict[str, list[Mover]]:
     """The biggest risers and fallers in points between `day - days_back` and `day`.
 
+    `owner_id`: only the subjects this member owns (the digest).
     `not_rising`: subjects never listed as risers (accounts at risk: a few busy seats
     can lift the points of an account whose other seats went silent)."""
     not_rising = not_rising or set()
@@ -69,8 +70,10 @@ def movers(
         FROM {table} b JOIN {subject_table} e ON e.id = b.{column}
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
         WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND b.points {{cmp}} COALESCE(a.points, 0)
+          {"AND e.owner_id = %s" if owner_id is not None else ""}
         ORDER BY b.points - COALESCE(a.points, 0) {{order}}, e.id LIMIT %s"""
     params = [sql_date(day - timedelta(days=days_back)), tenant.pk, model.pk, sql_date(day)]
+    params += [owner_id] if owner_id is not None else []
     sql = (f"SELECT * FROM ({base.format(kind='r', cmp='>', order='DESC')}) up UNION ALL "
            f"SELECT * FROM ({base.format(kind='f', cmp='<', order='ASC')}) down")
     rows = fetch_all(sql, [*params, limit + len(not_rising), *params, limit])

@@ -124,7 +124,8 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings) -> tuple[str
     if subject == "users":
         return act + """,
     seats AS (SELECT 0 AS sid, 0 AS live, 0 AS silent, NULL AS silent_last WHERE 1 = 0),
-    gap AS (SELECT uid AS sid, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day FROM act GROUP BY uid)""", params
+    gap AS (SELECT uid AS sid, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day
+            FROM act GROUP BY uid)""", params
     sql = act + """,
     seat AS (
         SELECT u.account_id AS sid, u.id AS uid, MAX(act.day) AS last_day
@@ -147,7 +148,8 @@ def _flags(day: date, s: RiskSettings) -> tuple[str, list]:
     flags = [
         ("f_points", "%s > 0 AND a.points > 0 AND b.points < a.points * (1 - %s / 100.0)", [s.points_drop] * 2),
         ("f_tier", f"%s = 1 AND ({tier_rank_sql('b.tier')}) < ({tier_rank_sql('a.tier')})", [int(s.tier_drop)]),
-        ("f_silent", "%s > 0 AND st.live >= 2 AND st.silent > 0 AND st.silent * 100.0 >= %s * st.live", [s.silent_share] * 2),
+        ("f_silent", "%s > 0 AND st.live >= 2 AND st.silent > 0 AND st.silent * 100.0 >= %s * st.live",
+         [s.silent_share] * 2),
         ("f_gap", f"%s > 0 AND g.n >= %s AND %s - {last} >= %s AND (%s - {last}) * (g.n - 1) > %s * ({last} - {first})",
          [s.gap_factor, MIN_ACTIVE_DAYS, today, MIN_GAP_DAYS, today, s.gap_factor]),
     ]

@@ -126,8 +126,9 @@ def test_accounts_list_filters_and_sorts_by_owner_and_renewal(tenant, editor, vi
     soon = account(tenant, "soon")
     later = account(tenant, "later")
     nobody = account(tenant, "nobody")
-    CustomerAccount.objects.for_tenant(tenant).filter(pk=soon.pk).update(owner=editor, renewal_date=day + timedelta(days=20))
-    CustomerAccount.objects.for_tenant(tenant).filter(pk=later.pk).update(owner=editor, renewal_date=day + timedelta(days=200))
+    rows = CustomerAccount.objects.for_tenant(tenant)
+    rows.filter(pk=soon.pk).update(owner=editor, renewal_date=day + timedelta(days=20))
+    rows.filter(pk=later.pk).update(owner=editor, renewal_date=day + timedelta(days=200))
     AccountScore.objects.bulk_create(AccountScore(tenant=tenant, model=model, day=day, account=a, points=p,
                                                   active_users=1, seats=1, percentile=50, tier="medium")
                                      for a, p in ((soon, 1), (later, 2), (nobody, 3)))

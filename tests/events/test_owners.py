@@ -46,7 +46,18 @@ def test_no_mapping_no_owner(tenant, editor):
     assert _account(tenant).owner is None
 
 
-def test_naming_the_traits_maps_existing_rows(tenant, editor, owner_client, django_capture_on_commit_callbacks):
+@pytest.fixture
+def eager():
+    """The mapping task runs here, never on a broker (REDIS_URL in the PostgreSQL run)."""
+    from engagement_site.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def test_naming_the_traits_maps_existing_rows(tenant, editor, owner_client, django_capture_on_commit_callbacks, eager):
     day = tenant.today()
     send(tenant, [group("u-1", "acme-corp", day, csm_email="eve.editor@acme.test", renewal_date="2027-01-15"),
                   group("u-2", "globex", day, csm_email="stranger@x.test", renewal_date="soon"),

@@ -113,14 +113,24 @@ def _as_date(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings) -> tuple[str, list]:
-    """The activity CTEs: `seats` (accounts: live and silent seats) and `gap` (active days per subject)."""
+def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[int] | None) -> tuple[str, list]:
+    """The activity CTEs: `seats` (accounts: live and silent seats) and `gap` (active days per subject).
+
+    With `ids` (a detail page) only those subjects' rollup rows are read, not the tenant's."""
     first = day - timedelta(days=HISTORY_DAYS - 1)
     silent_before = sql_date(day - timedelta(days=s.silent_days))
-    act = """act AS (
+    narrow, narrow_params = "", []
+    if ids is not None:
+        marks = ", ".join(["%s"] * len(ids))
+        narrow = (f"AND r.end_user_id IN ({marks})" if subject == "users" else
+                  f"AND r.end_user_id IN (SELECT u0.id FROM events_enduser u0 WHERE u0.tenant_id = %s "
+                  f"AND u0.account_id IN ({marks}))")
+        narrow_params = list(ids) if subject == "users" else [tenant_id, *ids]
+    act = f"""act AS (
         SELECT r.end_user_id AS uid, r.day AS day FROM events_dailyactivitycount r
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0 GROUP BY r.end_user_id, r.day)"""
-    params: list = [tenant_id, sql_date(first), sql_date(day)]
+        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}
+        GROUP BY r.end_user_id, r.day)"""
+    params: list = [tenant_id, sql_date(first), sql_date(day), *narrow_params]
     if subject == "users":
         return act + """,
     seats AS (SELECT 0 AS sid, 0 AS live, 0 AS silent, NULL AS silent_last WHERE 1 = 0),
@@ -170,7 +180,7 @@ def at_risk(
     if model is None or day is None or ids == []:
         return result
     table, column, subject_table = SUBJECTS[subject]
-    ctes, params = _ctes(subject, tenant.pk, day, s)
+    ctes, params = _ctes(subject, tenant.pk, day, s, ids)
     flags, flag_params = _flags(day, s)
     narrow, narrow_params = "", []
     if owner_id is not None:

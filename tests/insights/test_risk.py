@@ -138,3 +138,16 @@ def test_thresholds_are_set_on_the_settings_page(tenant, owner_client, client, v
     assert bad.status_code == 400 and "less than or equal to 100" in bad.content.decode()
     client.force_login(viewer)
     assert client.post(url, form).status_code == 403
+
+
+def test_one_subjects_reasons_for_its_page(tenant, silent_seats, owner_client):
+    day, _ = silent_seats
+    northwind = CustomerAccount.objects.for_tenant(tenant).get(group_id="northwind")
+    steady = CustomerAccount.objects.for_tenant(tenant).get(group_id="steady")
+    assert [str(r) for r in at_risk(tenant, day=day, ids=[northwind.pk]).items[0].reasons] == [
+        "4 of 8 seats silent for 8+ days"]
+    assert at_risk(tenant, day=day, ids=[steady.pk]).items == []
+    page = owner_client.get(reverse("scoring:account_detail", args=[tenant.slug, northwind.public_id]))
+    assert "4 of 8 seats silent for 8+ days" in page.content.decode()
+    listing = owner_client.get(reverse("scoring:accounts", args=[tenant.slug])).content.decode()
+    assert "4 of 8 seats silent for 8+ days" in listing

@@ -185,16 +185,8 @@ def at_risk(
     model = model or published_model(tenant)
     if ids is not None:
         return _at_risk(tenant, day=day, model=model, subject=subject, settings=s, owner_id=owner_id, ids=ids)
-    return _cached_at_risk(tenant, day=day, model_id=model.pk if model else None, subject=subject, settings=s,
-                           owner_id=owner_id)
-
-
-def _at_risk_of_model(tenant: Tenant, *, model_id: int | None, **kwargs) -> Risk:
-    model = ScoringModel.objects.for_tenant(tenant).filter(pk=model_id).first() if model_id else None
-    return _at_risk(tenant, model=model, ids=None, **kwargs)
-
-
-_cached_at_risk = cached_insight(_at_risk_of_model)
+    # The cache key names the model by its repr ("v3"): versions are unique in a tenant.
+    return _cached_at_risk(tenant, day=day, model=model, subject=subject, settings=s, owner_id=owner_id, ids=None)
 
 
 def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, subject: str, settings: RiskSettings,
@@ -234,6 +226,9 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     params += flag_params + [sql_date(before), tenant.pk, model.pk, sql_date(day)] + narrow_params
     result.items = [_item(row, day, s) for row in fetch_all(sql, params)]
     return result
+
+
+_cached_at_risk = cached_insight(_at_risk)
 
 
 def _item(row, day: date, s: RiskSettings) -> RiskItem:

@@ -4,6 +4,8 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
+from core.sql import TRAIT_KEY
+
 from .models import ApiKeyKind, Department, Role, Tenant, User
 
 TIME_ZONE_CHOICES = [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
@@ -65,6 +67,35 @@ class TenantSettingsForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["name", "product_name", "time_zone", "events_retention_months"]
+
+
+class RiskSettingsForm(forms.ModelForm):
+    """What makes an account or end user "at risk" here (insights/queries/risk.py)."""
+
+    class Meta:
+        model = Tenant
+        fields = ["risk_days", "risk_points_drop", "risk_tier_drop", "risk_silent_days", "risk_silent_share",
+                  "risk_gap_factor"]
+
+
+class OwnerTraitsForm(forms.ModelForm):
+    """Which traits set owners and renewal dates when they arrive (events/owners.py)."""
+
+    class Meta:
+        model = Tenant
+        fields = ["owner_trait", "renewal_trait"]
+
+    def _trait(self, name):
+        value = self.cleaned_data[name].strip()
+        if value and not TRAIT_KEY.match(value):
+            raise forms.ValidationError("Use up to 64 letters, digits, spaces, “_” or “-”.")
+        return value
+
+    def clean_owner_trait(self):
+        return self._trait("owner_trait")
+
+    def clean_renewal_trait(self):
+        return self._trait("renewal_trait")
 
 
 class TenantDeleteForm(forms.Form):

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import OuterRef
 from django.utils import timezone
@@ -99,6 +99,11 @@ slug_validator = RegexValidator(
 RESERVED_SLUGS = {"admin", "api", "new", "settings", "static", "t", "v1", "signup", "login", "logout"}
 
 
+def default_risk_points_drop() -> int:
+    """A new workspace's "points fallen by more than" threshold: AT_RISK_DROP_SHARE as a percentage."""
+    return round(100 * settings.AT_RISK_DROP_SHARE)
+
+
 class Tenant(models.Model):
     """One customer company of ours and its product."""
 
@@ -114,6 +119,36 @@ class Tenant(models.Model):
         "Empty: the platform default.",
     )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
+    # What "at risk" means in this workspace (insights/queries/risk.py, docs/insights.md).
+    risk_days = models.PositiveSmallIntegerField(
+        "compare with N days earlier", default=14, validators=[MinValueValidator(1), MaxValueValidator(90)],
+        help_text="Points and tiers today are compared with this many days earlier.",
+    )
+    risk_points_drop = models.PositiveSmallIntegerField(
+        "points fallen by more than (%)", default=default_risk_points_drop, validators=[MaxValueValidator(100)],
+        help_text="0 turns this reason off.",
+    )
+    risk_tier_drop = models.BooleanField("a tier drop is a risk", default=True)
+    risk_silent_days = models.PositiveSmallIntegerField(
+        "a seat is silent after (days)", default=7, validators=[MinValueValidator(1), MaxValueValidator(60)],
+        help_text="Days without any activity after which a seat that was active counts as silent.",
+    )
+    risk_silent_share = models.PositiveSmallIntegerField(
+        "silent seats from (% of active seats)", default=25, validators=[MaxValueValidator(100)],
+        help_text="0 turns this reason off.",
+    )
+    risk_gap_factor = models.FloatField(
+        "last seen beyond the usual gap (times)", default=3.0, validators=[MinValueValidator(0), MaxValueValidator(30)],
+        help_text="At risk when the days since last seen exceed this many times the subject's own usual gap "
+        "between active days (and at least 3 days). 0 turns this reason off.",
+    )
+    # Traits that set a customer account's (or end user's) owner and renewal date when they arrive.
+    owner_trait = models.CharField(
+        max_length=100, blank=True, help_text="A trait holding the owner's email, e.g. csm_email; matched to a member."
+    )
+    renewal_trait = models.CharField(
+        max_length=100, blank=True, help_text="A trait holding the renewal date (YYYY-MM-DD), e.g. renewal_date."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -70,6 +71,24 @@ def tenant_update(
     tenant.events_retention_months = events_retention_months  # events.partitions applies it
     tenant.full_clean()
     tenant.save(update_fields=["name", "product_name", "time_zone", "events_retention_months"])
+    return tenant
+
+
+# Sent after the owner or renewal trait names changed and were committed; events maps existing rows.
+owner_traits_changed = Signal()
+
+
+@transaction.atomic
+def tenant_update_settings(*, tenant: Tenant, **fields) -> Tenant:
+    """Save one section of the workspace settings (risk thresholds, owner and renewal traits)."""
+    # From the row: a ModelForm has set the instance's attributes already.
+    traits_before = Tenant.objects.filter(pk=tenant.pk).values_list("owner_trait", "renewal_trait").first()
+    for name, value in fields.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    tenant.save(update_fields=list(fields))
+    if (tenant.owner_trait, tenant.renewal_trait) != traits_before:
+        transaction.on_commit(lambda: owner_traits_changed.send(sender=Tenant, tenant=tenant))
     return tenant
 
 

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -17,6 +18,8 @@ from .forms import (
     ApiKeyForm,
     InviteForm,
     MembershipForm,
+    OwnerTraitsForm,
+    RiskSettingsForm,
     SignupForm,
     TenantCreateForm,
     TenantDeleteForm,
@@ -83,15 +86,28 @@ def create_tenant(request):
 @require_http_methods(["GET", "POST"])
 def tenant_settings(request):
     tenant = request.tenant
-    form = TenantSettingsForm(request.POST or None, instance=tenant)
-    if request.method == "POST":
-        if form.is_valid():
-            services.tenant_update(tenant=tenant, **form.cleaned_data)
+    # Each section is its own form and Save button; `section` says which one was posted.
+    section = request.POST.get("section", "general") if request.method == "POST" else None
+    posted = request.POST if section else None
+    form = TenantSettingsForm(posted if section == "general" else None, instance=tenant)
+    risk_form = RiskSettingsForm(posted if section == "risk" else None, instance=tenant, prefix="risk")
+    owner_form = OwnerTraitsForm(posted if section == "owners" else None, instance=tenant, prefix="owners")
+    chosen = {"general": form, "risk": risk_form, "owners": owner_form}.get(section)
+    if chosen is not None:
+        if chosen.is_valid():
+            if chosen is form:
+                services.tenant_update(tenant=tenant, **form.cleaned_data)
+            else:
+                services.tenant_update_settings(tenant=tenant, **chosen.cleaned_data)
             messages.success(request, "Settings saved.")
             return redirect("accounts:tenant_settings", tenant_slug=tenant.slug)
         tenant.refresh_from_db()
-    context = {"form": form, "delete_form": TenantDeleteForm(tenant=tenant)}
-    return render(request, "accounts/tenant_settings.html", context, status=400 if form.errors else 200)
+    elif section is not None:
+        return HttpResponseBadRequest("Unknown settings section.")
+    context = {"form": form, "risk_form": risk_form, "owner_form": owner_form,
+               "delete_form": TenantDeleteForm(tenant=tenant)}
+    errors = any(f.errors for f in (form, risk_form, owner_form))
+    return render(request, "accounts/tenant_settings.html", context, status=400 if errors else 200)
 
 
 @tenant_view(role=Role.OWNER)
@@ -104,7 +120,9 @@ def delete_tenant(request):
         services.tenant_delete(tenant=tenant, confirm_name=form.cleaned_data["confirm_name"])
         messages.success(request, f"{name} and all its data were deleted.")
         return redirect("accounts:home")
-    context = {"form": TenantSettingsForm(instance=tenant), "delete_form": form}
+    context = {"form": TenantSettingsForm(instance=tenant), "delete_form": form,
+               "risk_form": RiskSettingsForm(instance=tenant, prefix="risk"),
+               "owner_form": OwnerTraitsForm(instance=tenant, prefix="owners")}
     return render(request, "accounts/tenant_settings.html", context, status=400)
 
 

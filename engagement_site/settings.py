@@ -197,7 +197,7 @@ SCORING_REFRESH_MINUTES = _int("SCORING_REFRESH_MINUTES", default=60)
 SCORING_BACKFILL_DAYS = _int("SCORING_BACKFILL_DAYS", default=90)
 # Days per Celery task when a run fans out (a group of chunks).
 SCORING_CHUNK_DAYS = _int("SCORING_CHUNK_DAYS", default=10)
-# Dashboard: an account is "at risk" when it fell a tier or lost more than this share of its points in 14 days.
+# A new workspace's default for "at risk: points fell by more than this share" (each workspace sets its own).
 AT_RISK_DROP_SHARE = _float("AT_RISK_DROP_SHARE", default=0.3)
 # Seconds the insight pages (growth, adoption, segments, outcomes) keep a result; 0 = always compute.
 # A finished scoring run invalidates at once; new events show within this time.
@@ -220,6 +220,13 @@ CELERY_BEAT_SCHEDULE["scoring-resume-stalled"] = {
     # Three sweeps per threshold: a stalled run resumes within 4/3 of it.
     "schedule": max(1.0, SCORING_STALL_MINUTES * 20),
 }
+
+# --- Digests (alerts app) -----------------------------------------------------------
+# Digests go out from this hour of the workspace's own day (weekly ones on this weekday, 0 = Monday);
+# the beat task runs hourly and sends each member's digest once per workspace day.
+DIGEST_HOUR = _int("DIGEST_HOUR", default=8)
+DIGEST_WEEKDAY = _int("DIGEST_WEEKDAY", default=0)
+CELERY_BEAT_SCHEDULE["alerts-digests"] = {"task": "alerts.tasks.send_digests", "schedule": 60 * 60}
 
 # --- Auth -----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -23,3 +23,14 @@ def lock_end_users_of_deleted_tenant(sender, instance: Tenant, **kwargs) -> None
     """
     if connection.vendor == "postgresql":
         list(EndUser.objects.for_tenant(instance).order_by("pk").select_for_update().values_list("pk", flat=True))
+
+
+def connect_owner_traits() -> None:
+    from accounts.services import owner_traits_changed
+
+    from .owners import on_owner_traits_changed
+
+    owner_traits_changed.connect(on_owner_traits_changed, dispatch_uid="events.apply_owner_traits")
+
+
+connect_owner_traits()

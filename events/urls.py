@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, views, wire
+from . import api, owner_views, views, wire
 
 app_name = "events"
 
@@ -32,4 +32,6 @@ tenant_urlpatterns = [
     path("events/import/<uuid:import_id>/start/", views.start_import, name="start_import"),
     path("events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
     path("events/import/<uuid:import_id>/progress", views.import_progress, name="import_progress"),
+    path("events/accounts/<uuid:account_id>/owner/", owner_views.set_account_owner, name="set_account_owner"),
+    path("events/users/<uuid:end_user_id>/owner/", owner_views.set_user_owner, name="set_user_owner"),
 ]

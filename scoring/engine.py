@@ -199,8 +199,19 @@ ROLLUPS = {
 def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     tenant_id = model.tenant_id
     metric = "ranked.percentile" if model.tier_method == TierMethod.PERCENTILE else "acc.points"
-    # An account is new while every one of its active users is still new.
-    tier_sql, tier_params = _tier_case(metric, model, "acc.active = 0", "acc.established = 0")
+    # An account is new by its own first activity (issue 17): first seen inside the grace period and
+    # no activity of its end users before it. New end users do not make an old account new again.
+    new_sql, new_params = "1 = 0", []
+    if model.grace_days:
+        new_sql = (
+            "(acc.first_seen_at >= %s AND NOT EXISTS (SELECT 1 FROM events_enduser u2 "
+            "JOIN events_dailyactivitycount r2 ON r2.end_user_id = u2.id "
+            "WHERE u2.account_id = acc.account_id AND r2.day <= %s))"
+        )
+        grace_start = day - timedelta(days=model.grace_days - 1)
+        new_params = [_dt(day_start(model, grace_start)), sql_date(grace_start - timedelta(days=1))]
+    tier_sql, tier_params = _tier_case(metric, model, "acc.active = 0", new_sql)
+    tier_params = new_params + tier_params
     sql = f"""INSERT INTO {ACCOUNT_TABLE} (tenant_id, model_id, day, account_id, points, active_users, seats,
         percentile, tier)
     WITH seats AS (
@@ -218,7 +229,7 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     ),
     acc AS (
         SELECT a.id AS account_id, COALESCE(seats.seats, 0) AS seats, COALESCE(agg.active, 0) AS active,
-               COALESCE(agg.established, 0) AS established,
+               COALESCE(agg.established, 0) AS established, a.first_seen_at AS first_seen_at,
                ROUND(CAST({ROLLUPS[AccountRollup(model.account_rollup)]} AS NUMERIC), 4) AS points
         FROM events_customeraccount a
         LEFT JOIN seats ON seats.account_id = a.id

@@ -76,6 +76,7 @@ SORT_LABELS = {
     "breadth": "breadth",
     "active_days": "active days",
     "active_users": "active users",
+    "renewal_date": "renewal date",
 }
 
 
@@ -132,3 +133,6 @@ class UserFilterForm(_ListFilterForm):
 
 class AccountFilterForm(_ListFilterForm):
     order = forms.ChoiceField(choices=_order_choices(ACCOUNT_LIST_SORTS), required=False)
+    owner = forms.CharField(required=False, max_length=254, label="Owner",
+                            help_text="A member's email, or “none” for accounts without an owner.")
+    renews_within = forms.IntegerField(required=False, min_value=0, max_value=3660, label="Renews within (days)")

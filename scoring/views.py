@@ -1,5 +1,6 @@
 """Scoring pages. Thin: writes go through services, reads through selectors."""
 
+from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -9,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Role
+from accounts.models import Membership, Role
 from accounts.scoping import get_tenant_object, tenant_view
 from core.csv_export import csv_response
 from events.models import CustomerAccount, EndUser
@@ -410,7 +411,17 @@ def _filtered_accounts(request):
     form = AccountFilterForm(request.GET)  # every field is optional: no query is a valid, empty filter
     if not form.is_valid():
         return form, None
-    return form, selectors.account_list(request.tenant, where=form.list_filter(), order=form.order())
+    extra = {}
+    owner = form.cleaned_data.get("owner", "").strip().lower()
+    if owner:
+        member = Membership.objects.for_tenant(request.tenant).filter(user__email__iexact=owner).first()
+        if owner != "none" and member is None:
+            form.add_error("owner", "No member of this workspace has this email.")
+            return form, None
+        extra["owner_id"] = member.user_id if member else 0
+    if form.cleaned_data.get("renews_within") is not None:
+        extra["renews_by"] = request.tenant.today() + timedelta(days=form.cleaned_data["renews_within"])
+    return form, selectors.account_list(request.tenant, where=form.list_filter(**extra), order=form.order())
 
 
 @tenant_view()
@@ -473,6 +484,7 @@ def user_detail(request, end_user_id):
     days = selectors.list_days(tenant, model)
     context = {
         "end_user": end_user,
+        "days": days,
         "account": end_user.account,
         "traits": selectors.traits_of(end_user),
         "model": model,
@@ -525,6 +537,7 @@ def account_detail(request, account_id):
     members = selectors.user_list(tenant, model=model, days=days, where=selectors.ListFilter(account=account))
     context = {
         "account": account,
+        "days": days,
         "traits": selectors.traits_of(account),
         "model": model,
         "snapshot": snapshot,

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Tenant
 
+from .. import owners
 from ..models import CustomerAccount, EndUser
 from ..wire import Message
 from .db import _server_bound_cursor
@@ -89,6 +90,7 @@ def _apply_traits(tenant: Tenant, model, updates: dict[int, dict], name_field: s
         changed_rows.append(row)
     fields = ["traits", "trait_times", "updated_at"] + ([name_field] if name_field else [])
     if changed_rows:
+        fields += owners.map_traits(tenant, changed_rows)  # owner / renewal date from the traits the workspace names
         model.objects.for_tenant(tenant).bulk_update(changed_rows, fields)
 
 

@@ -4,16 +4,14 @@ power users, the tier change and the last scoring run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
-
-from django.conf import settings
 
 from accounts.models import Tenant
 from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
 from scoring.models import ProductScore, ScoringModel, ScoringRun, Tier
-from scoring.selectors import published_model, tier_rank_sql
+from scoring.selectors import published_model
 
 from .common import SUBJECTS, percent
 
@@ -54,9 +52,14 @@ def _name_sql(subject: str) -> str:
 
 def movers(
     tenant: Tenant, *, subject: str = "users", day: date, days_back: int = 7, limit: int = 10,
-    model: ScoringModel | None = None,
+    model: ScoringModel | None = None, not_rising: set[int] | None = None, owner_id: int | None = None,
 ) -> dict[str, list[Mover]]:
-    """The biggest risers and fallers in points between `day - days_back` and `day`."""
+    """The biggest risers and fallers in points between `day - days_back` and `day`.
+
+    `owner_id`: only the subjects this member owns (the digest).
+    `not_rising`: subjects never listed as risers (accounts at risk: a few busy seats
+    can lift the points of an account whose other seats went silent)."""
+    not_rising = not_rising or set()
     model = model or published_model(tenant)
     out: dict[str, list[Mover]] = {"risers": [], "fallers": []}
     if model is None:
@@ -67,11 +70,16 @@ def movers(
         FROM {table} b JOIN {subject_table} e ON e.id = b.{column}
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
         WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND b.points {{cmp}} COALESCE(a.points, 0)
+          {"AND e.owner_id = %s" if owner_id is not None else ""}
         ORDER BY b.points - COALESCE(a.points, 0) {{order}}, e.id LIMIT %s"""
-    params = [sql_date(day - timedelta(days=days_back)), tenant.pk, model.pk, sql_date(day), limit]
+    params = [sql_date(day - timedelta(days=days_back)), tenant.pk, model.pk, sql_date(day)]
+    params += [owner_id] if owner_id is not None else []
     sql = (f"SELECT * FROM ({base.format(kind='r', cmp='>', order='DESC')}) up UNION ALL "
            f"SELECT * FROM ({base.format(kind='f', cmp='<', order='ASC')}) down")
-    for kind, pk, public_id, name, points, before, tier, tier_before in fetch_all(sql, params * 2):
+    rows = fetch_all(sql, [*params, limit + len(not_rising), *params, limit])
+    for kind, pk, public_id, name, points, before, tier, tier_before in rows:
+        if kind == "r" and (pk in not_rising or len(out["risers"]) >= limit):
+            continue
         mover = Mover(pk, as_uuid(public_id), name or "", float(points), float(before), tier, tier_before)
         out["risers" if kind == "r" else "fallers"].append(mover)
     out["risers"].sort(key=lambda m: -m.change)
@@ -84,38 +92,28 @@ class AtRisk:
     day: date | None
     compared_with: date | None
     drop_share: float
-    accounts: list[Mover]
+    accounts: list[Mover]  # RiskItem rows: Movers with their `reasons`
     count: int
+    risk: Any = None  # the full risk.Risk (every account at risk, its settings)
 
 
 def at_risk_accounts(
-    tenant: Tenant, *, day: date | None, days_back: int = 14, limit: int = 20, model: ScoringModel | None = None
+    tenant: Tenant, *, day: date | None, days_back: int | None = None, limit: int = 20,
+    model: ScoringModel | None = None,
 ) -> AtRisk:
-    """Accounts that fell a tier, or lost more than AT_RISK_DROP_SHARE of their points, over `days_back` days."""
-    drop = float(getattr(settings, "AT_RISK_DROP_SHARE", 0.3))
-    model = model or published_model(tenant)
-    before = day - timedelta(days=days_back) if day else None
-    result = AtRisk(day=day, compared_with=before, drop_share=drop, accounts=[], count=0)
-    if model is None or day is None:
-        return result
-    sql = f"""WITH risk AS (
-        SELECT e.id AS id, e.public_id AS public_id, {_name_sql("accounts")} AS name, b.points AS points,
-               a.points AS before, b.tier AS tier, a.tier AS tier_before
-        FROM scoring_accountscore b JOIN events_customeraccount e ON e.id = b.account_id
-        JOIN scoring_accountscore a ON a.account_id = b.account_id AND a.model_id = b.model_id AND a.day = %s
-        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND (
-            ({tier_rank_sql("b.tier")}) < ({tier_rank_sql("a.tier")})
-            OR (a.points > 0 AND b.points < a.points * (1 - %s)))
-    )
-    SELECT id, public_id, name, points, before, tier, tier_before, (SELECT COUNT(*) FROM risk)
-    FROM risk ORDER BY (before - points) / CASE WHEN before > 0 THEN before ELSE 1 END DESC, before DESC, id
-    LIMIT %s"""
-    rows = fetch_all(sql, [sql_date(before), tenant.pk, model.pk, sql_date(day), drop, limit])
-    result.accounts = [
-        Mover(pk, as_uuid(pid), name or "", float(p), float(b), t, tb) for pk, pid, name, p, b, t, tb, _ in rows
-    ]
-    result.count = int(rows[0][-1]) if rows else 0
-    return result
+    """The accounts at risk (insights/queries/risk.py, the workspace's rule), the first `limit` of them.
+
+    Kept as the one adapter callers use (the dashboard, alert triggers); `days_back`
+    overrides the workspace's comparison span.
+    """
+    from . import risk as risk_rule  # risk builds on this module's Mover
+
+    settings = risk_rule.RiskSettings.of(tenant)
+    if days_back is not None:
+        settings = replace(settings, days=days_back)
+    found = risk_rule.at_risk(tenant, day=day, model=model, settings=settings)
+    return AtRisk(day=day, compared_with=found.compared_with, drop_share=settings.points_drop / 100,
+                  accounts=found.items[:limit], count=found.count, risk=found)
 
 
 @dataclass

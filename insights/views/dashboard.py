@@ -49,8 +49,9 @@ def _dashboard_context(request) -> dict:
     }
     if day is not None:
         context["user_movers"] = movers(tenant, subject="users", day=day, model=model)
-        context["account_movers"] = movers(tenant, subject="accounts", day=day, model=model)
-        context["at_risk"] = at_risk_accounts(tenant, day=day, model=model)
+        at_risk = context["at_risk"] = at_risk_accounts(tenant, day=day, model=model)
+        context["account_movers"] = movers(tenant, subject="accounts", day=day, model=model,
+                                           not_rising=at_risk.risk.ids if at_risk.risk else None)
         context["power"] = power_users(tenant, day=day, model=model)
     return context
 

@@ -288,7 +288,7 @@ def test_risers_and_fallers(tenant):
     assert [(m.name, m.change, m.tier_before) for m in result["fallers"]] == [("down", -30, "high")]
 
 
-def test_at_risk_accounts_rule(tenant, settings):
+def test_at_risk_accounts_rule(tenant):
     model = published(tenant)
     fell = account(tenant, "fell-a-tier")
     dropped = account(tenant, "lost-40pc")
@@ -302,10 +302,14 @@ def test_at_risk_accounts_rule(tenant, settings):
     result = at_risk_accounts(tenant, day=day)
     assert [a.name for a in result.accounts] == ["lost-40pc", "fell-a-tier"] and result.count == 2
     assert result.accounts[0].change_share == -40.0
-    settings.AT_RISK_DROP_SHARE = 0.5
+    assert [str(r) for r in result.accounts[1].reasons] == ["Tier fell from high to medium in 14 days"]
+    # The thresholds are the workspace's own.
+    tenant.risk_points_drop = 50
     assert [a.name for a in at_risk_accounts(tenant, day=day).accounts] == ["fell-a-tier"]
-    settings.AT_RISK_DROP_SHARE = 0.1
+    tenant.risk_points_drop = 10
     assert at_risk_accounts(tenant, day=day).count == 3
+    tenant.risk_tier_drop = False
+    assert at_risk_accounts(tenant, day=day).count == 2
 
 
 def test_power_users_are_the_top_percent(tenant):

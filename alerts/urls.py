@@ -1,7 +1,27 @@
+from django.conf import settings
+from django.urls import path
+
+from . import views
+
 app_name = "alerts"
 
-# Routes outside a workspace (e.g. a signed unsubscribe link).
+A = "alerts/"
+
+# Routes outside a workspace: the development receiver the demo's webhook posts to (never in production).
 urlpatterns = []
+if settings.DEBUG and settings.ALERTS_ALLOW_LOCAL_TARGETS:
+    urlpatterns.append(path("dev/alerts-receiver/<uuid:endpoint_id>/", views.dev_receiver, name="dev_receiver"))
 
 # Pages of a workspace, mounted under /t/<slug>/ by engagement_site/urls.py.
-tenant_urlpatterns = []
+tenant_urlpatterns = [
+    path(A, views.rule_list, name="list"),
+    path(A + "new/", views.rule_create, name="rule_create"),
+    path(A + "rules/<uuid:rule_id>/", views.rule_detail, name="rule"),
+    path(A + "rules/<uuid:rule_id>/pause/", views.rule_pause, name="rule_pause"),
+    path(A + "rules/<uuid:rule_id>/delete/", views.rule_delete, name="rule_delete"),
+    path(A + "rules/<uuid:rule_id>/test/", views.rule_test, name="rule_test"),
+    path(A + "endpoints/", views.endpoint_list, name="endpoints"),
+    path(A + "endpoints/<uuid:endpoint_id>/", views.endpoint_detail, name="endpoint"),
+    path(A + "endpoints/<uuid:endpoint_id>/enable/", views.endpoint_enable, name="endpoint_enable"),
+    path(A + "deliveries/<uuid:delivery_id>/replay/", views.delivery_replay, name="delivery_replay"),
+]

@@ -1,1 +1,14 @@
 """The alerts app's models, one module per concept (rules and deliveries; digests)."""
+
+from .rules import (  # noqa: F401
+    ActionKind,
+    AlertAction,
+    AlertFiring,
+    AlertRule,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Subject,
+    Trigger,
+    WebhookEndpoint,
+)

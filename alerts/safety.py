@@ -129,6 +129,7 @@ class Response:
     latency_ms: int
     excerpt: str
     error: str = ""
+    refused: bool = False  # the guard refused the target: a security answer, never retried
 
     @property
     def ok(self) -> bool:
@@ -137,6 +138,8 @@ class Response:
     @property
     def retryable(self) -> bool:
         """5xx, 429, timeouts and connection errors are worth another try; other 4xx never are."""
+        if self.refused:
+            return False
         return self.status is None or self.status >= 500 or self.status == 429
 
 
@@ -146,7 +149,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> Response:
     try:
         target = resolve(url)
     except UnsafeTarget as error:
-        return Response(None, 0, "", f"Refused: {error}")
+        return Response(None, 0, "", f"Refused: {error}", refused=True)
     timeout = urllib3.Timeout(connect=settings.ALERTS_CONNECT_TIMEOUT, read=settings.ALERTS_READ_TIMEOUT)
     host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
     all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Host": host_header, **headers}

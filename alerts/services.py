@@ -221,8 +221,10 @@ def preview_last_week(rule: AlertRule, end: date | None = None) -> list[tuple[da
     from scoring.selectors import latest_day
 
     model = published_model(rule.tenant)
-    end = end or latest_day(rule.tenant, model)
-    if model is None or end is None:
+    if model is None:
+        return []
+    end = end or latest_day(rule.tenant, model) or rule.tenant.today()
+    if end is None:
         return []
     by_day = {end - timedelta(days=i): triggers.matches(rule, end - timedelta(days=i), model) for i in range(7)}
     return triggers.first_of(by_day)

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Min, Q
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
 from accounts.models import Tenant
+from core.sql import trait_sql
 from events.models import CustomerAccount, DailyActivityCount, EndUser
 from scoring.models import AccountScore, ScoringModel, UserScore
 from scoring.selectors import published_model
@@ -151,15 +152,23 @@ def _filtered_subjects(rule: AlertRule, ids):
         rows = CustomerAccount.objects.for_tenant(rule.tenant_id).filter(pk__in=ids)
         if rule.filter_owner_id:
             rows = rows.filter(owner_id=rule.filter_owner_id)
+    table = rows.model._meta.db_table
     if rule.filter_plan:
-        rows = rows.annotate(_plan=KeyTextTransform("plan", "traits")).filter(_plan=rule.filter_plan)
+        rows = rows.filter(_trait_equals(table, "plan", rule.filter_plan))
     if rule.filter_trait_key:
-        rows = rows.annotate(_trait=KeyTextTransform(rule.filter_trait_key, "traits"))
-        rows = rows.filter(_trait=rule.filter_trait_value) if rule.filter_trait_value else rows.filter(_trait__isnull=False)
+        rows = rows.filter(_trait_equals(table, rule.filter_trait_key, rule.filter_trait_value or None))
     if rule.filter_segment:
         year, month = int(rule.filter_segment[:4]), int(rule.filter_segment[5:])
         rows = rows.filter(first_seen_at__year=year, first_seen_at__month=month)
     return rows
+
+
+def _trait_equals(table: str, key: str, value: str | None) -> Q:
+    """A trait's text value equals `value` (any value when None): numbers compare as their text ("120")."""
+    sql, params = trait_sql(table, key)
+    if value is None:
+        return Q(RawSQL(f"{sql} IS NOT NULL", params, output_field=BooleanField()))
+    return Q(RawSQL(f"{sql} = %s", [*params, value], output_field=BooleanField()))
 
 
 def _name(subject) -> str:

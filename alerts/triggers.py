@@ -23,7 +23,7 @@ from accounts.models import Tenant
 from core.sql import trait_sql
 from events.models import CustomerAccount, DailyActivityCount, EndUser
 from scoring.models import AccountScore, ScoringModel, UserScore
-from scoring.selectors import published_model
+from scoring.selectors import TIER_RANK, published_model
 
 from . import risk
 from .models import AlertRule, Subject, Trigger
@@ -57,9 +57,17 @@ def _tier_changed(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
         if sid not in before or before[sid][1] == tier:
             continue
         was = before[sid][1]
-        if (rule.tier_from and was != rule.tier_from) or (rule.tier_to and tier != rule.tier_to):
+        if rule.tier_to and tier != rule.tier_to:
             continue
-        out[sid] = (f"tier changed from {was} to {tier}", {"tier": tier, "tier_before": was})
+        if rule.tier_from in ("higher", "lower"):
+            if was not in TIER_RANK or tier not in TIER_RANK:
+                continue  # "new" is off the ladder: leaving it is neither a drop nor a rise
+            if (TIER_RANK[was] > TIER_RANK[tier]) != (rule.tier_from == "higher"):
+                continue
+        elif rule.tier_from and was != rule.tier_from:
+            continue
+        verb = "dropped" if TIER_RANK.get(was, -1) > TIER_RANK.get(tier, -1) else "changed"
+        out[sid] = (f"tier {verb} from {was} to {tier}", {"tier": tier, "tier_before": was})
     return out
 
 

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.urls import path
 
 from . import views
@@ -8,9 +7,8 @@ app_name = "alerts"
 A = "alerts/"
 
 # Routes outside a workspace: the development receiver the demo's webhook posts to (never in production).
-urlpatterns = []
-if settings.DEBUG and settings.ALERTS_ALLOW_LOCAL_TARGETS:
-    urlpatterns.append(path("dev/alerts-receiver/<uuid:endpoint_id>/", views.dev_receiver, name="dev_receiver"))
+# The view answers 404 unless DEBUG and ALERTS_ALLOW_LOCAL_TARGETS are both on.
+urlpatterns = [path("dev/alerts-receiver/<uuid:endpoint_id>/", views.dev_receiver, name="dev_receiver")]
 
 # Pages of a workspace, mounted under /t/<slug>/ by engagement_site/urls.py.
 tenant_urlpatterns = [

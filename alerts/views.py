@@ -7,7 +7,8 @@ request that created it, and never again.
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -170,6 +171,8 @@ def delivery_replay(request, delivery_id):
 @require_POST
 def dev_receiver(request, endpoint_id):
     """Answers the demo's webhook like a customer's server would: checks the signature, says what it got."""
+    if not (settings.DEBUG and settings.ALERTS_ALLOW_LOCAL_TARGETS):
+        raise Http404("Development only.")
     # Development only: the endpoint is looked up by its id, before any tenant is known.
     with rls.bypass("dev receiver: the endpoint of a demo webhook"):
         endpoint = WebhookEndpoint.objects.unscoped().filter(public_id=endpoint_id).first()

@@ -46,6 +46,8 @@ USERS_ONLY = {Trigger.POWER_USER}
 
 TIER_CHOICES = [("", "any tier"), ("high", "High"), ("medium", "Medium"), ("low", "Low"), ("new", "New"),
                 ("dormant", "Dormant")]
+# "From" may also be relative to the tier it changed to: a drop or a rise on the ladder (not "new").
+FROM_CHOICES = [*TIER_CHOICES, ("higher", "any higher tier (a drop)"), ("lower", "any lower tier (a rise)")]
 
 
 class AlertRule(TenantOwned):
@@ -54,7 +56,7 @@ class AlertRule(TenantOwned):
     subject = models.CharField(max_length=10, choices=Subject.choices, default=Subject.ACCOUNTS)
     trigger = models.CharField(max_length=20, choices=Trigger.choices)
     # Trigger parameters (which ones apply depends on the trigger; `clean` checks them).
-    tier_from = models.CharField(max_length=10, choices=TIER_CHOICES, blank=True)
+    tier_from = models.CharField(max_length=10, choices=FROM_CHOICES, blank=True)
     tier_to = models.CharField(max_length=10, choices=TIER_CHOICES, blank=True)
     percent = models.FloatField(null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1000)])
     days = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(365)])
@@ -95,6 +97,8 @@ class AlertRule(TenantOwned):
             errors["percent"] = "Give the percentage."
         if trigger == Trigger.TIER_CHANGED and not (self.tier_from or self.tier_to):
             errors["tier_to"] = "Choose the tier it changed to, from, or both."
+        if self.tier_from in ("higher", "lower") and self.tier_to in ("", "new"):
+            errors["tier_to"] = "A drop or a rise needs the tier it changed to (high, medium, low or dormant)."
         if self.tier_from and self.tier_from == self.tier_to:
             errors["tier_to"] = "The tier it changes to must differ from the tier it changes from."
         if self.filter_trait_key and not TRAIT_KEY.match(self.filter_trait_key):
@@ -110,6 +114,10 @@ class AlertRule(TenantOwned):
         """The trigger in words, as the list shows it."""
         t = self.trigger
         if t == Trigger.TIER_CHANGED:
+            if self.tier_from == "higher":
+                return f"tier dropped to {self.tier_to}"
+            if self.tier_from == "lower":
+                return f"tier rose to {self.tier_to}"
             parts = [f"from {self.tier_from}" if self.tier_from else "", f"to {self.tier_to}" if self.tier_to else ""]
             return "tier changed " + " ".join(p for p in parts if p)
         if t in NEEDS_PERCENT:

@@ -88,7 +88,7 @@ def test_the_test_page_lists_last_weeks_subjects(client, tenant, editor, endpoin
     rule = webhook_rule(tenant, endpoint)
     response = client_for(client, editor).get(url("rule_test", tenant, rule.public_id))
     text = response.content.decode()
-    assert "1 alert on 1 day." in text and "Falling Co" in text and "tier changed from medium to low" in text
+    assert "1 alert on 1 day." in text and "Falling Co" in text and "tier dropped from medium to low" in text
     assert not rule.firings.exists()
 
 

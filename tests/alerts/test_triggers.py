@@ -30,8 +30,11 @@ def test_tier_change_to_and_from(tenant):
     falling_accounts(tenant)
     today = tenant.today()
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_to="low"), today) == [
-        ("Falling Co", "tier changed from medium to low")]
+        ("Falling Co", "tier dropped from medium to low")]
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_from="high"), today) == []
+    assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_from="higher", tier_to="low"), today) == [
+        ("Falling Co", "tier dropped from medium to low")]
+    assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_from="lower", tier_to="low"), today) == []
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_to="low"), today - timedelta(days=1)) == []
 
 
@@ -111,12 +114,12 @@ def test_slack_and_email_actions(tenant, owner, editor, receiver, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         services.evaluate_days(tenant, [tenant.today()])
     slack = json.loads(receiver.requests[0]["body"])
-    assert "*Account Falling Co*: tier changed from medium to low" in slack["text"]
+    assert "*Account Falling Co*: tier dropped from medium to low" in slack["text"]
     assert f"/scoring/accounts/{falling.public_id}/|Open" in slack["text"]
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert sorted(message.to) == sorted([owner.email, editor.email])
-    assert "Falling Co" in message.subject and "tier changed from medium to low" in message.body
+    assert "Falling Co" in message.subject and "tier dropped from medium to low" in message.body
 
 
 def test_email_only_goes_to_members(tenant, owner, outsider):

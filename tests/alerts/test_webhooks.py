@@ -37,7 +37,7 @@ def test_a_signed_webhook_reaches_the_receiver(tenant, owner, receiver, django_c
                             "description": "tier changed to low"}
     assert body["subject"]["name"] == "Falling Co" and body["subject"]["type"] == "account"
     assert body["subject"]["url"].endswith(f"/t/{tenant.slug}/scoring/accounts/{falling.public_id}/")
-    assert body["reason"] == "tier changed from medium to low"
+    assert body["reason"] == "tier dropped from medium to low"
     attempt = DeliveryAttempt.objects.get(tenant=tenant)
     assert attempt.status_code == 200 and attempt.ok and attempt.latency_ms is not None
     assert '"ok": true' in attempt.response_excerpt

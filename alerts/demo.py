@@ -39,8 +39,14 @@ def seed_demo_alerts(tenant: Tenant) -> str:
     owner = Membership.objects.for_tenant(tenant).filter(role=Role.OWNER).select_related("user").first()
     _give_accounts_owners(tenant)
     with transaction.atomic():
-        _rule(tenant, LOW_RULE, trigger="tier_changed", tier_from="higher", tier_to="low",
-              actions=[{"kind": ActionKind.EMAIL, "email_owner": True}])
+        _rule(
+            tenant,
+            LOW_RULE,
+            trigger="tier_changed",
+            tier_from="higher",
+            tier_to="low",
+            actions=[{"kind": ActionKind.EMAIL, "email_owner": True}],
+        )
         endpoint = _endpoint(tenant, owner.user if owner else None)
         if endpoint is not None:
             _rule(tenant, RISK_RULE, trigger="at_risk", actions=[{"kind": ActionKind.WEBHOOK, "endpoint": endpoint}])
@@ -72,12 +78,16 @@ def _endpoint(tenant, owner) -> WebhookEndpoint | None:
 
 
 def _give_accounts_owners(tenant: Tenant) -> None:
-    """Spread the demo's accounts over its customer-success and sales members, once (so "email the owner" has someone)."""
+    """Spread the demo's accounts over its editors and owner, once (so "email the owner" has someone)."""
     accounts = CustomerAccount.objects.for_tenant(tenant)
     if accounts.filter(owner__isnull=False).exists():
         return
-    members = list(Membership.objects.for_tenant(tenant).filter(role__in=[Role.EDITOR, Role.OWNER])
-                   .order_by("user__email").values_list("user_id", flat=True))
+    members = list(
+        Membership.objects.for_tenant(tenant)
+        .filter(role__in=[Role.EDITOR, Role.OWNER])
+        .order_by("user__email")
+        .values_list("user_id", flat=True)
+    )
     if not members:
         return
     for i, account in enumerate(accounts.order_by("pk").only("pk")):

@@ -43,7 +43,12 @@ def event(firing: AlertFiring, *, replay: bool = False) -> dict:
         "type": "alert.fired",
         "created_at": firing.created_at.isoformat(),
         "workspace": {"slug": tenant.slug, "name": tenant.name},
-        "rule": {"id": str(rule.public_id), "name": rule.name, "trigger": firing.trigger, "description": rule.describe()},
+        "rule": {
+            "id": str(rule.public_id),
+            "name": rule.name,
+            "trigger": firing.trigger,
+            "description": rule.describe(),
+        },
         "subject": {
             "type": "account" if firing.subject == Subject.ACCOUNTS else "user",
             "id": str(firing.subject_public_id),
@@ -84,8 +89,10 @@ def verify(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
 def slack_message(firing: AlertFiring) -> dict:
     kind = "Account" if firing.subject == Subject.ACCOUNTS else "User"
     url = subject_url(firing)
-    text = (f"*{kind} {firing.subject_name}*: {firing.reason} (rule “{firing.rule.name}”, "
-            f"{firing.day.isoformat()}). <{url}|Open in {firing.tenant.product_name} engagement>")
+    text = (
+        f"*{kind} {firing.subject_name}*: {firing.reason} (rule “{firing.rule.name}”, "
+        f"{firing.day.isoformat()}). <{url}|Open in {firing.tenant.product_name} engagement>"
+    )
     return {"text": text, "unfurl_links": False}
 
 

@@ -45,8 +45,18 @@ from .models import (
 log = logging.getLogger(__name__)
 
 RULE_FIELDS = (
-    "name", "subject", "trigger", "tier_from", "tier_to", "percent", "days", "filter_plan", "filter_owner",
-    "filter_trait_key", "filter_trait_value", "filter_segment",
+    "name",
+    "subject",
+    "trigger",
+    "tier_from",
+    "tier_to",
+    "percent",
+    "days",
+    "filter_plan",
+    "filter_owner",
+    "filter_trait_key",
+    "filter_trait_value",
+    "filter_segment",
 )
 
 
@@ -94,8 +104,9 @@ def _set_actions(rule: AlertRule, actions: list[dict]) -> None:
 
 
 @transaction.atomic
-def rule_save(*, tenant: Tenant, rule: AlertRule | None = None, actions: list[dict], created_by: User | None = None,
-              **fields) -> AlertRule:
+def rule_save(
+    *, tenant: Tenant, rule: AlertRule | None = None, actions: list[dict], created_by: User | None = None, **fields
+) -> AlertRule:
     """Create (rule=None) or edit a rule and replace its actions."""
     unknown = set(fields) - set(RULE_FIELDS)
     if unknown:
@@ -132,8 +143,9 @@ def endpoint_create(*, tenant: Tenant, name: str, url: str, owner: User | None) 
         safety.check_url(url)
     except safety.UnsafeTarget as error:
         raise ValidationError({"url": str(error)}) from None
-    endpoint = WebhookEndpoint(tenant=tenant, name=name, url=url.strip(), owner=owner,
-                               secret=WebhookEndpoint.new_secret())
+    endpoint = WebhookEndpoint(
+        tenant=tenant, name=name, url=url.strip(), owner=owner, secret=WebhookEndpoint.new_secret()
+    )
     endpoint.full_clean()
     endpoint.save()
     return endpoint, endpoint.secret
@@ -190,13 +202,20 @@ def record_firing(rule: AlertRule, day: date, match: triggers.Match, actions: li
     try:
         with transaction.atomic():
             firing = AlertFiring.objects.create(
-                tenant=rule.tenant, rule=rule, subject=rule.subject, subject_id=match.subject_id, day=day,
-                trigger=rule.trigger, key=key, subject_public_id=match.public_id, subject_name=match.name[:255],
-                reason=match.reason[:500], details=match.details,
+                tenant=rule.tenant,
+                rule=rule,
+                subject=rule.subject,
+                subject_id=match.subject_id,
+                day=day,
+                trigger=rule.trigger,
+                key=key,
+                subject_public_id=match.public_id,
+                subject_name=match.name[:255],
+                reason=match.reason[:500],
+                details=match.details,
             )
             deliveries = [
-                Delivery(tenant=rule.tenant, firing=firing, action=a, kind=a.kind, endpoint=a.endpoint)
-                for a in actions
+                Delivery(tenant=rule.tenant, firing=firing, action=a, kind=a.kind, endpoint=a.endpoint) for a in actions
             ]
             Delivery.objects.bulk_create(deliveries)
             ids = list(Delivery.objects.for_tenant(rule.tenant).filter(firing=firing).values_list("pk", flat=True))
@@ -235,13 +254,17 @@ def preview_last_week(rule: AlertRule, end: date | None = None) -> list[tuple[da
 
 def _claim(delivery_id: int) -> Delivery | None:
     now = timezone.now()
-    claimed = Delivery.objects.unscoped().filter(
-        pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lte=now
-    ).update(status=DeliveryStatus.SENDING, claimed_at=now)
+    claimed = (
+        Delivery.objects.unscoped()
+        .filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lte=now)
+        .update(status=DeliveryStatus.SENDING, claimed_at=now)
+    )
     if not claimed:
         return None  # sent already, not due yet, or another copy of the task has it
-    return Delivery.objects.unscoped().select_related("firing__rule", "firing__tenant", "endpoint", "action").get(
-        pk=delivery_id
+    return (
+        Delivery.objects.unscoped()
+        .select_related("firing__rule", "firing__tenant", "endpoint", "action")
+        .get(pk=delivery_id)
     )
 
 
@@ -259,9 +282,16 @@ def deliver(delivery_id: int, *, replay: bool = False) -> Delivery | None:
         log.exception("alert delivery %s failed", delivery.pk)
         response = safety.Response(None, 0, "", f"{type(error).__name__}: {str(error)[:200]}")
     DeliveryAttempt.objects.create(
-        tenant_id=delivery.tenant_id, delivery=delivery, endpoint=delivery.endpoint, number=number, replay=replay,
-        status_code=response.status, latency_ms=response.latency_ms, ok=response.ok,
-        response_excerpt=response.excerpt[:1024], error=response.error[:500],
+        tenant_id=delivery.tenant_id,
+        delivery=delivery,
+        endpoint=delivery.endpoint,
+        number=number,
+        replay=replay,
+        status_code=response.status,
+        latency_ms=response.latency_ms,
+        ok=response.ok,
+        response_excerpt=response.excerpt[:1024],
+        error=response.error[:500],
     )
     delivery.attempts = number
     if delivery.endpoint_id:
@@ -322,10 +352,18 @@ def email_recipients(firing: AlertFiring, action: AlertAction) -> list[str]:
 
 def _owner_of(firing: AlertFiring) -> int | None:
     if firing.subject == Subject.ACCOUNTS:
-        return CustomerAccount.objects.for_tenant(firing.tenant_id).filter(pk=firing.subject_id).values_list(
-            "owner_id", flat=True).first()
-    row = EndUser.objects.for_tenant(firing.tenant_id).filter(pk=firing.subject_id).values_list(
-        "owner_id", "account__owner_id").first()
+        return (
+            CustomerAccount.objects.for_tenant(firing.tenant_id)
+            .filter(pk=firing.subject_id)
+            .values_list("owner_id", flat=True)
+            .first()
+        )
+    row = (
+        EndUser.objects.for_tenant(firing.tenant_id)
+        .filter(pk=firing.subject_id)
+        .values_list("owner_id", "account__owner_id")
+        .first()
+    )
     return (row[0] or row[1]) if row else None
 
 
@@ -338,14 +376,19 @@ def _endpoint_health(endpoint: WebhookEndpoint, ok: bool) -> None:
             endpoint.failing_since = None
         return
     if endpoint.failing_since is None:
-        WebhookEndpoint.objects.for_tenant(endpoint.tenant_id).filter(pk=endpoint.pk, failing_since__isnull=True) \
-            .update(failing_since=now)
+        WebhookEndpoint.objects.for_tenant(endpoint.tenant_id).filter(
+            pk=endpoint.pk, failing_since__isnull=True
+        ).update(failing_since=now)
         endpoint.failing_since = now
         return
     if endpoint.is_active and now - endpoint.failing_since >= timedelta(hours=settings.ALERTS_DISABLE_AFTER_HOURS):
-        reason = f"Every delivery failed for {settings.ALERTS_DISABLE_AFTER_HOURS:g} hours (since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC)."
-        changed = WebhookEndpoint.objects.for_tenant(endpoint.tenant_id).filter(
-            pk=endpoint.pk, disabled_at__isnull=True).update(disabled_at=now, disabled_reason=reason)
+        hours, since = settings.ALERTS_DISABLE_AFTER_HOURS, endpoint.failing_since
+        reason = f"Every delivery failed for {hours:g} hours (since {since:%Y-%m-%d %H:%M} UTC)."
+        changed = (
+            WebhookEndpoint.objects.for_tenant(endpoint.tenant_id)
+            .filter(pk=endpoint.pk, disabled_at__isnull=True)
+            .update(disabled_at=now, disabled_reason=reason)
+        )
         endpoint.disabled_at, endpoint.disabled_reason = now, reason
         if changed and endpoint.owner and endpoint.owner.email:
             _email_disabled(endpoint)
@@ -369,8 +412,12 @@ def _email_disabled(endpoint: WebhookEndpoint) -> None:
 @transaction.atomic
 def delivery_replay(*, delivery: Delivery) -> Delivery:
     """Send a delivery again now (a Replay button): same event id, `replay: true` in the body."""
-    delivery = Delivery.objects.for_tenant(delivery.tenant_id).select_related("endpoint").select_for_update(
-        of=("self",)).get(pk=delivery.pk)
+    delivery = (
+        Delivery.objects.for_tenant(delivery.tenant_id)
+        .select_related("endpoint")
+        .select_for_update(of=("self",))
+        .get(pk=delivery.pk)
+    )
     if delivery.status == DeliveryStatus.SENDING:
         raise ValidationError("This delivery is being sent right now.")
     if delivery.endpoint_id and not delivery.endpoint.is_active:
@@ -395,6 +442,7 @@ def deliveries_due() -> list[int]:
             status=DeliveryStatus.RETRYING, next_attempt_at=now
         )
         return list(
-            Delivery.objects.unscoped().filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],
-                                               next_attempt_at__lte=now).values_list("pk", flat=True)[:500]
+            Delivery.objects.unscoped()
+            .filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lte=now)
+            .values_list("pk", flat=True)[:500]
         )

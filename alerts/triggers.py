@@ -47,11 +47,16 @@ def _snapshots(tenant: Tenant, model: ScoringModel, subject: str, day: date) -> 
     else:
         rows = AccountScore.objects.for_tenant(tenant).filter(model=model, day=day)
         column = "account_id"
-    return {sid: (points, tier, pct) for sid, points, tier, pct in rows.values_list(column, "points", "tier", "percentile")}
+    return {
+        sid: (points, tier, pct) for sid, points, tier, pct in rows.values_list(column, "points", "tier", "percentile")
+    }
 
 
 def _tier_changed(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
-    now, before = _snapshots(tenant, model, rule.subject, day), _snapshots(tenant, model, rule.subject, day - timedelta(1))
+    now, before = (
+        _snapshots(tenant, model, rule.subject, day),
+        _snapshots(tenant, model, rule.subject, day - timedelta(1)),
+    )
     out = {}
     for sid, (_p, tier, _pct) in now.items():
         if sid not in before or before[sid][1] == tier:
@@ -97,7 +102,10 @@ def _power_user(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
     now = _snapshots(tenant, model, rule.subject, day)
     before = power(_snapshots(tenant, model, rule.subject, day - timedelta(1)))
     return {
-        sid: (f"became a power user (top 1%: {now[sid][0]:g} points)", {"points": now[sid][0], "percentile": now[sid][2]})
+        sid: (
+            f"became a power user (top 1%: {now[sid][0]:g} points)",
+            {"points": now[sid][0], "percentile": now[sid][2]},
+        )
         for sid in power(now) - before
     }
 
@@ -105,7 +113,9 @@ def _power_user(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
 def _at_risk(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
     now = risk.at_risk_reasons(tenant, day, model)
     before = risk.at_risk_reasons(tenant, day - timedelta(1), model)
-    return {sid: (f"entered at risk: {reason}", {"risk_reason": reason}) for sid, reason in now.items() if sid not in before}
+    return {
+        sid: (f"entered at risk: {reason}", {"risk_reason": reason}) for sid, reason in now.items() if sid not in before
+    }
 
 
 def _rollup(tenant):
@@ -119,9 +129,16 @@ def _subject_column(subject: str) -> str:
 def _first_event(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
     column = _subject_column(rule.subject)
     active = set(_rollup(tenant).filter(day=day).exclude(**{f"{column}__isnull": True}).values_list(column, flat=True))
-    earlier = set(
-        _rollup(tenant).filter(day__lt=day, **{f"{column}__in": list(active)}).values_list(column, flat=True).distinct()
-    ) if active else set()
+    earlier = (
+        set(
+            _rollup(tenant)
+            .filter(day__lt=day, **{f"{column}__in": list(active)})
+            .values_list(column, flat=True)
+            .distinct()
+        )
+        if active
+        else set()
+    )
     what = "new account" if rule.subject == Subject.ACCOUNTS else "new user"
     return {sid: (f"first event of a {what}", {}) for sid in active - earlier}
 
@@ -130,14 +147,26 @@ def _no_event(rule, tenant, model, day) -> dict[int, tuple[str, dict]]:
     # Fires on the day the silence reaches N days: active N days ago, nothing since.
     column = _subject_column(rule.subject)
     last_day = day - timedelta(rule.days)
-    then = set(_rollup(tenant).filter(day=last_day).exclude(**{f"{column}__isnull": True})
-               .values_list(column, flat=True))
-    since = set(
-        _rollup(tenant).filter(day__gt=last_day, day__lte=day, **{f"{column}__in": list(then)})
-        .values_list(column, flat=True).distinct()
-    ) if then else set()
-    return {sid: (f"no event for {rule.days} days (last on {last_day.isoformat()})", {"last_event_day": last_day.isoformat()})
-            for sid in then - since}
+    then = set(
+        _rollup(tenant).filter(day=last_day).exclude(**{f"{column}__isnull": True}).values_list(column, flat=True)
+    )
+    since = (
+        set(
+            _rollup(tenant)
+            .filter(day__gt=last_day, day__lte=day, **{f"{column}__in": list(then)})
+            .values_list(column, flat=True)
+            .distinct()
+        )
+        if then
+        else set()
+    )
+    return {
+        sid: (
+            f"no event for {rule.days} days (last on {last_day.isoformat()})",
+            {"last_event_day": last_day.isoformat()},
+        )
+        for sid in then - since
+    }
 
 
 TRIGGERS = {
@@ -155,7 +184,9 @@ def _filtered_subjects(rule: AlertRule, ids):
     if rule.subject == Subject.USERS:
         rows = EndUser.objects.for_tenant(rule.tenant_id).filter(pk__in=ids)
         if rule.filter_owner_id:
-            rows = rows.filter(Q(owner_id=rule.filter_owner_id) | Q(owner__isnull=True, account__owner_id=rule.filter_owner_id))
+            rows = rows.filter(
+                Q(owner_id=rule.filter_owner_id) | Q(owner__isnull=True, account__owner_id=rule.filter_owner_id)
+            )
     else:
         rows = CustomerAccount.objects.for_tenant(rule.tenant_id).filter(pk__in=ids)
         if rule.filter_owner_id:
@@ -173,10 +204,11 @@ def _filtered_subjects(rule: AlertRule, ids):
 
 def _trait_equals(table: str, key: str, value: str | None) -> Q:
     """A trait's text value equals `value` (any value when None): numbers compare as their text ("120")."""
+    # The SQL text is the table name (a model's own) and trait_sql's expression; the key and value are parameters.
     sql, params = trait_sql(table, key)
     if value is None:
-        return Q(RawSQL(f"{sql} IS NOT NULL", params, output_field=BooleanField()))
-    return Q(RawSQL(f"{sql} = %s", [*params, value], output_field=BooleanField()))
+        return Q(RawSQL(f"{sql} IS NOT NULL", params, output_field=BooleanField()))  # noqa: S611
+    return Q(RawSQL(f"{sql} = %s", [*params, value], output_field=BooleanField()))  # noqa: S611
 
 
 def _name(subject) -> str:

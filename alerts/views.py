@@ -5,9 +5,9 @@ pause and replay. A webhook secret is on the page once, in the answer to the
 request that created it, and never again.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache

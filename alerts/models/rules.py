@@ -44,8 +44,14 @@ NEEDS_PERCENT = {Trigger.POINTS_FELL, Trigger.POINTS_ROSE}
 ACCOUNTS_ONLY = {Trigger.AT_RISK}
 USERS_ONLY = {Trigger.POWER_USER}
 
-TIER_CHOICES = [("", "any tier"), ("high", "High"), ("medium", "Medium"), ("low", "Low"), ("new", "New"),
-                ("dormant", "Dormant")]
+TIER_CHOICES = [
+    ("", "any tier"),
+    ("high", "High"),
+    ("medium", "Medium"),
+    ("low", "Low"),
+    ("new", "New"),
+    ("dormant", "Dormant"),
+]
 # "From" may also be relative to the tier it changed to: a drop or a rise on the ladder (not "new").
 FROM_CHOICES = [*TIER_CHOICES, ("higher", "any higher tier (a drop)"), ("lower", "any lower tier (a rise)")]
 
@@ -63,7 +69,11 @@ class AlertRule(TenantOwned):
     # Optional filters on the subject (all given ones must match).
     filter_plan = models.CharField("plan", max_length=100, blank=True)
     filter_owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         verbose_name="owner",
     )
     filter_trait_key = models.CharField("trait", max_length=64, blank=True)
@@ -178,7 +188,9 @@ class AlertAction(TenantOwned):
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="actions")
     kind = models.CharField(max_length=10, choices=ActionKind.choices)
-    endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="actions")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="actions"
+    )
     # A Slack incoming-webhook URL holds its own secret: shown masked after saving.
     slack_url = models.URLField(max_length=500, blank=True)
     # Email: the subject's owner, and/or these members (user ids of members of the tenant).

@@ -63,7 +63,12 @@ def test_malformed_urls_are_refused(local_off, url):
 def test_a_public_address_passes(local_off, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", _resolver({"hooks.example.com": "93.184.216.34"}))
     target = safety.resolve("https://hooks.example.com/x?y=1")
-    assert (target.address, target.host, target.port, target.path) == ("93.184.216.34", "hooks.example.com", 443, "/x?y=1")
+    assert (target.address, target.host, target.port, target.path) == (
+        "93.184.216.34",
+        "hooks.example.com",
+        443,
+        "/x?y=1",
+    )
 
 
 def test_saving_an_endpoint_or_slack_url_checks_it(tenant, owner, local_off):
@@ -71,13 +76,19 @@ def test_saving_an_endpoint_or_slack_url_checks_it(tenant, owner, local_off):
         services.endpoint_create(tenant=tenant, name="x", url="https://169.254.169.254/", owner=owner)
     assert "metadata" in str(error.value.message_dict["url"])
     with pytest.raises(ValidationError) as error:
-        services.rule_save(tenant=tenant, name="r", subject="accounts", trigger="at_risk",
-                           actions=[{"kind": ActionKind.SLACK, "slack_url": "https://[::1]/services/x"}])
+        services.rule_save(
+            tenant=tenant,
+            name="r",
+            subject="accounts",
+            trigger="at_risk",
+            actions=[{"kind": ActionKind.SLACK, "slack_url": "https://[::1]/services/x"}],
+        )
     assert "loopback" in str(error.value.message_dict["slack_url"])
 
 
-def test_dns_rebinding_is_caught_at_send_time(tenant, owner, receiver, settings, monkeypatch,
-                                              django_capture_on_commit_callbacks):
+def test_dns_rebinding_is_caught_at_send_time(
+    tenant, owner, receiver, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     # Saved while the name resolved to a public address; at send time it resolves to the loopback.
     settings.ALERTS_ALLOW_LOCAL_TARGETS = False
     port = receiver.server.server_address[1]
@@ -116,7 +127,6 @@ def _resolver(answers):
         if host not in answers:
             return real(host, port, *args, **kwargs)
         values = answers[host] if isinstance(answers[host], list) else [answers[host]]
-        return [(socket.AF_INET6 if ":" in v else socket.AF_INET, socket.SOCK_STREAM, 6, "", (v, port))
-                for v in values]
+        return [(socket.AF_INET6 if ":" in v else socket.AF_INET, socket.SOCK_STREAM, 6, "", (v, port)) for v in values]
 
     return getaddrinfo

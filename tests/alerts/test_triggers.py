@@ -30,10 +30,12 @@ def test_tier_change_to_and_from(tenant):
     falling_accounts(tenant)
     today = tenant.today()
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_to="low"), today) == [
-        ("Falling Co", "tier dropped from medium to low")]
+        ("Falling Co", "tier dropped from medium to low")
+    ]
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_from="high"), today) == []
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_from="higher", tier_to="low"), today) == [
-        ("Falling Co", "tier dropped from medium to low")]
+        ("Falling Co", "tier dropped from medium to low")
+    ]
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_from="lower", tier_to="low"), today) == []
     assert _names(_rule(tenant, trigger=Trigger.TIER_CHANGED, tier_to="low"), today - timedelta(days=1)) == []
 
@@ -78,9 +80,12 @@ def test_power_users_first_event_and_silence(tenant):
     user_scores(tenant, model, today - timedelta(days=1), [(star, 50, Tier.HIGH, 90)])
     user_scores(tenant, model, today, [(star, 500, Tier.HIGH, 99.5)])
     assert _names(_rule(tenant, subject=Subject.USERS, trigger=Trigger.POWER_USER), today) == [
-        ("star", "became a power user (top 1%: 500 points)")]
+        ("star", "became a power user (top 1%: 500 points)")
+    ]
     act = make_activities(tenant, "Logged in")["Logged in"]
-    DailyActivityCount.objects.create(tenant=tenant, end_user=quiet, activity=act, day=today - timedelta(days=7), count=1)
+    DailyActivityCount.objects.create(
+        tenant=tenant, end_user=quiet, activity=act, day=today - timedelta(days=7), count=1
+    )
     DailyActivityCount.objects.create(tenant=tenant, end_user=star, activity=act, day=today, count=1)
     first = _rule(tenant, subject=Subject.USERS, trigger=Trigger.FIRST_EVENT)
     assert _names(first, today) == [("star", "first event of a new user")]
@@ -107,9 +112,15 @@ def test_rules_are_checked(tenant):
 def test_slack_and_email_actions(tenant, owner, editor, receiver, django_capture_on_commit_callbacks):
     _model, falling, _ = falling_accounts(tenant, owner=owner)
     services.rule_save(
-        tenant=tenant, name="Dropped to low", subject="accounts", trigger="tier_changed", tier_to="low",
-        actions=[{"kind": ActionKind.SLACK, "slack_url": receiver.url},
-                 {"kind": ActionKind.EMAIL, "email_owner": True, "email_user_ids": [editor.pk]}],
+        tenant=tenant,
+        name="Dropped to low",
+        subject="accounts",
+        trigger="tier_changed",
+        tier_to="low",
+        actions=[
+            {"kind": ActionKind.SLACK, "slack_url": receiver.url},
+            {"kind": ActionKind.EMAIL, "email_owner": True, "email_user_ids": [editor.pk]},
+        ],
     )
     with django_capture_on_commit_callbacks(execute=True):
         services.evaluate_days(tenant, [tenant.today()])
@@ -124,14 +135,25 @@ def test_slack_and_email_actions(tenant, owner, editor, receiver, django_capture
 
 def test_email_only_goes_to_members(tenant, owner, outsider):
     with pytest.raises(ValidationError):
-        services.rule_save(tenant=tenant, name="x", subject="accounts", trigger="at_risk",
-                           actions=[{"kind": ActionKind.EMAIL, "email_user_ids": [outsider.pk]}])
+        services.rule_save(
+            tenant=tenant,
+            name="x",
+            subject="accounts",
+            trigger="at_risk",
+            actions=[{"kind": ActionKind.EMAIL, "email_user_ids": [outsider.pk]}],
+        )
 
 
 def test_preview_last_week_records_nothing(tenant):
     falling_accounts(tenant)
-    rule = services.rule_save(tenant=tenant, name="low", subject="accounts", trigger="tier_changed", tier_to="low",
-                              actions=[{"kind": ActionKind.EMAIL, "email_owner": True}])
+    rule = services.rule_save(
+        tenant=tenant,
+        name="low",
+        subject="accounts",
+        trigger="tier_changed",
+        tier_to="low",
+        actions=[{"kind": ActionKind.EMAIL, "email_owner": True}],
+    )
     hits = services.preview_last_week(rule)
     assert [(d, m.name) for d, m in hits] == [(tenant.today(), "Falling Co")]
     assert not rule.firings.exists()

@@ -156,3 +156,18 @@ def test_the_secret_is_never_logged(tenant, owner, make_receiver, caplog, django
         _evaluate_today(tenant)
     assert secret not in caplog.text
     assert not DeliveryAttempt.objects.for_tenant(tenant).filter(response_excerpt__contains=secret).exists()
+
+
+def test_the_body_is_an_openapi_component(client, tenant, owner, receiver, django_capture_on_commit_callbacks):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    component = schema["components"]["schemas"]["AlertWebhookEvent"]
+    falling_accounts(tenant)
+    endpoint, _ = endpoint_for(tenant, receiver.url, owner)
+    webhook_rule(tenant, endpoint)
+    with django_capture_on_commit_callbacks(execute=True):
+        _evaluate_today(tenant)
+    body = receiver.bodies()[0]
+    # What we send has exactly the documented fields.
+    assert set(body) == set(component["properties"]) == set(component["required"])
+    assert set(body["subject"]) == set(component["properties"]["subject"]["properties"])
+    assert set(body["rule"]) == set(component["properties"]["rule"]["properties"])

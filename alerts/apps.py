@@ -6,3 +6,10 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "alerts"
     verbose_name = "Alerts"
+
+    def ready(self):
+        from scoring.signals import run_succeeded
+
+        from .signals import on_run_succeeded
+
+        run_succeeded.connect(on_run_succeeded, dispatch_uid="alerts-evaluate-after-scoring")

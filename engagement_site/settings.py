@@ -227,6 +227,26 @@ CELERY_BEAT_SCHEDULE["scoring-resume-stalled"] = {
 DIGEST_HOUR = _int("DIGEST_HOUR", default=8)
 DIGEST_WEEKDAY = _int("DIGEST_WEEKDAY", default=0)
 CELERY_BEAT_SCHEDULE["alerts-digests"] = {"task": "alerts.tasks.send_digests", "schedule": 60 * 60}
+# --- Alerts (alerts app, docs/alerts.md) ---------------------------------------------
+# Lets webhook and Slack URLs point at loopback/private addresses and use plain http: development
+# and tests only (refused with DEBUG=False). On in the embedded default (DEBUG) for the demo receiver.
+ALERTS_ALLOW_LOCAL_TARGETS = _bool("ALERTS_ALLOW_LOCAL_TARGETS", default=DEBUG)
+if ALERTS_ALLOW_LOCAL_TARGETS and not DEBUG:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ALERTS_ALLOW_LOCAL_TARGETS is for development and tests only (DEBUG=True).")
+ALERTS_CONNECT_TIMEOUT = _float("ALERTS_CONNECT_TIMEOUT", default=3)
+ALERTS_READ_TIMEOUT = _float("ALERTS_READ_TIMEOUT", default=5)
+ALERTS_RESPONSE_LIMIT = 1024  # bytes of a target's answer kept in the delivery log
+# Seconds before each retry of a 5xx/timeout: 1 min ... 4 h, about 8.5 hours in all.
+ALERTS_RETRY_DELAYS = [60, 300, 900, 1800, 3600, 7200, 14400]
+# An endpoint whose every delivery failed for this long is disabled and its owner emailed.
+ALERTS_DISABLE_AFTER_HOURS = _float("ALERTS_DISABLE_AFTER_HOURS", default=24)
+# A delivery claimed this long ago and still "sending" belongs to a dead worker: retried.
+ALERTS_CLAIM_TIMEOUT = 300
+# Only days this recent are evaluated after a run (a 90-day backfill must not alert on history).
+ALERTS_EVALUATE_RECENT_DAYS = _int("ALERTS_EVALUATE_RECENT_DAYS", default=2)
+CELERY_BEAT_SCHEDULE["alerts-deliver-due"] = {"task": "alerts.tasks.deliver_due", "schedule": 60}
 
 # --- Auth -----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -301,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "events.openapi.add_tracking_api",
+        "alerts.openapi.add_webhook_event",
     ],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

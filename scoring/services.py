@@ -20,6 +20,7 @@ from . import engine
 from .modelfile import parse_model_file
 from .models import ActivityWeight, ModelStatus, RunKind, RunStatus, ScoringModel, ScoringRun
 from .selectors import published_model
+from .signals import run_succeeded
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,8 @@ def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
         fields = ["day_rows", "progressed_at"]
         if run.days_done >= run.days_total and run.status != RunStatus.SUCCEEDED:
             fields += run.apply(run.succeeded_fields())
+            # Alerts evaluate the run's days once it has committed (alerts.signals).
+            transaction.on_commit(lambda: run_succeeded.send(ScoringRun, run_id=run_id), robust=True)
         run.save(update_fields=fields)
     return run
 

@@ -16,4 +16,7 @@ def extra_ids(tenant) -> dict:
     from tests.scoring.isolation import scoring_isolation_ids
 
     ids.update(scoring_isolation_ids(tenant))
+    from tests.alerts.isolation import alerts_isolation_ids
+
+    ids.update(alerts_isolation_ids(tenant))
     return ids

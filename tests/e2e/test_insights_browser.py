@@ -213,7 +213,10 @@ def demo_ids(tenant) -> dict:
     key, _ = api_key_create(tenant=tenant, kind="write", name="e2e")
     end_user = EndUser.objects.for_tenant(tenant).get(user_id="user-0001")
     survey = Survey.objects.for_tenant(tenant).get()
+    from tests.alerts.isolation import alerts_isolation_ids
+
     return {
+        **alerts_isolation_ids(tenant),
         "member_id": Membership.objects.filter(tenant=tenant, role=Role.VIEWER).first().public_id,
         "invitation_id": invitation.public_id,
         "key_id": key.public_id,

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from accounts import rls
 from accounts.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_tenant
-from alerts.demo import assign_demo_owners
+from alerts.demo import assign_demo_owners, seed_demo_alerts
 from events.demo import USERS, seed_demo_events
 from scoring.demo import seed_demo_scoring
 from scoring.selectors import published_model
@@ -42,6 +42,7 @@ class Command(BaseCommand):
             self.stdout.write(seed_demo_survey(tenant))
             self.stdout.write(seed_demo_scoring(tenant, draft=self._survey_draft(tenant)))
             self.stdout.write(assign_demo_owners(tenant))
+            self.stdout.write(seed_demo_alerts(tenant))
         self.stdout.write(f"Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
     def _survey_draft(self, tenant):

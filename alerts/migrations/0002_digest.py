@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_risk_and_owner_settings'),
+        ('alerts', '0001_rules'),
     ]
 
     operations = [

@@ -129,10 +129,11 @@ def _rows_postgresql(tenant: Tenant, first: date, last: date):
     """
     scope, scope_params = tenant_sql(tenant)
     sql = ('COPY (SELECT end_user_id::bigint, activity_id::bigint, (day - %s::date)::int4, "count"::int4 '
-           f'FROM events_dailyactivitycount WHERE {scope} AND day >= %s AND day <= %s AND "count" > 0) '
+           f'FROM events_dailyactivitycount WHERE {scope} AND day >= %s AND day <= %s AND "count" > 0) '  # noqa: S608
            "TO STDOUT (FORMAT binary)")
     buf = bytearray()
-    with connection.cursor() as cursor, cursor.connection.cursor().copy(sql, [first, *scope_params, first, last]) as copy:
+    params = [first, *scope_params, first, last]
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(sql, params) as copy:
         for block in copy:
             buf += block
     # Header: 11-byte signature, flags, extension length (then the extension); trailer: int16 -1.

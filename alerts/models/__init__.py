@@ -1,5 +1,6 @@
 """The alerts app's models, one module per concept (rules and deliveries; digests)."""
 
+from .digest import DigestFrequency, DigestSubscription  # noqa: F401
 from .rules import (  # noqa: F401
     ActionKind,
     AlertAction,
@@ -12,4 +13,3 @@ from .rules import (  # noqa: F401
     Trigger,
     WebhookEndpoint,
 )
-from .digest import DigestFrequency, DigestSubscription  # noqa: F401

@@ -17,6 +17,7 @@ from .customer_accounts import _account_ids, _apply_traits, _attach_accounts
 from .db import _fetch_prepared, _first_statement
 from .identities import HISTORY_AGE, IdentityResolver, _backdate_first_seen, _history_starts, _lock_end_users
 from .lookups import _activity_ids, _prefetch
+from .memberships import ends_membership, membership_changes, record_memberships
 from .store import (
     STORE_KNOWN_SQL,
     EndUserMerged,
@@ -214,21 +215,24 @@ def _ingest_in_transaction(
         group = m.group_id
         if group:
             if m.type == "group":
-                attach[pk] = accounts[group]
+                if not ends_membership(m):
+                    attach[pk] = accounts[group]
                 if m.traits:
                     account_traits.setdefault(accounts[group], {}).update(m.traits)
             else:
                 attach.setdefault(pk, accounts[group])
     history = _history_starts(messages, end_users)
-    # Every end user this batch changes, locked at once in id order: the three statements
+    memberships = membership_changes(messages, end_users, accounts)
+    # Every end user this batch changes, locked at once in id order: the statements
     # below each lock some of them, and two batches taking them statement by statement deadlock.
-    _lock_end_users(tenant, user_traits.keys() | attach.keys() | history.keys())
+    _lock_end_users(tenant, user_traits.keys() | attach.keys() | history.keys() | memberships.end_users)
     _backdate_first_seen(tenant, history)
     _apply_traits(tenant, EndUser, user_traits)
     _apply_traits(tenant, CustomerAccount, account_traits, name_field="name")
     _attach_accounts(
         tenant, attach, explicit={pk for m, pk in zip(messages, end_users, strict=True) if m.type == "group"}
     )
+    record_memberships(tenant, memberships)
 
     # 3. Catalog, events and rollup.
     activity_ids = _activity_ids(tenant, first_seen, known=known_activities) if first_seen else {}

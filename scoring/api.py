@@ -111,6 +111,12 @@ class NoPageNumber(serializers.Serializer):
         raise serializers.ValidationError("Pagination is by cursor: follow the `next` link (cursor=...).")
 
 
+def _keyset_sort(order: str) -> str:
+    """The keyset column of an order. Percentile follows points within a day (CUME_DIST over
+    points) but moves when a recompute adds subjects; points do not, so cursors sort by points."""
+    return order.replace("percentile", "points")
+
+
 def _list_day(tenant, params: dict, cursor):
     """(model, day) of a list: the cursor's pin, else `day` or the latest scored day of the published model."""
     if cursor is not None:
@@ -182,7 +188,7 @@ class UserListApi(TenantAPIView):
             rows = sync.in_account(rows, account, "end_user")
         if "updated_since" in data and model is not None:
             rows = sync.users_changed_since(rows, self.tenant, model, data["updated_since"])
-        phases = [pagination.Phase(rows, key="end_user_id", sort=selectors.USER_ORDERS[data["order"]])]
+        phases = [pagination.Phase(rows, key="end_user_id", sort=_keyset_sort(selectors.USER_ORDERS[data["order"]]))]
         if data["include_unscored"] and not data.get("tier"):
             unscored = sync.unscored_users(self.tenant, model, day).select_related("account")
             unscored = unscored.prefetch_related(sync.open_memberships(self.tenant))
@@ -274,7 +280,7 @@ class AccountListApi(TenantAPIView):
             else AccountScore.objects.none()  # fmt: skip
         if "updated_since" in data and model is not None:
             rows = sync.accounts_changed_since(rows, self.tenant, model, data["updated_since"])
-        phases = [pagination.Phase(rows, key="account_id", sort=selectors.ACCOUNT_ORDERS[data["order"]])]
+        phases = [pagination.Phase(rows, key="account_id", sort=_keyset_sort(selectors.ACCOUNT_ORDERS[data["order"]]))]
         return _page_response(request, AccountScoreSerializer, phases, _pin(model, day, digest), cursor, data)
 
 

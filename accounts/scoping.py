@@ -92,6 +92,7 @@ def _read_key_view(view, request, tenant_slug: str, *args, **kwargs):
 
 def _member_view(view, role: str, write_role: str | None):
     """The login path: membership (404) and role (403), in the tenant's transaction with RLS."""
+
     @wraps(view)
     def wrapper(request, tenant_slug: str, *args, **kwargs):
         def scoped():

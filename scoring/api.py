@@ -127,9 +127,7 @@ def _list_day(tenant, params: dict, cursor):
         return model, date.fromisoformat(day) if day else None
     model = selectors.published_model(tenant)
     if "day" in params:
-        if model is None or not ProductScore.objects.for_tenant(tenant).filter(
-            model=model, day=params["day"]
-        ).exists():
+        if model is None or not ProductScore.objects.for_tenant(tenant).filter(model=model, day=params["day"]).exists():
             raise NotFound("This day has no snapshots under the published model.")
         return model, params["day"]
     return model, selectors.latest_day(tenant, model)
@@ -387,7 +385,7 @@ class ScoringModelApi(TenantAPIView):
                     "account_rollup": serializers.CharField(),
                 },
             ),
-        }
+        },
     )
     def get(self, request):
         from .modelfile import model_to_dict

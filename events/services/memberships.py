@@ -57,8 +57,7 @@ def record_memberships(tenant: Tenant, changes: MembershipChanges) -> None:
     pks = changes.end_users
     rows = AccountMembership.objects.for_tenant(tenant)
     open_rows = {
-        (m.end_user_id, m.account_id): m
-        for m in rows.filter(end_user_id__in=pks, ended_at__isnull=True).order_by("pk")
+        (m.end_user_id, m.account_id): m for m in rows.filter(end_user_id__in=pks, ended_at__isnull=True).order_by("pk")
     }
     created, changed, ended_accounts = [], {}, {}
     for at, ends, pk, account_id in changes.steps:

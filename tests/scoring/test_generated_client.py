@@ -9,6 +9,7 @@ import importlib
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _generate(schema_url: str, where) -> str:
-    tool = shutil.which("openapi-python-client") or str(__import__("pathlib").Path(sys.executable).parent / "openapi-python-client")
+    # The venv's own script when the venv is not on PATH.
+    tool = shutil.which("openapi-python-client") or str(Path(sys.executable).parent / "openapi-python-client")
     out = where / "client"
     subprocess.run(  # noqa: S603 - our own pinned tool and a temporary path
         [tool, "generate", "--url", schema_url, "--output-path", str(out), "--meta", "none"],
@@ -51,7 +53,7 @@ def test_a_generated_client_handles_404_401_and_pages(live_server, tenant, acts,
     except ModuleNotFoundError:
         # The tag decides the module folder: find the operations wherever they were put.
         api_root = importlib.import_module(f"{package}.api")
-        names = [p.name for p in __import__("pathlib").Path(api_root.__path__[0]).iterdir() if p.is_dir()]
+        names = [p.name for p in Path(api_root.__path__[0]).iterdir() if p.is_dir()]
         tag = next(n for n in names if (tmp_path / "client" / "api" / n / "users_list.py").exists())
         users_list = importlib.import_module(f"{package}.api.{tag}.users_list")
         users_retrieve = importlib.import_module(f"{package}.api.{tag}.users_retrieve")

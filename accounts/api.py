@@ -66,7 +66,7 @@ def exception_handler(exc, context):
     else:
         code = getattr(exc, "default_code", "error")
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        response.data = error_body(code, str(detail))
+        response.data = error_body(code, str(detail), getattr(exc, "field", None))
     return response
 
 
@@ -99,10 +99,10 @@ ApiErrorSerializer = inline_serializer(
     },
 )
 _ERROR_DESCRIPTIONS = {
-    400: "A bad query parameter or cursor; `field` names it.",
+    400: "A bad query parameter; `field` names it.",
     401: "No read key, or an unknown or revoked one.",
     403: "A write key: it can only send events.",
-    404: "Not found (an unknown id, another workspace's id).",
+    404: "Not found (an unknown id, another workspace's id, an unscored day, a cursor of no page).",
     429: "Too many requests for this read key; retry after Retry-After seconds.",
 }
 

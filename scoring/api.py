@@ -105,10 +105,12 @@ class SyncParams(serializers.Serializer):
 
 
 class NoPageNumber(serializers.Serializer):
-    page = serializers.IntegerField(required=False, help_text="Not supported: pages follow the `next` cursor.")
+    """`page` (the old page numbers) is a 400 naming it; not in the schema, as no value is valid."""
 
-    def validate_page(self, value):
-        raise serializers.ValidationError("Pagination is by cursor: follow the `next` link (cursor=...).")
+    def to_internal_value(self, data):
+        if "page" in data:
+            raise ValidationError({"page": ["Pagination is by cursor: follow the `next` link (cursor=...)."]})
+        return super().to_internal_value(data)
 
 
 def _keyset_sort(order: str) -> str:
@@ -123,7 +125,7 @@ def _list_day(tenant, params: dict, cursor):
         model_id, day = cursor.pin.get("m"), cursor.pin.get("d")
         model = ScoringModel.objects.for_tenant(tenant).filter(pk=model_id).first() if model_id else None
         if model_id and model is None:
-            raise ValidationError({"cursor": ["The model version of this cursor is gone: start again."]})
+            raise pagination.CursorNotFound("The model version of this cursor is gone: start again.")
         return model, date.fromisoformat(day) if day else None
     model = selectors.published_model(tenant)
     if "day" in params:

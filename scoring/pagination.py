@@ -23,7 +23,7 @@ from typing import Any
 from django.db.models import F, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Cast, Coalesce
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.utils.urls import replace_query_param
 
 DEFAULT_PAGE_SIZE = 50
@@ -37,6 +37,13 @@ class PageParams(serializers.Serializer):
 
     cursor = serializers.CharField(required=False, help_text="The `next` link's cursor; leave out for page 1.")
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
+
+
+class CursorNotFound(NotFound):
+    """A cursor that names no page of this list (garbled, or another list's): a 404 naming `cursor`,
+    like a page past the end."""
+
+    field = "cursor"
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Cursor:
                 raise ValueError
             return cursor
         except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
-            raise ValidationError({"cursor": ["Not a cursor of this list: use the `next` link as given."]}) from None
+            raise CursorNotFound("Not a cursor of this list: use the `next` link as given.") from None
 
 
 def filters_digest(params: dict[str, Any]) -> str:
@@ -85,7 +92,7 @@ def start(params: dict[str, Any], digest: str) -> Cursor | None:
         return None
     cursor = Cursor.decode(params["cursor"])
     if cursor.pin.get("q") != digest:
-        raise ValidationError({"cursor": ["This cursor belongs to other filters: keep the `next` link as given."]})
+        raise CursorNotFound("This cursor belongs to other filters: keep the `next` link as given.")
     return cursor
 
 

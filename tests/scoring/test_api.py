@@ -66,7 +66,7 @@ def test_users_bad_input_has_the_error_shape(api, scored):
     assert_error(api.get("/api/v1/users", {"order": "name"}), 400, "invalid", field="order")
     assert_error(api.get("/api/v1/users", {"account": "nope"}), 404, "not_found", "No account")
     assert_error(api.get("/api/v1/users", {"page": 2}), 400, "invalid", "cursor", field="page")
-    assert_error(api.get("/api/v1/users", {"cursor": "garbage"}), 400, "invalid", field="cursor")
+    assert_error(api.get("/api/v1/users", {"cursor": "garbage"}), 404, "not_found", field="cursor")
 
 
 def test_user_detail_has_latest_and_history(api, scored):
@@ -139,12 +139,10 @@ def test_the_schema_lists_the_endpoints(client):
         ("/api/v1/users?tier=", "tier"),
         ("/api/v1/users?account=", "account"),
         ("/api/v1/users?order=", "order"),
-        ("/api/v1/users?page=", "page"),
         ("/api/v1/users?page_size=", "page_size"),
         ("/api/v1/users?tier=high&tier=", "tier"),
         ("/api/v1/accounts?tier=", "tier"),
         ("/api/v1/accounts?order=", "order"),
-        ("/api/v1/accounts?page=", "page"),
         ("/api/v1/accounts?page_size=", "page_size"),
         ("/api/v1/product?days=", "days"),
     ],

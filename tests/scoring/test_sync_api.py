@@ -146,7 +146,7 @@ def test_updated_since_lists_changed_rows_only(api, tenant, world):
 def test_a_cursor_with_other_filters_is_refused(api, world):
     first = api.get("/api/v1/users", {"page_size": 2}).json()
     cursor = parse_qs(urlsplit(first["next"]).query)["cursor"][0]
-    assert_error(api.get("/api/v1/users", {"page_size": 2, "tier": "high", "cursor": cursor}), 400, "invalid",
+    assert_error(api.get("/api/v1/users", {"page_size": 2, "tier": "high", "cursor": cursor}), 404, "not_found",
                  "other filters", field="cursor")  # fmt: skip
 
 

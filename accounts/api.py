@@ -9,6 +9,7 @@ through `self.scoped(Model)`.
 import base64
 import binascii
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, JsonResponse
@@ -22,6 +23,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.api_errors import ERROR_COMPONENT
+from core.api_errors import error_body as _error_body
+from core.ratelimit import RateLimit
+
 from . import rls
 from .models import ApiKeyKind
 from .services import api_key_authenticate
@@ -30,7 +35,7 @@ from .services import api_key_authenticate
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "field": field}}
+    return _error_body(code, message, field)
 
 
 def _first_field_error(detail) -> tuple[str | None, str]:
@@ -45,7 +50,7 @@ def _first_field_error(detail) -> tuple[str | None, str]:
 
 
 def exception_handler(exc, context):
-    """One error shape for the whole API: {"error": {"code", "message", "field"}}."""
+    """One error shape for both APIs (core.api_errors): {"code", "message", "field"}."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -56,10 +61,12 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         field, message = _first_field_error(exc.detail)
         response.data = error_body("invalid", message, field)
+    elif isinstance(exc, exceptions.Throttled):
+        response.data = error_body("rate_limited", "Too many requests for this read key; retry after Retry-After.")
     else:
         code = getattr(exc, "default_code", "error")
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        response.data = error_body(code, str(detail))
+        response.data = error_body(code, str(detail), getattr(exc, "field", None))
     return response
 
 
@@ -84,31 +91,33 @@ class QueryParams(serializers.Serializer):
 
 
 ApiErrorSerializer = inline_serializer(
-    "ApiError",
+    ERROR_COMPONENT,
     {
-        "error": inline_serializer(
-            "ApiErrorDetail",
-            {
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "field": serializers.CharField(allow_null=True),
-            },
-        )
+        "code": serializers.CharField(),
+        "message": serializers.CharField(),
+        "field": serializers.CharField(allow_null=True),
     },
 )
 _ERROR_DESCRIPTIONS = {
     400: "A bad query parameter; `field` names it.",
     401: "No read key, or an unknown or revoked one.",
     403: "A write key: it can only send events.",
-    404: "Not found (an unknown id, another workspace's id, or a page past the end).",
+    404: "Not found (an unknown id, another workspace's id, an unscored day, a cursor of no page).",
+    429: "Too many requests for this read key; retry after Retry-After seconds.",
 }
 
 
 def error_responses(*statuses: int) -> dict:
-    """OpenAPI responses for the API's error shape: 401 and 403 always, plus `statuses`."""
+    """OpenAPI responses in the one error shape: 400, 401, 403, 404 and 429 on every operation.
+
+    Every read operation can answer each of them (a bad or stale cursor is a 400, an
+    unknown path a 404), and a generated client handles only the statuses the schema
+    names: anything else raises (openapi-python-client's UnexpectedStatus).
+    """
     return {
+        # 429's Retry-After header is added to every operation by events.openapi's hook.
         status: OpenApiResponse(ApiErrorSerializer, description=_ERROR_DESCRIPTIONS[status])
-        for status in sorted({401, 403, *statuses})
+        for status in sorted({400, 401, 403, 404, 429, *statuses})
     }
 
 
@@ -166,6 +175,10 @@ class HasReadKey(BasePermission):
         return True
 
 
+# Requests per minute per read key (settings.READ_API_RATE_LIMIT_PER_MINUTE; 0 = unlimited).
+READ_LIMIT = RateLimit("read-api", window=60)
+
+
 class TenantAPIView(APIView):
     authentication_classes = [ReadKeyAuthentication]
     permission_classes = [HasReadKey]
@@ -204,6 +217,9 @@ class TenantAPIView(APIView):
         super().initial(request, *args, **kwargs)
         self.tenant = request.auth.tenant
         rls.set_local_tenant(self.tenant)
+        hit = READ_LIMIT.hit(str(request.auth.pk), settings.READ_API_RATE_LIMIT_PER_MINUTE)
+        if not hit.allowed:
+            raise exceptions.Throttled(wait=hit.retry_after)
 
     def scoped(self, model):
         return model.objects.for_tenant(self.tenant)
@@ -216,6 +232,7 @@ class TenantInfoApi(TenantAPIView):
     """Which workspace a read key belongs to: lets clients check their key."""
 
     @extend_schema(
+        operation_id="tenant_retrieve",
         responses={
             200: inline_serializer(
                 "TenantInfo",

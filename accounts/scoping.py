@@ -17,7 +17,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 
 from . import rls
 from .models import Membership, Role, Tenant, TenantScopeError, role_at_least
@@ -45,37 +45,73 @@ def require_role(request, minimum: str) -> None:
         raise PermissionDenied(f"This needs the {Role(minimum).label.lower()} role or higher.")
 
 
-def tenant_view(role: str = Role.VIEWER, write_role: str | None = None):
+def tenant_view(role: str = Role.VIEWER, write_role: str | None = None, read_key: bool = False):
     """Decorate a view taking `tenant_slug`: login, membership (404) and role (403).
 
     `role` applies to every method; `write_role`, when given, to unsafe methods.
+    `read_key` (the CSV exports): a GET with `Authorization: Bearer rk_…` of this
+    tenant is let in without a login, as a viewer (`request.membership` is None).
     """
 
     def decorator(view):
-        @login_required
+        logged_in = login_required(_member_view(view, role, write_role))
+
         @wraps(view)
         def wrapper(request, tenant_slug: str, *args, **kwargs):
-            def scoped():
-                membership = membership_for(request.user, tenant_slug)
-                request.membership = membership
-                request.tenant = membership.tenant
-                needed = write_role if (write_role and request.method not in SAFE_METHODS) else role
-                require_role(request, needed)
-                return view(request, *args, **kwargs)
-
-            if not rls.enabled():
-                return scoped()
-            # One transaction with the URL's tenant set: the membership gate, the view and the
-            # rendering of its response (see `run_in_tenant`).
-            with rls.tenant_context(slug=tenant_slug, user=request.user):
-                response = _rendered(scoped())
-            return _stream_in_tenant(request.tenant, response)
+            if read_key and request.headers.get("Authorization"):
+                return _read_key_view(view, request, tenant_slug, *args, **kwargs)
+            return logged_in(request, tenant_slug, *args, **kwargs)
 
         # The URL sweep test checks this mark on every /t/ route.
         wrapper.tenant_scoped = True
         return wrapper
 
     return decorator
+
+
+def _read_key_view(view, request, tenant_slug: str, *args, **kwargs):
+    """A read key instead of a login: its tenant must be the URL's (else 404), GET only (else 403)."""
+    from core.api_errors import error_body
+
+    from .api import key_from_request
+    from .models import ApiKeyKind
+    from .services import api_key_authenticate
+
+    key = api_key_authenticate(key_from_request(request), ApiKeyKind.READ)
+    if key is None:
+        response = JsonResponse(error_body("not_authenticated", "Unknown or revoked read key."), status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    if key.tenant.slug != tenant_slug:
+        return JsonResponse(error_body("not_found", "No such workspace for this key."), status=404)
+    if request.method not in ("GET", "HEAD"):
+        return JsonResponse(error_body("permission_denied", "A read key can only read."), status=403)
+    request.tenant, request.membership = key.tenant, None
+    return run_in_tenant(key.tenant, view, request, *args, **kwargs)
+
+
+def _member_view(view, role: str, write_role: str | None):
+    """The login path: membership (404) and role (403), in the tenant's transaction with RLS."""
+
+    @wraps(view)
+    def wrapper(request, tenant_slug: str, *args, **kwargs):
+        def scoped():
+            membership = membership_for(request.user, tenant_slug)
+            request.membership = membership
+            request.tenant = membership.tenant
+            needed = write_role if (write_role and request.method not in SAFE_METHODS) else role
+            require_role(request, needed)
+            return view(request, *args, **kwargs)
+
+        if not rls.enabled():
+            return scoped()
+        # One transaction with the URL's tenant set: the membership gate, the view and the
+        # rendering of its response (see `run_in_tenant`).
+        with rls.tenant_context(slug=tenant_slug, user=request.user):
+            response = _rendered(scoped())
+        return _stream_in_tenant(request.tenant, response)
+
+    return wrapper
 
 
 def run_in_tenant(tenant, view, request, *args, **kwargs):

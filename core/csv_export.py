@@ -6,12 +6,17 @@ a tab or a carriage return would run as a formula when an admin opens the
 export in a spreadsheet (OWASP "CSV Injection"): such text cells get a leading
 apostrophe, which spreadsheets show as plain text. Numbers are written as they
 are, so a negative change stays a number.
+
+Exports are UTF-8 without a byte order mark; `?bom=1` (the `csv_download`
+decorator) puts one first, so Excel opens non-ASCII names correctly.
 """
 
 import csv
+import itertools
 from collections.abc import Iterable
+from functools import wraps
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -44,3 +49,23 @@ def csv_response(filename: str, header: Iterable, rows: Iterable[Iterable]) -> S
     response = StreamingHttpResponse(csv_rows(header, rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+UTF8_BOM = "\ufeff".encode()
+BOM_VALUES = {"0": False, "1": True, "false": False, "true": True}
+
+
+def csv_download(view):
+    """A CSV export view taking `?bom=1` (a UTF-8 byte order mark first, for Excel); `bom=0` is the default."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        value = request.GET.get("bom", "0").lower()
+        if value not in BOM_VALUES:
+            return HttpResponse("bom must be 0 or 1.", status=400, content_type="text/plain; charset=utf-8")
+        response = view(request, *args, **kwargs)
+        if BOM_VALUES[value] and getattr(response, "streaming", False):
+            response.streaming_content = itertools.chain([UTF8_BOM], response.streaming_content)
+        return response
+
+    return wrapper

@@ -327,6 +327,8 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Requests per second per write key on the ingestion API (0 = unlimited); 429 + Retry-After above.
 INGEST_RATE_LIMIT_PER_SECOND = _int("INGEST_RATE_LIMIT_PER_SECOND", default=1000)
+# Requests per minute per read key on the read API (0 = unlimited); 429 + Retry-After above.
+READ_API_RATE_LIMIT_PER_MINUTE = _int("READ_API_RATE_LIMIT_PER_MINUTE", default=600)
 # Tracking requests read write keys from a per-process cache (accounts/key_cache.py):
 # the longest a revoked key keeps working when the shared cache (Redis) is down.
 API_KEY_CACHE_SECONDS = _int("API_KEY_CACHE_SECONDS", default=5)

@@ -1,7 +1,7 @@
 """The Segment-compatible tracking endpoints: /v1/batch, /v1/track, /v1/t, ...
 
 Plain Django views rather than DRF: the official clients expect Segment's own
-response shapes (`{"success": true}`, errors as `{"code", "message"}`), and per
+response shapes (`{"success": true}`, errors as `{"code", "message", "field"}`), and per
 request overhead matters on this path. Order of work: decode and parse the
 body, authenticate the write key (Basic header or `writeKey` in the body),
 rate-limit, normalise every message, store in one transaction, then answer 200
@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts import key_cache
 from accounts.models import ApiKey, ApiKeyKind
 from accounts.services import api_key_authenticate
+from core.api_errors import error_body
 from core.ratelimit import RateLimit
 
 from . import wire
@@ -52,8 +53,11 @@ def _cors(request, response: HttpResponse, methods: str) -> HttpResponse:
     return response
 
 
-def error(status: int, code: str, message: str, retry_after: int | None = None) -> JsonResponse:
-    response = JsonResponse({"code": code, "message": message}, status=status)
+def error(
+    status: int, code: str, message: str, retry_after: int | None = None, field: str | None = None
+) -> JsonResponse:
+    # The one error body of both APIs (core.api_errors): Segment's {"code", "message"}, plus field.
+    response = JsonResponse(error_body(code, message, field), status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
@@ -170,7 +174,7 @@ def _handle(request, kind: str, webhook: bool = False, url_key: str | None = Non
         # A single call has nothing else to keep: say what is wrong (and still record it).
         rejection = rejections[0]
         ingest(tenant=key.tenant, messages=[], rejections=rejections)
-        return error(400, "invalid_message", rejection.reason)
+        return error(400, "invalid_message", rejection.reason, field=rejection.field or None)
     ingest(tenant=key.tenant, messages=messages, rejections=rejections)
     if parsed.excess:
         return JsonResponse(_excess_answer(parsed, rejections))

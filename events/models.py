@@ -85,6 +85,41 @@ class EndUser(TenantOwned):
         return self.traits.get("name") or self.traits.get("email") or self.user_id or f"anonymous {self.anonymous_id}"
 
 
+class AccountMembership(TenantOwned):
+    """An end user's membership of a customer account, with its history.
+
+    An end user belongs to every account that grouped them (a group call, or a
+    context.groupId on any message), from `started_at`; a membership ends only
+    on an explicit group call with `context.membership = "ended"` (see
+    docs/scoring.md). Ended rows stay: the account roll-up of a day reads the
+    memberships as they stood when that day ended, so recomputing an old day
+    later gives the same rows. `EndUser.account` is the primary account shown in
+    lists: the most recently grouped open membership.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    end_user = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="memberships")
+    account = models.ForeignKey(CustomerAccount, on_delete=models.CASCADE, related_name="memberships")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one open membership per pair: a second group call changes nothing.
+            models.UniqueConstraint(
+                fields=["end_user", "account"], condition=Q(ended_at__isnull=True), name="membership_unique_open"
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                name="membership_ends_after_start",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "account", "started_at"], name="membership_tenant_account")]
+
+    def __str__(self):
+        return f"{self.end_user} in {self.account}"
+
+
 class Identity(TenantOwned):
     """An anonymous id and the end user it belongs to (set by identify/alias or a message with both ids)."""
 

@@ -8,6 +8,8 @@ to the generated schema. Limits come from `events.wire` and descriptions from
 
 from typing import Any
 
+from core.api_errors import ERROR_COMPONENT, ERROR_SCHEMA
+
 from . import wire
 from .reference import ENDPOINTS
 
@@ -84,11 +86,8 @@ _TYPES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "alias": ({"previousId": _ID, "userId": _ID}, ["previousId", "userId"]),
 }
 
-_ERROR = {
-    "type": "object",
-    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-    "required": ["code", "message"],
-}
+# The one error body of both APIs (core.api_errors), one component for both.
+_ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
 _RESPONSES = {
     "200": ("Accepted and committed (in a batch, invalid messages are recorded for the debugger).", False),
@@ -118,7 +117,7 @@ def _schemas() -> dict[str, Any]:
             },
             "required": ["success"],
         },
-        "SegmentError": _ERROR,
+        ERROR_COMPONENT: ERROR_SCHEMA,
     }
     for kind, (own, required) in _TYPES.items():
         schemas[_name(kind)] = {
@@ -162,11 +161,8 @@ def _schemas() -> dict[str, Any]:
 def _responses() -> dict[str, Any]:
     responses = {}
     for status, (description, retry) in _RESPONSES.items():
-        schema = "SegmentSuccess" if status == "200" else "SegmentError"
-        response: dict[str, Any] = {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-        }
+        schema = {"$ref": "#/components/schemas/SegmentSuccess"} if status == "200" else _ERROR_REF
+        response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
         if retry:
             response["headers"] = _RETRY_AFTER
         responses[status] = response
@@ -218,7 +214,7 @@ def _settings_operation() -> dict[str, Any]:
                 },
                 "404": {
                     "description": "Unknown or revoked write key.",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentError"}}},
+                    "content": {"application/json": {"schema": _ERROR_REF}},
                 },
             },
         }
@@ -231,6 +227,11 @@ def add_tracking_api(result: dict[str, Any], generator=None, request=None, publi
     for path, aliases, what in ENDPOINTS:
         paths[path] = _tracking_operation(path, aliases, what)
     paths["/v1/projects/{writeKey}/settings"] = _settings_operation()
+    for item in paths.values():
+        for operation in item.values():
+            too_many = operation.get("responses", {}).get("429")
+            if too_many is not None:
+                too_many.setdefault("headers", _RETRY_AFTER)
     components = result.setdefault("components", {})
     components.setdefault("schemas", {}).update(_schemas())
     components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {

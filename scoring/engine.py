@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
+from accounts.scoping import tenant_sql
 from core.sql import sql_date
 
 from .models import AccountRollup, ScoringModel, TierMethod
@@ -196,36 +197,55 @@ ROLLUPS = {
 }
 
 
+def account_members_cte(model: ScoringModel, day: date) -> tuple[str, list]:
+    """`members (account_id, end_user_id)`: the memberships as they stood when `day` ended.
+
+    The account roll-up's one source of (account, end user) pairs. Membership has a
+    history (events.AccountMembership), so an old day recomputed after users joined or
+    left accounts reads the same pairs: started before the day ended, not ended by then.
+    """
+    where, params = tenant_sql(model.tenant_id, "m")
+    day_end = _dt(day_start(model, day + timedelta(days=1)))
+    sql = f"""members AS (
+        SELECT DISTINCT m.account_id AS account_id, m.end_user_id AS end_user_id
+        FROM events_accountmembership m
+        WHERE {where} AND m.started_at < %s AND (m.ended_at IS NULL OR m.ended_at >= %s)
+    )"""  # noqa: S608 - constants only
+    return sql, [*params, day_end, day_end]
+
+
 def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
+    """Each account's snapshot from its members' snapshots: a member's points count in full in
+    every account it belongs to (docs/scoring.md, "Users in several accounts")."""
     tenant_id = model.tenant_id
     metric = "ranked.percentile" if model.tier_method == TierMethod.PERCENTILE else "acc.points"
-    # An account is new by its own first activity (issue 17): first seen inside the grace period and
-    # no activity of its end users before it. New end users do not make an old account new again.
+    members_sql, members_params = account_members_cte(model, day)
+    day_end = _dt(day_start(model, day + timedelta(days=1)))
+    # "New" is about the account's own first activity: first seen within the grace period and none
+    # of its members (as they stood when the day ended) active before it. Its users being new is not enough.
     new_sql, new_params = "1 = 0", []
     if model.grace_days:
         new_sql = (
-            "(acc.first_seen_at >= %s AND NOT EXISTS (SELECT 1 FROM events_enduser u2 "
-            "JOIN events_dailyactivitycount r2 ON r2.end_user_id = u2.id "
-            "WHERE u2.account_id = acc.account_id AND r2.day <= %s))"
+            "(acc.first_seen_at >= %s AND NOT EXISTS (SELECT 1 FROM events_accountmembership m2 "
+            "JOIN events_dailyactivitycount r2 ON r2.end_user_id = m2.end_user_id "
+            "WHERE m2.account_id = acc.account_id AND m2.started_at < %s AND r2.day <= %s))"
         )
         grace_start = day - timedelta(days=model.grace_days - 1)
-        new_params = [_dt(day_start(model, grace_start)), sql_date(grace_start - timedelta(days=1))]
+        new_params = [_dt(day_start(model, grace_start)), day_end, sql_date(grace_start - timedelta(days=1))]
     tier_sql, tier_params = _tier_case(metric, model, "acc.active = 0", new_sql)
     tier_params = new_params + tier_params
     sql = f"""INSERT INTO {ACCOUNT_TABLE} (tenant_id, model_id, day, account_id, points, active_users, seats,
         percentile, tier)
-    WITH seats AS (
-        SELECT account_id, COUNT(*) AS seats FROM events_enduser
-        WHERE tenant_id = %s AND account_id IS NOT NULL GROUP BY account_id
-    ),
+    WITH {members_sql},
+    seats AS (SELECT account_id, COUNT(*) AS seats FROM members GROUP BY account_id),
     agg AS (
-        SELECT e.account_id AS account_id, SUM(s.points) AS total,
+        SELECT m.account_id AS account_id, SUM(s.points) AS total,
                SUM(CASE WHEN s.points > 0 THEN 1 ELSE 0 END) AS active,
                SUM(CASE WHEN s.tier IN ('high', 'medium') THEN 1 ELSE 0 END) AS engaged,
                SUM(CASE WHEN s.tier IN ('high', 'medium', 'low') THEN 1 ELSE 0 END) AS established
-        FROM {USER_TABLE} s JOIN events_enduser e ON e.id = s.end_user_id
-        WHERE s.tenant_id = %s AND s.model_id = %s AND s.day = %s AND e.account_id IS NOT NULL
-        GROUP BY e.account_id
+        FROM {USER_TABLE} s JOIN members m ON m.end_user_id = s.end_user_id
+        WHERE s.tenant_id = %s AND s.model_id = %s AND s.day = %s
+        GROUP BY m.account_id
     ),
     acc AS (
         SELECT a.id AS account_id, COALESCE(seats.seats, 0) AS seats, COALESCE(agg.active, 0) AS active,
@@ -234,7 +254,8 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         FROM events_customeraccount a
         LEFT JOIN seats ON seats.account_id = a.id
         LEFT JOIN agg ON agg.account_id = a.id
-        WHERE a.tenant_id = %s
+        WHERE a.tenant_id = %s AND (a.first_seen_at < %s OR EXISTS (
+            SELECT 1 FROM events_accountmembership f WHERE f.account_id = a.id AND f.started_at < %s))
     ),
     ranked AS (
         SELECT account_id, ROUND(CAST(100.0 * CUME_DIST() OVER (ORDER BY points) AS NUMERIC), 2) AS percentile
@@ -242,8 +263,10 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     )
     SELECT %s, %s, %s, acc.account_id, acc.points, acc.active, acc.seats, ranked.percentile, {tier_sql}
     FROM acc LEFT JOIN ranked ON ranked.account_id = acc.account_id"""  # noqa: S608
-    params = [tenant_id, tenant_id, model.pk, sql_date(day), tenant_id, tenant_id, model.pk, sql_date(day),
-              *tier_params]
+    # An account has rows from the day it was first seen (or its first member joined): a day
+    # recomputed after a new account appeared keeps its rows.
+    params = [*members_params, tenant_id, model.pk, sql_date(day), tenant_id, day_end, day_end,
+              tenant_id, model.pk, sql_date(day), *tier_params]
     return sql, params
 
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import Membership, Role
 from accounts.scoping import get_tenant_object, tenant_view
-from core.csv_export import csv_response
+from core.csv_export import csv_download, csv_response
 from events.models import CustomerAccount, EndUser
 
 from . import charts, selectors, services
@@ -63,8 +63,9 @@ def product_chart(request):
     return _svg(svg)
 
 
-@tenant_view()
+@tenant_view(read_key=True)
 @require_GET
+@csv_download
 def product_csv(request):
     series = selectors.product_series(request.tenant)
     header = [
@@ -359,8 +360,9 @@ def _blank(value):
     return "" if value is None else value
 
 
-@tenant_view()
+@tenant_view(read_key=True)
 @require_GET
+@csv_download
 def users_csv(request):
     form, rows = _filtered_users(request)
     if rows is None:
@@ -432,8 +434,9 @@ def accounts(request):
     return render(request, "scoring/accounts.html", context, status=400 if form.errors else 200)
 
 
-@tenant_view()
+@tenant_view(read_key=True)
 @require_GET
+@csv_download
 def accounts_csv(request):
     form, rows = _filtered_accounts(request)
     if rows is None:

@@ -6,21 +6,15 @@ _UNCHECKED = object()
 def assert_error(response, status, code=None, message=None, field=_UNCHECKED) -> dict:
     """The response is an API error: `status`, JSON, a non-empty message, and what the caller names.
 
-    Two shapes: the project's `{"error": {"code", "message", "field"}}` (read API)
-    and Segment's `{"code", "message"}` (the tracking API under /v1/, which also
-    carries CORS headers on every answer, errors included). `message` is a part of
-    the message; `field` is checked when given (None included). Returns the error.
+    One shape for both APIs (core.api_errors): `{"code", "message", "field"}`, the
+    tracking API under /v1/ also carrying CORS headers on every answer, errors
+    included. `message` is a part of the message; `field` is checked when given
+    (None included). Returns the error.
     """
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = response.json()
-    if "error" in body:
-        assert set(body) == {"error"}, body
-        error = body["error"]
-        assert set(error) == {"code", "message", "field"}, error
-    else:
-        error = body
-        assert set(error) == {"code", "message"}, error
+    error = response.json()
+    assert set(error) == {"code", "message", "field"}, error
     if response.wsgi_request.path.startswith("/v1/"):
         assert response["Access-Control-Allow-Origin"]
     assert isinstance(error["message"], str) and error["message"]

@@ -17,6 +17,7 @@ from .customer_accounts import _account_ids, _apply_traits, _attach_accounts, _t
 from .db import _fetch_prepared, _first_statement
 from .identities import HISTORY_AGE, IdentityResolver, _backdate_first_seen, _history_starts, _lock_end_users
 from .lookups import _activity_ids, _prefetch
+from .memberships import ends_membership, membership_changes, record_memberships
 from .store import (
     EndUserMerged,
     _add_to_rollup,
@@ -215,19 +216,22 @@ def _ingest_in_transaction(
         group = m.group_id
         if group:
             if m.type == "group":
-                attach[pk] = accounts[group]
+                if not ends_membership(m):
+                    attach[pk] = accounts[group]
                 if m.traits:
                     account_traits.append((accounts[group], m))
             else:
                 attach.setdefault(pk, accounts[group])
     history = _history_starts(messages, end_users)
-    # Every end user this batch changes, locked at once in id order: the three statements
+    memberships = membership_changes(messages, end_users, accounts)
+    # Every end user this batch changes, locked at once in id order: the statements
     # below each lock some of them, and two batches taking them statement by statement deadlock.
-    _lock_end_users(tenant, {pk for pk, _ in user_traits} | attach.keys() | history.keys())
+    _lock_end_users(tenant, {pk for pk, _ in user_traits} | attach.keys() | history.keys() | memberships.end_users)
     _backdate_first_seen(tenant, history)
     _attach_accounts(
         tenant, attach, explicit={pk for m, pk in zip(messages, end_users, strict=True) if m.type == "group"}
     )
+    record_memberships(tenant, memberships)
 
     # 3. Catalog, events and rollup.
     activity_ids = _activity_ids(tenant, first_seen, known=known_activities) if first_seen else {}

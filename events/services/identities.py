@@ -13,6 +13,7 @@ from ..models import DailyActivityCount, EndUser, Event, Identity
 from ..wire import Message
 from .customer_accounts import ATTACH_CHUNK
 from .db import _select_by, _server_bound_cursor
+from .memberships import merge_memberships
 from .store import _add_to_rollup
 
 
@@ -152,6 +153,7 @@ def _merge_end_users(tenant: Tenant, source_pk: int, target_pk: int) -> None:
     DailyActivityCount.objects.for_tenant(tenant).filter(end_user=source).delete()
     _add_to_rollup(tenant, Counter({(target.pk, act, day): n for act, day, n in moved}))
     Identity.objects.for_tenant(tenant).filter(end_user=source).update(end_user=target)
+    merge_memberships(tenant, source.pk, target.pk)
     # Per key the newer value by its time; a key with no time on either side keeps the target's.
     source_values = {
         key: (source.trait_times.get(key, ""), value)

@@ -6,7 +6,7 @@ from itertools import count
 from django.utils import timezone
 
 from events import wire
-from events.models import CustomerAccount, EndUser
+from events.models import AccountMembership, CustomerAccount, EndUser
 from events.services import ingest
 from scoring.models import AccountScore, ModelStatus, ProductScore, ScoringModel, UserScore
 
@@ -48,9 +48,14 @@ def published(tenant, version: int = 1, **fields) -> ScoringModel:
 
 
 def users(tenant, *user_ids, account=None, **traits) -> dict[str, EndUser]:
-    return {uid: EndUser.objects.create(tenant=tenant, user_id=uid, account=account, traits=dict(traits),
+    made = {uid: EndUser.objects.create(tenant=tenant, user_id=uid, account=account, traits=dict(traits),
                                         first_seen_at=timezone.now() - timedelta(days=400))
             for uid in user_ids}
+    if account is not None:  # the account roll-up reads memberships (events.AccountMembership)
+        AccountMembership.objects.bulk_create(
+            AccountMembership(tenant=tenant, end_user=u, account=account, started_at=u.first_seen_at)
+            for u in made.values())
+    return made
 
 
 def account(tenant, group_id: str, **traits) -> CustomerAccount:

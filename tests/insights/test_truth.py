@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from events.models import Activity, DailyActivityCount, EndUser
+from events.models import AccountMembership, Activity, DailyActivityCount, EndUser
 from insights import truth
 from scoring import services as scoring_services
 from scoring.models import AccountScore, ProductScore, UserScore
@@ -327,6 +327,10 @@ def test_a_backtest_judges_accounts_too(tenant):
         for i in range(0, len(members), 3):
             account = CustomerAccount.objects.create(tenant=tenant, group_id=f"{kind}-{i}", name=f"{kind}-{i}")
             EndUser.objects.unscoped().filter(pk__in=[u.pk for u in members[i:i + 3]]).update(account=account)
+            # The account roll-up reads memberships (events.AccountMembership), from first seen.
+            AccountMembership.objects.bulk_create(
+                AccountMembership(tenant=tenant, end_user=u, account=account, started_at=u.first_seen_at)
+                for u in members[i:i + 3])
     draft = scoring_services.scoring_model_create_draft(tenant=tenant)
     scoring_services.scoring_model_update(model=draft, points={acts["Exported report"].pk: 50})
 

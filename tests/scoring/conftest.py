@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser
+from events.models import AccountMembership, Activity, CustomerAccount, DailyActivityCount, EndUser
 from scoring import services
 from scoring.models import ScoringModel
 
@@ -17,10 +17,22 @@ def make_activities(tenant, *names):
 
 
 def make_users(tenant, *user_ids, account=None, first_seen_at=LONG_AGO):
-    return {
+    """End users, members of `account` (if given) since they were first seen."""
+    users = {
         uid: EndUser.objects.create(tenant=tenant, user_id=uid, account=account, first_seen_at=first_seen_at)
         for uid in user_ids
     }
+    if account is not None:
+        join(account, *users.values(), at=first_seen_at)
+    return users
+
+
+def join(account, *end_users, at=LONG_AGO, ended_at=None):
+    """Memberships of `end_users` in `account` from `at` (the roll-up reads these, not EndUser.account)."""
+    AccountMembership.objects.bulk_create(
+        AccountMembership(tenant=account.tenant, end_user=u, account=account, started_at=at, ended_at=ended_at)
+        for u in end_users
+    )
 
 
 def make_account(tenant, group_id, name=""):

@@ -95,7 +95,7 @@ def test_an_id_is_matched_exactly(client, tenant, keys):
     for other in ("org", "org%2F42%2F", "org%2F4", "ORG%2F42", "org%2F42%20"):
         response = client.get(f"/api/v1/users/{other}", **auth)
         assert response.status_code == 404, other
-        assert response.json()["error"]["code"] == "not_found"
+        assert response.json()["code"] == "not_found"
 
 
 @pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_unknown_ids_and_paths_are_the_json_404(client, tenant, keys, path):
     response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {keys['read']}")
     assert response.status_code == 404, response.content
     assert response["Content-Type"] == "application/json"
-    error = response.json()["error"]
+    error = response.json()
     assert error["code"] == "not_found" and error["message"]
 
 
@@ -127,7 +127,7 @@ def test_unknown_ids_and_paths_are_the_json_404(client, tenant, keys, path):
 def test_a_detail_route_still_needs_a_read_key(client, tenant, keys):
     _ingest(client, keys["write"], ["org/42"])
     response = client.get("/api/v1/users/org%2F42")
-    assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
+    assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -153,6 +153,6 @@ def test_ids_round_trip_over_real_http(live_server, tenant, keys):
         except urllib.error.HTTPError as exc:
             status, body = exc.code, json.load(exc)
         if value == "nobody/here":
-            assert status == 404 and body["error"]["code"] == "not_found"
+            assert status == 404 and body["code"] == "not_found"
         else:
             assert status == 200 and body == {"latest": None, "history": []}, value

@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
+from core.site import site_url as core_site_url
 
 from . import selectors, wire
 from .catalog import activity_update
@@ -62,7 +63,7 @@ def update_activity(request, activity_id):
 
 
 def _snippet_context(tenant):
-    site_url = settings.SITE_URL.rstrip("/")
+    site_url = core_site_url()
     parts = urlsplit(site_url)
     keys = list(selectors.write_keys_of(tenant))
     return {

@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.core.validators import validate_email
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from accounts import rls
 from accounts.models import Department, Membership, Tenant, User, hash_token
+from core.site import site_url
 from events.models import Activity, DailyActivityCount
 
 from .models import (
@@ -129,7 +129,7 @@ def survey_close(*, survey: Survey) -> Survey:
 
 
 def survey_link_url(token: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("surveys:answer", args=[token])
+    return site_url() + reverse("surveys:answer", args=[token])
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from accounts.scoping import get_tenant_object, run_in_tenant, tenant_view
 from core.csv_export import csv_response
 from core.forms import add_service_errors
 from core.ratelimit import RateLimit
+from core.site import site_url
 from events.models import Activity
 
 from . import selectors, services
@@ -295,7 +296,7 @@ def tracking_plan(request):
         (activity, selectors.tracking_snippets(activity=activity))
         for activity in selectors.untracked_activities(tenant=request.tenant)
     ]
-    return render(request, "surveys/tracking_plan.html", {"activities": activities, "site_url": settings.SITE_URL})
+    return render(request, "surveys/tracking_plan.html", {"activities": activities, "site_url": site_url(request)})
 
 
 # --- From results to weights ---------------------------------------------------------------

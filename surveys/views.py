@@ -51,7 +51,7 @@ def create_survey(request):
     tenant = request.tenant
     initial = {
         "title": f"What does an engaged user of {tenant.product_name} do?",
-        "activities": list(Activity.objects.for_tenant(tenant)),
+        "activities": list(Activity.objects.for_tenant(tenant).filter(test_only=False)),
         "allow_proposals": True,
     }
     form = SurveyForm(request.POST or None, tenant=tenant, initial=initial)

@@ -142,6 +142,8 @@ WITH users AS (
 # join in (and lock the end users), so the batch takes one round trip. `complete` is false when one
 # of them is missing, merged away meanwhile, or the activity was proposed in a survey and never
 # received; then nothing is inserted and the batch takes the transactional path, which creates them.
+# So does a batch older than an activity's first_seen_at (which moves earlier) or one that makes a
+# test-only activity real (see `lookups._activity_ids`).
 STORE_KNOWN_SQL = """
 WITH users AS (
     SELECT user_id, id FROM events_enduser
@@ -150,6 +152,7 @@ WITH users AS (
 ), activities AS (
     SELECT name, id FROM events_activity
     WHERE tenant_id = %(tenant)b AND name = ANY(%(names)b::text[]) AND first_seen_at IS NOT NULL
+      AND first_seen_at <= %(earliest)b::timestamptz AND NOT test_only
 ), complete AS (
     SELECT (SELECT count(*) FROM users) = %(users)b AND (SELECT count(*) FROM activities) = %(activities)b AS ok
 ), stored AS (

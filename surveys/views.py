@@ -328,8 +328,13 @@ def propose_weights(request, survey_id):
             messages.error(request, " ".join(error.messages))
             status = 400
         else:
-            messages.success(request, f"Draft scoring model v{draft.version} created from this survey.")
-            return redirect("surveys:propose_weights", tenant_slug=request.tenant.slug, survey_id=survey.public_id)
+            messages.success(
+                request,
+                f"Draft scoring model v{draft.version} created from this survey: "
+                "adjust it if you like, preview it on real data, then publish it.",
+            )
+            # Straight on to the draft: the onboarding path is survey -> proposal -> draft -> preview -> publish.
+            return redirect("scoring:edit_model", tenant_slug=request.tenant.slug, model_id=draft.public_id)
     context = {
         "survey": survey,
         "weights": services.survey_propose_weights(survey=survey),

@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links built without a request (emails sent by a task, `seed_demo`'s output) use this address;
+# pages and the emails they send follow the address they are served on (core/site.py).
+# SITE_URL, when set, wins over both.
+export SITE_URL_FALLBACK ?= http://$(HOST):$(PORT)
 
 .PHONY: run test install lint migrate demo worker beat bench clean fuzz
 

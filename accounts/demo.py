@@ -1,7 +1,7 @@
 """The demo tenant: a photo-sharing product with a small team of every role."""
 
 from . import rls
-from .models import Department, Membership, Role, Tenant, User
+from .models import ApiKey, ApiKeyKind, Department, Membership, Role, Tenant, User
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "demo@example.com"
@@ -43,3 +43,20 @@ def seed_demo_tenant() -> tuple[Tenant, bool]:
                 tenant=tenant, user=member, defaults={"role": role, "department": department}
             )
     return tenant, created
+
+
+DEMO_WRITE_KEY_NAME = "PhotoShare web app"
+
+
+def seed_demo_write_key(tenant: Tenant) -> str:
+    """The write key the demo product sends with, so its setup checklist is complete."""
+    from .services import api_key_create
+
+    with rls.tenant_context(tenant):
+        if ApiKey.objects.for_tenant(tenant).filter(kind=ApiKeyKind.WRITE, revoked_at=None).exists():
+            return "Write key: already there."
+        owner = User.objects.get(email=DEMO_EMAIL)
+        key, _plaintext = api_key_create(
+            tenant=tenant, kind=ApiKeyKind.WRITE, name=DEMO_WRITE_KEY_NAME, created_by=owner
+        )
+    return f"Write key: “{key.name}” ({key.prefix}_…); create your own under Settings → API keys to send events."

@@ -3,7 +3,6 @@
 import logging
 import re
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -12,6 +11,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+
+from core.site import site_url
 
 from . import key_cache, rls
 from .models import (
@@ -138,7 +139,7 @@ def membership_remove(*, membership: Membership, acting: Membership) -> None:
 
 
 def invitation_url(token: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("accounts:accept_invitation", args=[token])
+    return site_url() + reverse("accounts:accept_invitation", args=[token])
 
 
 @transaction.atomic

@@ -8,11 +8,11 @@ too, added by `events.openapi`, but they have their own section here).
 
 from functools import cache
 
-from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from drf_spectacular.generators import SchemaGenerator
 
+from core.site import site_url
 from events import openapi, wire
 from events.reference import ENDPOINTS, ERROR_CODES
 
@@ -67,7 +67,7 @@ def api_docs(request):
             for name, scheme in schema.get("components", {}).get("securitySchemes", {}).items()
             if name != openapi.SECURITY_SCHEME
         },
-        "site_url": settings.SITE_URL.rstrip("/"),
+        "site_url": site_url(request),
         "endpoints": ENDPOINTS,
         "error_codes": ERROR_CODES,
         "max_message_kb": wire.MAX_MESSAGE_BYTES // 1024,

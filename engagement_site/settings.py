@@ -52,7 +52,11 @@ else:
 
 # The public address clients send events to; shown in snippets on the pages and in emails.
 # Required in production (checked at the end): a localhost default would go out in emails.
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
+# Unset (the embedded default), links follow the address each request came in on and work
+# without a request uses SITE_URL_FALLBACK, which `make run` sets to http://$(HOST):$(PORT)
+# (core/site.py).
+SITE_URL = env("SITE_URL", default="")
+SITE_URL_FALLBACK = env("SITE_URL_FALLBACK", default="http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "engagement_site.apps.PlatformAdminConfig",
@@ -76,6 +80,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before the tracking API's short cut: the settings endpoint hands out this address too.
+    "core.site.SiteURLMiddleware",
     # /v1/ (the tracking API) stops here: see the middleware's docstring.
     "engagement_site.middleware.TrackingAPIMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -107,6 +113,8 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "accounts.context_processors.tenancy",
             ],
+            # core is no app (it has no models of its own): its tag libraries are named here.
+            "libraries": {"workspace_time": "core.templatetags.workspace_time"},
         },
     },
 ]
@@ -193,6 +201,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # How often today's snapshots are refreshed for every tenant; the same sweep
 # finalizes yesterday once a tenant's day has ended.
 SCORING_REFRESH_MINUTES = _int("SCORING_REFRESH_MINUTES", default=60)
+# The embedded default (tasks eager, no beat): `runserver` refreshes a workspace's scores itself,
+# looking this often for new events that have been quiet for the settle time (0 = off).
+SCORING_IN_PROCESS_REFRESH_SECONDS = _float("SCORING_IN_PROCESS_REFRESH_SECONDS", default=30)
+SCORING_REFRESH_SETTLE_SECONDS = _float("SCORING_REFRESH_SETTLE_SECONDS", default=10)
 # Days of history a newly published model version backfills.
 SCORING_BACKFILL_DAYS = _int("SCORING_BACKFILL_DAYS", default=90)
 # Days per Celery task when a run fans out (a group of chunks).

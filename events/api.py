@@ -31,6 +31,7 @@ from accounts.models import ApiKey, ApiKeyKind
 from accounts.services import api_key_authenticate
 from core.api_errors import error_body
 from core.ratelimit import RateLimit
+from core.site import site_url
 
 from . import wire
 from .services import ingest
@@ -223,8 +224,8 @@ def project_settings(request, write_key: str):
 
 
 def _source_settings(write_key: str) -> dict:
-    # SITE_URL is the public address clients send to, as in the snippets.
-    site = urlsplit(settings.SITE_URL.rstrip("/"))
+    # The public address clients send to, as in the snippets (core/site.py).
+    site = urlsplit(site_url())
     integration = {"apiKey": write_key, "apiHost": f"{site.netloc}{site.path}/v1", "protocol": site.scheme or "https"}
     return {
         "integrations": {"Segment.io": integration},

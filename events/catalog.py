@@ -13,3 +13,10 @@ def activity_update(*, activity: Activity, display_name: str, description: str) 
     activity.full_clean()
     activity.save(update_fields=["display_name", "description"])
     return activity
+
+
+def activity_keep(*, activity: Activity) -> Activity:
+    """Keep an activity only test events sent: it joins the catalog, surveys and scoring models."""
+    activity.test_only = False
+    activity.save(update_fields=["test_only"])
+    return activity

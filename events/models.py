@@ -139,6 +139,10 @@ class Activity(TenantOwned):
     description = models.TextField(blank=True)
     # Null until the first event arrives: such an activity is "not tracked yet" (tracking plan).
     first_seen_at = models.DateTimeField(null=True, blank=True)
+    # Only test events (context.testEvent: true, as the setup snippets send) carried this name:
+    # kept out of the catalog, surveys and scoring models until a real event arrives or the
+    # team keeps it (docs/ingestion.md).
+    test_only = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

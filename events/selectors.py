@@ -38,7 +38,7 @@ def catalog_rows(tenant: Tenant) -> list[CatalogRow]:
     """
     today = tenant.today()
     start_7, start_30 = today - timedelta(days=6), today - timedelta(days=29)
-    activities = list(Activity.objects.for_tenant(tenant).order_by("name"))
+    activities = list(Activity.objects.for_tenant(tenant).filter(test_only=False).order_by("name"))
     rows = {a.pk: CatalogRow(activity=a) for a in activities}
     window = (
         DailyActivityCount.objects.for_tenant(tenant)
@@ -184,3 +184,8 @@ def import_status(job: CsvImport) -> dict[str, Any]:
         "invalid": job.invalid,
         "error": job.error,
     }
+
+
+def test_activities(tenant: Tenant) -> list[Activity]:
+    """Names only test events carried (the setup snippets' "Signed up"): outside the catalog until kept."""
+    return list(Activity.objects.for_tenant(tenant).filter(test_only=True).order_by("name"))

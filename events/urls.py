@@ -24,6 +24,7 @@ urlpatterns = [
 tenant_urlpatterns = [
     path("events/catalog/", views.catalog, name="catalog"),
     path("events/catalog/<uuid:activity_id>/", views.update_activity, name="update_activity"),
+    path("events/catalog/<uuid:activity_id>/keep/", views.keep_activity, name="keep_activity"),
     path("events/debugger/", views.debugger, name="debugger"),
     path("events/debugger/feed", views.debugger_feed, name="debugger_feed"),
     path("events/setup/", views.setup, name="setup"),

@@ -14,9 +14,10 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
+from core.site import site_url as core_site_url
 
 from . import selectors, wire
-from .catalog import activity_update
+from .catalog import activity_keep, activity_update
 from .csv_import import MAX_LISTED_ERRORS, csv_import_create, csv_import_start
 from .forms import ActivityForm, CsvUploadForm
 from .models import Activity, CsvImport
@@ -28,6 +29,7 @@ from .reference import ENDPOINTS, ERROR_CODES
 def _catalog_page(request, status=200, failed=None):
     context = {
         "rows": selectors.catalog_rows(request.tenant),
+        "test_activities": selectors.test_activities(request.tenant),
         "can_edit": request.membership.can(Role.EDITOR),
         "failed": failed,
     }
@@ -38,6 +40,15 @@ def _catalog_page(request, status=200, failed=None):
 @require_GET
 def catalog(request):
     return _catalog_page(request)
+
+
+@tenant_view(role=Role.EDITOR)
+@require_POST
+def keep_activity(request, activity_id):
+    activity = get_tenant_object(request.tenant, Activity, public_id=activity_id)
+    activity_keep(activity=activity)
+    messages.success(request, f"“{activity.name}” is now a catalog activity: surveys and scoring models offer it.")
+    return redirect("events:catalog", tenant_slug=request.tenant.slug)
 
 
 @tenant_view(role=Role.EDITOR)
@@ -62,7 +73,7 @@ def update_activity(request, activity_id):
 
 
 def _snippet_context(tenant):
-    site_url = settings.SITE_URL.rstrip("/")
+    site_url = core_site_url()
     parts = urlsplit(site_url)
     keys = list(selectors.write_keys_of(tenant))
     return {

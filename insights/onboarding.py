@@ -98,13 +98,27 @@ def checklist(tenant: Tenant) -> Checklist:
              "Send one event; this step ticks itself as soon as it arrives.",
              reverse("events:debugger", args=[slug]), state["first_event"]),
         Step("published", "Publish weights",
-             "Give each activity points and publish the scoring model.",
-             reverse("scoring:models", args=[slug]), state["published"]),
+             "Open the draft (the survey's proposal, else the starting model), preview it on real data and publish it.",
+             _publish_url(tenant, state), state["published"]),
         Step("scores", "See the first scores",
              "Scores are computed after publishing; the users list fills up.",
              reverse("scoring:users", args=[slug]), state["scores"]),
     ]
     return Checklist(steps)
+
+
+def _publish_url(tenant: Tenant, state: dict[str, bool]) -> str:
+    """Straight to the draft to preview and publish (survey -> proposal -> draft -> preview -> publish)."""
+    slug = tenant.slug
+    if not state["published"]:
+        draft = ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.DRAFT).order_by("-version").first()
+        if draft is not None:
+            return reverse("scoring:edit_model", args=[slug, draft.public_id])
+        survey = _survey_model()
+        answered = survey and survey.objects.for_tenant(tenant).filter(responses__isnull=False).first()
+        if answered:
+            return reverse("surveys:propose_weights", args=[slug, answered.public_id])
+    return reverse("scoring:models", args=[slug])
 
 
 def is_visible(session, tenant: Tenant, checklist: Checklist) -> bool:

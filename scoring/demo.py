@@ -30,6 +30,7 @@ DEMO_POINTS = {
     "Posted to Facebook": 20,
     "Posted to Twitter": 20,
     "Invited friend": 50,
+    "Created album": 10,
 }
 
 

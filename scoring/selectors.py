@@ -110,7 +110,9 @@ def model_weights(model: ScoringModel) -> list[dict[str, Any]]:
     points = dict(model.weights.values_list("activity_id", "points"))
     return [
         {"activity": a, "points": points.get(a.pk, 0)}
+        # A test-only activity (docs/ingestion.md) is offered once it has points or is kept.
         for a in Activity.objects.for_tenant(model.tenant).order_by("name")
+        if not a.test_only or a.pk in points
     ]
 
 

@@ -69,7 +69,7 @@ def _check_points(tenant: Tenant, points: dict[int, int]) -> None:
 def scoring_model_create_draft(
     *, tenant: Tenant, created_by: User | None = None, source: ScoringModel | None = None
 ) -> ScoringModel:
-    """A new draft: a copy of `source`, else of the published version, else the defaults."""
+    """A new draft: a copy of `source`, else of the published version, else the starting model."""
     if source is None:
         source = published_model(tenant)
     draft = ScoringModel(tenant=tenant, version=_next_version(tenant), created_by=created_by)
@@ -78,11 +78,27 @@ def scoring_model_create_draft(
             raise ValidationError("That model belongs to another workspace.")
         for field in MODEL_FIELDS:
             setattr(draft, field, getattr(source, field))
+    else:
+        draft.name = STARTING_MODEL_NAME
     draft.full_clean()
     draft.save()
     if source is not None:
         _set_weights(draft, dict(source.weights.values_list("activity_id", "points")))
+    else:
+        _set_weights(draft, starting_points(tenant))
     return draft
+
+
+# The starting model of a workspace that has published nothing (docs/scoring.md, "The starting
+# model"): every activity received so far gets STARTING_POINTS, so the first draft is publishable
+# and scores reward breadth of use; the team survey's proposal then replaces these points.
+STARTING_MODEL_NAME = "Starting model"
+STARTING_POINTS = 10
+
+
+def starting_points(tenant: Tenant) -> dict[int, int]:
+    tracked = Activity.objects.for_tenant(tenant).filter(first_seen_at__isnull=False, test_only=False)
+    return dict.fromkeys(tracked.values_list("pk", flat=True), STARTING_POINTS)
 
 
 @transaction.atomic

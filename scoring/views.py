@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -17,6 +18,7 @@ from events.models import CustomerAccount, EndUser
 
 from . import charts, selectors, services
 from .forms import AccountFilterForm, ImportModelForm, RecomputeForm, ScoringModelForm, UserFilterForm
+from .freshness import in_process_delay_seconds
 from .modelfile import model_to_json
 from .models import ScoringModel, ScoringRun, TierMethod
 
@@ -269,6 +271,9 @@ def runs(request):
         "form": form,
         "can_recompute": request.membership.can(Role.ADMIN),
         "model": selectors.published_model(request.tenant),
+        "embedded": settings.CELERY_TASK_ALWAYS_EAGER,
+        "refresh_minutes": settings.SCORING_REFRESH_MINUTES,
+        "in_process_seconds": in_process_delay_seconds(),
     }
     return render(request, "scoring/runs.html", context, status=400 if form.errors else 200)
 

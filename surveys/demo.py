@@ -24,15 +24,16 @@ from .models import ProposedActivity, Survey, SurveyInvitee, SurveyResponse
 DEMO_SURVEY_TITLE = "What does an engaged user of PhotoShare do?"
 SEED = 5
 
-# Importance 0-10 per department, in the order of ACTIVITIES; each answer adds a little noise.
+# Importance 0-10 per department, in the order of ACTIVITIES (the last: albums, launched a month ago);
+# each answer adds a little noise.
 PROFILES = {
-    Department.SALES: [3, 5, 4, 6, 4, 10, 7, 6, 4, 5],
-    Department.PRODUCT: [2, 7, 9, 9, 6, 5, 4, 4, 1, 2],
-    Department.FINANCE: [4, 6, 8, 4, 2, 5, 2, 2, 3, 5],
-    Department.MARKETING: [3, 4, 3, 7, 4, 8, 9, 8, 7, 9],
-    Department.CUSTOMER_SUCCESS: [6, 7, 6, 6, 8, 4, 3, 3, 4, 4],
-    Department.ENGINEERING: [2, 6, 7, 7, 5, 5, 3, 3, 1, 2],
-    Department.LEADERSHIP: [3, 6, 7, 8, 5, 8, 5, 5, 3, 4],
+    Department.SALES: [3, 5, 4, 6, 4, 10, 7, 6, 4, 5, 6],
+    Department.PRODUCT: [2, 7, 9, 9, 6, 5, 4, 4, 1, 2, 9],
+    Department.FINANCE: [4, 6, 8, 4, 2, 5, 2, 2, 3, 5, 5],
+    Department.MARKETING: [3, 4, 3, 7, 4, 8, 9, 8, 7, 9, 7],
+    Department.CUSTOMER_SUCCESS: [6, 7, 6, 6, 8, 4, 3, 3, 4, 4, 7],
+    Department.ENGINEERING: [2, 6, 7, 7, 5, 5, 3, 3, 1, 2, 6],
+    Department.LEADERSHIP: [3, 6, 7, 8, 5, 8, 5, 5, 3, 4, 8],
 }
 # How many answer per department (25 in all); members answer with their personal links first.
 HEADCOUNT = {
@@ -79,7 +80,7 @@ PROPOSALS = {
         ("Bought prints", "Orders printed photos", 8),
     ],
     Department.SALES: [("Upgraded to Pro", "Moves from free to Pro", 8)],
-    Department.PRODUCT: [("Created album", "Groups photos into an album", 7)],
+    Department.PRODUCT: [("Printed photo book", "Orders a photo book made from an album", 7)],
 }
 
 

@@ -51,7 +51,8 @@ class SurveyForm(forms.Form):
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.tenant = tenant
-        self.fields["activities"].queryset = Activity.objects.for_tenant(tenant).order_by("name")
+        catalog = Activity.objects.for_tenant(tenant).filter(test_only=False)  # no test-only names
+        self.fields["activities"].queryset = catalog.order_by("name")
         self.fields["question"].widget.attrs["placeholder"] = f"An engaged user of {tenant.product_name} does…"
 
     def clean_closes_on(self):

@@ -11,13 +11,13 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import Department, Tenant
+from core.site import site_url
 from events.models import Activity
 
 from .models import ActivityRating, ProposedActivity, Survey, SurveyInvitee, SurveyResponse, SurveyShareLink
@@ -372,14 +372,15 @@ def _shell_quote(text: str) -> str:
 
 def tracking_snippets(*, activity: Activity) -> dict[str, str]:
     """Copy-paste snippets to send this activity as an event (Segment clients and curl)."""
-    host = settings.SITE_URL.rstrip("/")
+    host = site_url()
     bare_host = host.split("://", 1)[-1]
     protocol = host.split("://", 1)[0] if "://" in host else "https"
     name = json.dumps(activity.name)
     python = (
         "import segment.analytics as analytics\n\n"
         'analytics.write_key = "YOUR_WRITE_KEY"\n'
-        f'analytics.host = "{host}"\n\n'
+        f'analytics.host = "{host}"\n'
+        "analytics.timeout = 5  # seconds: give up soon, with the reason, when the host does not answer\n\n"
         f'analytics.track("user-123", {name}, {{"plan": "pro"}})\n'
     )
     javascript = (
@@ -394,7 +395,7 @@ def tracking_snippets(*, activity: Activity) -> dict[str, str]:
     )
     body = json.dumps({"userId": "user-123", "event": activity.name, "properties": {"plan": "pro"}})
     curl = (
-        f"curl -X POST {host}/v1/track \\\n"
+        f"curl --fail-with-body --connect-timeout 5 --max-time 10 -X POST {host}/v1/track \\\n"
         "  -u 'YOUR_WRITE_KEY:' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
         f"  -d {_shell_quote(body)}\n"

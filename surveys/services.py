@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.core.validators import validate_email
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from accounts import rls
 from accounts.models import Department, Membership, Tenant, User, hash_token
+from core.site import site_url
 from events.models import Activity, DailyActivityCount
 
 from .models import (
@@ -129,7 +129,7 @@ def survey_close(*, survey: Survey) -> Survey:
 
 
 def survey_link_url(token: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("surveys:answer", args=[token])
+    return site_url() + reverse("surveys:answer", args=[token])
 
 
 @transaction.atomic
@@ -587,13 +587,25 @@ def survey_propose_weights(*, survey: Survey) -> list[ProposedWeight]:
 
 
 @transaction.atomic
+def _leftover_draft(tenant):
+    """Before any version was published, the draft no survey produced (e.g. the starting model):
+    the proposal takes its place, so the first published version is v1, not v2."""
+    from scoring.models import ModelStatus, ScoringModel
+
+    models = ScoringModel.objects.for_tenant(tenant)
+    if models.exclude(status=ModelStatus.DRAFT).exists():
+        return None
+    return models.filter(status=ModelStatus.DRAFT, source_surveys__isnull=True).order_by("version").first()
+
+
 def survey_create_draft_model(*, survey: Survey, created_by: User | None = None):
     """Create a draft scoring model from the weights proposal and remember it on the survey.
 
     The draft starts from the published version's settings (window, cap, tiers;
     `scoring_model_create_draft` copies them) and its points are replaced by the
     proposal's. Activities the proposal gives 0 points are left out. A survey
-    produces at most one model version at a time.
+    produces at most one model version at a time. Before anything was published,
+    a draft no survey produced is reused (`_leftover_draft`).
     """
     from scoring.services import scoring_model_create_draft, scoring_model_update
 
@@ -606,7 +618,7 @@ def survey_create_draft_model(*, survey: Survey, created_by: User | None = None)
     points = {w.activity.pk: w.points for w in weights if w.points > 0}
     if not points:
         raise ValidationError("No activity has points yet: the survey needs ratings first.")
-    draft = scoring_model_create_draft(tenant=survey.tenant, created_by=created_by)
+    draft = _leftover_draft(survey.tenant) or scoring_model_create_draft(tenant=survey.tenant, created_by=created_by)
     name = f"From survey: {survey.title}"[:100]
     draft = scoring_model_update(model=draft, points=points, name=name)
     survey.scoring_model = draft

@@ -19,6 +19,7 @@ from accounts.scoping import get_tenant_object, run_in_tenant, tenant_view
 from core.csv_export import csv_response
 from core.forms import add_service_errors
 from core.ratelimit import RateLimit
+from core.site import site_url
 from events.models import Activity
 
 from . import selectors, services
@@ -50,7 +51,7 @@ def create_survey(request):
     tenant = request.tenant
     initial = {
         "title": f"What does an engaged user of {tenant.product_name} do?",
-        "activities": list(Activity.objects.for_tenant(tenant)),
+        "activities": list(Activity.objects.for_tenant(tenant).filter(test_only=False)),
         "allow_proposals": True,
     }
     form = SurveyForm(request.POST or None, tenant=tenant, initial=initial)
@@ -295,7 +296,7 @@ def tracking_plan(request):
         (activity, selectors.tracking_snippets(activity=activity))
         for activity in selectors.untracked_activities(tenant=request.tenant)
     ]
-    return render(request, "surveys/tracking_plan.html", {"activities": activities, "site_url": settings.SITE_URL})
+    return render(request, "surveys/tracking_plan.html", {"activities": activities, "site_url": site_url(request)})
 
 
 # --- From results to weights ---------------------------------------------------------------
@@ -327,8 +328,13 @@ def propose_weights(request, survey_id):
             messages.error(request, " ".join(error.messages))
             status = 400
         else:
-            messages.success(request, f"Draft scoring model v{draft.version} created from this survey.")
-            return redirect("surveys:propose_weights", tenant_slug=request.tenant.slug, survey_id=survey.public_id)
+            messages.success(
+                request,
+                f"Draft scoring model v{draft.version} created from this survey: "
+                "adjust it if you like, preview it on real data, then publish it.",
+            )
+            # Straight on to the draft: the onboarding path is survey -> proposal -> draft -> preview -> publish.
+            return redirect("scoring:edit_model", tenant_slug=request.tenant.slug, model_id=draft.public_id)
     context = {
         "survey": survey,
         "weights": services.survey_propose_weights(survey=survey),

@@ -50,6 +50,7 @@ class _Survey:
     unlinked: set[str] = field(default_factory=set)  # anonymous ids seen alone
     groups: set[str] = field(default_factory=set)
     first_seen: dict[str, datetime] = field(default_factory=dict)
+    real: set[str] = field(default_factory=set)  # activities in at least one event not marked as a test
     # Only track/page/screen calls of user ids, no account, nothing older than HISTORY_AGE:
     # such a batch changes no end user, only events and the rollup (see `_store_tracking_only`).
     tracking_only: bool = True
@@ -76,6 +77,8 @@ def _survey(messages: list[Message]) -> _Survey:
         if activity:
             if activity not in first_seen or m.timestamp < first_seen[activity]:
                 first_seen[activity] = m.timestamp
+            if not (m.context and m.context.get("testEvent") is True):
+                survey.real.add(activity)
             if tracking_only and m.received_at - min(m.timestamp, m.received_at) > HISTORY_AGE:
                 tracking_only = False
         else:
@@ -142,6 +145,7 @@ def _store_tracking_only(tenant: Tenant, messages: list[Message], survey: _Surve
         "names": names,
         "users": len(user_ids),
         "activities": len(names),
+        "earliest": min(m.timestamp for m in messages),
         "m": TextArray([m.message_id for m in messages]),
         "ty": TextArray([m.type for m in messages]),
         "uid": TextArray([m.user_id for m in messages]),
@@ -234,7 +238,7 @@ def _ingest_in_transaction(
     record_memberships(tenant, memberships)
 
     # 3. Catalog, events and rollup.
-    activity_ids = _activity_ids(tenant, first_seen, known=known_activities) if first_seen else {}
+    activity_ids = _activity_ids(tenant, first_seen, known=known_activities, real=survey.real) if first_seen else {}
     tz = tenant.tzinfo
     rows = []
     for m, end_user_id in zip(messages, end_users, strict=True):

@@ -199,6 +199,8 @@ STORE_SQL_PARTITIONED = (
 # join in (and lock the end users), so the batch takes one round trip. `complete` is false when one
 # of them is missing, merged away meanwhile, or the activity was proposed in a survey and never
 # received; then nothing is inserted and the batch takes the transactional path, which creates them.
+# So does a batch older than an activity's first_seen_at (which moves earlier) or one that makes a
+# test-only activity real (see `lookups._activity_ids`).
 _KNOWN_HEAD = """
 WITH users AS (
     SELECT user_id, id FROM events_enduser
@@ -207,6 +209,7 @@ WITH users AS (
 ), activities AS (
     SELECT name, id FROM events_activity
     WHERE tenant_id = %(tenant)b AND name = ANY(%(names)b::text[]) AND first_seen_at IS NOT NULL
+      AND first_seen_at <= %(earliest)b::timestamptz AND NOT test_only
 ), complete AS (
     SELECT (SELECT count(*) FROM users) = %(users)b AND (SELECT count(*) FROM activities) = %(activities)b AS ok"""
 _KNOWN_ROWS = """

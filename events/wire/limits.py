@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 MAX_REQUEST_BYTES = 512_000
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -21,6 +21,11 @@ MAX_ID_LEN = 255
 # broken clock or a placeholder, not an activity. [MIN, MAX) in UTC.
 MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
+# A timestamp (after the sentAt clock-skew correction) more than this ahead of the server's
+# receivedAt is a wrong clock, not an activity to come: it is stored at receivedAt instead
+# (the client's value stays in the payload), so "last seen" and today's scores never sit in
+# the future.
+MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 MESSAGE_TYPES = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from .limits import MAX_TIMESTAMP, MIN_TIMESTAMP
+from .limits import MAX_FUTURE_SKEW, MAX_TIMESTAMP, MIN_TIMESTAMP
 from .rejections import _Invalid, _json_type, _short
 
 # Stricter than datetime.fromisoformat (which accepts any separator, week
@@ -89,14 +89,19 @@ def _times(
     if original is None:
         return received_at, None, sent_at
     if sent_at is None:
-        return original, original, None
+        return _not_in_future(original, received_at), original, None
     try:
         corrected = received_at - (sent_at - original)
     except OverflowError:
         corrected = None
     if corrected is None or not MIN_TIMESTAMP <= corrected < MAX_TIMESTAMP:
         raise _Invalid("timestamp", "timestamp is out of range after clock-skew correction")
-    return corrected, original, sent_at
+    return _not_in_future(corrected, received_at), original, sent_at
+
+
+def _not_in_future(timestamp: datetime, received_at: datetime) -> datetime:
+    # Beyond a small skew ahead of the server's clock, the server's clock wins (see MAX_FUTURE_SKEW).
+    return received_at if timestamp - received_at > MAX_FUTURE_SKEW else timestamp
 
 
 def _time_value(field: str, value: object) -> datetime:

@@ -126,7 +126,8 @@ def test_edit_only_takes_post(editor_client, tenant, history):
 
 def test_the_query_count_does_not_grow_with_activities(editor_client, tenant, django_assert_max_num_queries):
     send(tenant, *[track(f"u{i % 5}", f"Activity {i}", days_ago(tenant, i % 40)) for i in range(60)])
-    with django_assert_max_num_queries(7):
+    # 8: the catalog and its test-only names (two reads of events_activity), whatever their number.
+    with django_assert_max_num_queries(8):
         response = editor_client.get(catalog_url(tenant))
     assert response.status_code == 200
     assert "60 activities" in response.content.decode()

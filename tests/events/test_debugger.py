@@ -36,7 +36,7 @@ def test_the_empty_state_says_how_to_send_the_first_event(owner_client, tenant, 
     assert "Send your first event" in content
     assert f"{key.prefix}_…" in content
     assert reverse("accounts:api_keys", args=[tenant.slug]) in content
-    assert f"curl -u {key.prefix}_...:" in content
+    assert f"-u {key.prefix}_...:" in content
     assert "https://engage.example.com/v1/track" in content
     assert "pip install segment-analytics-python" in content
     assert 'analytics.host = "https://engage.example.com"' in content

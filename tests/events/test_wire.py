@@ -25,6 +25,7 @@ from events import wire
 from events.wire import (
     ENDPOINT_KINDS,
     MAX_BATCH_MESSAGES,
+    MAX_FUTURE_SKEW,
     MAX_ID_LEN,
     MAX_MESSAGE_BYTES,
     MAX_MESSAGE_ID_LEN,
@@ -1033,11 +1034,21 @@ def test_timestamp_without_sent_at_is_trusted() -> None:
     assert message.sent_at is None
 
 
-def test_future_timestamps_are_kept_not_clamped() -> None:
+def test_a_timestamp_beyond_the_future_skew_is_stored_at_received_at() -> None:
+    # Issue 19: a 2030 event made the catalog's "last seen" 2030. Beyond MAX_FUTURE_SKEW the
+    # server's clock wins; the client's value stays in the payload (original_timestamp too).
     message = accepted(track(timestamp="2030-01-01T00:00:00Z"))
-    assert message.timestamp == datetime(2030, 1, 1, tzinfo=UTC)
+    assert message.timestamp == RECEIVED
+    assert message.original_timestamp == datetime(2030, 1, 1, tzinfo=UTC)
+    assert message.raw["timestamp"] == "2030-01-01T00:00:00Z"
+    # Within the skew it is kept as sent, with or without the sentAt correction.
+    near = RECEIVED + MAX_FUTURE_SKEW
+    assert accepted(track(timestamp=near.isoformat())).timestamp == near
     skewed = accepted(track(timestamp="2024-01-01T10:00:10Z", sentAt="2024-01-01T10:00:00Z"))
     assert skewed.timestamp == RECEIVED + timedelta(seconds=10)
+    # After the correction, still far ahead: clamped as well.
+    ahead = accepted(track(timestamp="2024-01-01T12:00:00Z", sentAt="2024-01-01T10:00:00Z"))
+    assert ahead.timestamp == RECEIVED
 
 
 def test_received_at_is_reported_in_utc() -> None:

@@ -106,6 +106,7 @@ class TestModelEditor:
     def test_it_rejects_bad_input_with_a_message(self, client, editor, tenant, acts):
         login(client, editor)
         draft = services.scoring_model_create_draft(tenant=tenant)
+        before = dict(draft.weights.values_list("activity_id", "points"))  # the starting model's
         form = {
             "window_days": 0,
             "tier_method": "percentile",
@@ -120,7 +121,7 @@ class TestModelEditor:
         assert b"greater than or equal to 1" in r.content
         assert b"less than or equal to 1000" in r.content
         draft.refresh_from_db()
-        assert draft.window_days == 30 and not draft.weights.exists()
+        assert draft.window_days == 30 and dict(draft.weights.values_list("activity_id", "points")) == before
 
     def test_viewer_reads_but_cannot_edit(self, client, viewer, tenant, acts):
         draft = services.scoring_model_create_draft(tenant=tenant)

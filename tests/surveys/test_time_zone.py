@@ -37,9 +37,11 @@ def survey(client, owner, ny_tenant):
 def test_the_tenant_pages_show_the_chosen_day(client, survey):
     slug = survey.tenant.slug
     detail = client.get(reverse("surveys:detail", args=[slug, survey.public_id])).content.decode()
-    assert "Closes 2030-01-31 23:59." in detail and "2030-02-01" not in detail
+    # Shown in the workspace zone and labelled with it (core/templatetags/workspace_time.py).
+    assert '">2030-01-31 23:59 <abbr class="zone">' in detail
+    assert "2030-02-01 " not in detail and ">2030-02-01" not in detail
     listing = client.get(reverse("surveys:list", args=[slug])).content.decode()
-    assert "<td>2030-01-31</td>" in listing and "2030-02-01" not in listing
+    assert '">2030-01-31</time></td>' in listing and ">2030-02-01" not in listing
     form = client.get(reverse("surveys:edit", args=[slug, survey.public_id])).content.decode()
     assert 'value="2030-01-31"' in form
 

@@ -390,7 +390,7 @@ class TestTrackingPlan:
         assert response.status_code == 200
         assert "Tracked one" not in content
         assert "analytics.host = &quot;https://engage.example.com&quot;" in content
-        assert "curl -X POST https://engage.example.com/v1/track" in content
+        assert "-X POST https://engage.example.com/v1/track" in content
         assert "YOUR_WRITE_KEY" in content
         # The name is JSON-encoded in code and shell-quoted in curl.
         assert "&quot;It&#x27;s \\&quot;quoted\\&quot;&quot;" in content

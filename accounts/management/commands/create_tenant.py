@@ -4,7 +4,6 @@ Output is easy to parse: `slug: <slug>`, `password_link: <url>` and the write ke
 alone on the last line.
 """
 
-from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -16,6 +15,7 @@ from django.utils.http import urlsafe_base64_encode
 from accounts import rls
 from accounts.models import ApiKeyKind, User
 from accounts.services import api_key_create, tenant_create
+from core.site import site_url
 
 
 def password_set_link(user: User) -> str:
@@ -26,7 +26,7 @@ def password_set_link(user: User) -> str:
             "token": default_token_generator.make_token(user),
         },
     )
-    return settings.SITE_URL.rstrip("/") + path
+    return site_url() + path
 
 
 class Command(BaseCommand):

@@ -107,6 +107,8 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "accounts.context_processors.tenancy",
             ],
+            # Number formats and the sidebar's place on every template, without a {% load %}.
+            "builtins": ["core.templatetags.engage"],
         },
     },
 ]

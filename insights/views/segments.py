@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import forms
-
 from django.urls import reverse
 
 from ..charts import boxes, segment_tiers_spec, tier_share_bars

@@ -72,7 +72,7 @@ def test_main_pages_at_desktop_and_phone_width(browser, live_server, eager_celer
         connections.close_all()  # see test_insights_browser.test_onboarding_as_a_new_user
 
 
-def _walk(browser, live_server):
+def _walk(browser, live_server):  # noqa: F811
     call_command("seed_demo", "--users", "80", stdout=StringIO())
     tenant = Tenant.objects.get(slug=DEMO_SLUG)
     ids = demo_ids(tenant)

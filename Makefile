@@ -52,3 +52,9 @@ beat: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+
+# Chart.js is vendored in static/vendor/chartjs (served by our static files, no CDN). Refresh it with:
+CHARTJS_VERSION ?= 4.6.2
+vendor-chartjs:
+	cd $$(mktemp -d) && npm pack --silent chart.js@$(CHARTJS_VERSION) && tar xzf chart.js-$(CHARTJS_VERSION).tgz \
+	  && cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/static/vendor/chartjs/

@@ -128,8 +128,11 @@ def delete_tenant(request):
 
 def _members_page(request, invite_form=None, status=200):
     tenant = request.tenant
+    members = list(selectors.members_of(tenant))
     context = {
-        "members": selectors.members_of(tenant),
+        "members": members,
+        # The server refuses to remove the last owner (services.membership_remove): no button for it.
+        "sole_owner": sum(m.role == Role.OWNER for m in members) <= 1,
         "invitations": selectors.invitations_of(tenant),
         "invite_form": invite_form or InviteForm(role_choices=services.role_choices_for(request.membership)),
         "role_choices": services.role_choices_for(request.membership),

@@ -115,6 +115,8 @@ TEMPLATES = [
             ],
             # core is no app (it has no models of its own): its tag libraries are named here.
             "libraries": {"workspace_time": "core.templatetags.workspace_time"},
+            # Number formats and the sidebar's place on every template, without a {% load %}.
+            "builtins": ["core.templatetags.engage"],
         },
     },
 ]

@@ -32,6 +32,8 @@ def surveys_of(tenant: Tenant):
         .annotate(
             response_count=Count("responses", distinct=True),
             invitee_count=Count("invitees", filter=Q(invitees__revoked_at=None), distinct=True),
+            # The list says how many of the invited answered, and how many came through a share link.
+            invited_answer_count=Count("responses", filter=Q(responses__invitee__isnull=False), distinct=True),
         )
         .order_by("-created_at")
     )

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -47,6 +48,12 @@ def _dashboard_context(request) -> dict:
         "last_run": last_run(tenant),
         "tiers": tier_change(latest, earlier),
     }
+    if series:
+        context["product_chart"] = charts.product_spec(series)
+        context["users_chart"] = charts.users_spec(series)
+    if latest is not None:
+        context["tiers_chart"] = charts.tiers_spec(context["tiers"], reverse("scoring:users", args=[tenant.slug]))
+        context["engaged_share"] = 100 * latest.engaged_users / latest.active_users if latest.active_users else None
     if day is not None:
         context["user_movers"] = movers(tenant, subject="users", day=day, model=model)
         at_risk = context["at_risk"] = at_risk_accounts(tenant, day=day, model=model)

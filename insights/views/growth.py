@@ -6,7 +6,7 @@ from django import forms
 
 from scoring.selectors import published_model
 
-from ..charts import growth_bars
+from ..charts import growth_bars, growth_spec
 from ..queries.growth import growth_accounting
 from .base import SUBJECT_CHOICES, InsightView
 
@@ -30,11 +30,14 @@ class Growth(InsightView):
 
     def context(self, request, form, data):
         # The page shows both measures; `measure` only picks the chart's.
+        sections = [self.query(request, data, measure) for measure in MEASURES]
+        for section in sections:
+            section.chart = growth_spec(section.rows)
         return {
             "form": form,
             "data": data,
             "model": published_model(request.tenant),
-            "sections": [self.query(request, data, measure) for measure in MEASURES],
+            "sections": sections,
             "query": f"subject={data['subject']}&period={data['period']}",
         }
 

@@ -7,7 +7,7 @@ from django import forms
 from scoring.selectors import published_model
 
 from .. import truth
-from ..charts import share_bars
+from ..charts import outcome_spec, share_bars
 from ..queries.cache import cached_insight
 from ..queries.common import THIN, TIERS, nearest_scored_day, scored_days
 from ..queries.outcomes import HORIZONS, outcomes
@@ -38,6 +38,8 @@ class Outcomes(InsightView):
         result = self.query(request, data)
         return {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,
                 "tier_rows": result.by_tier, "decile_rows": result.by_decile, "tier_names": TIERS,
+                "tier_chart": outcome_spec(result.by_tier, HORIZONS),
+                "decile_chart": outcome_spec(result.by_decile, HORIZONS, short=True),
                 "with_money": result.has_churn or result.has_mrr,
                 "verdicts": [v for v in (result.verdict(h) for h in HORIZONS) if v],
                 # The headline: over several past days, not this one day's tiers.

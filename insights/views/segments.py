@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django import forms
+from urllib.parse import urlencode
 
-from ..charts import boxes, tier_share_bars
+from django import forms
+from django.urls import reverse
+
+from ..charts import boxes, segment_tiers_spec, tier_share_bars
 from ..queries.common import TIERS
 from ..queries.segments import COHORT, segments, trait_keys
 from .base import SUBJECT_CHOICES, InsightView
@@ -40,8 +43,22 @@ class Segments(InsightView):
         return segments(request.tenant, dimension=data["dimension"], subject=data["subject"])
 
     def context(self, request, form, data):
-        return {"form": form, "result": self.query(request, data), "tiers": TIERS,
+        result = self.query(request, data)
+        return {"form": form, "result": result, "tiers": TIERS,
+                "tiers_chart": segment_tiers_spec(result.segments, self.rows_link(request, data)),
                 "query": f"subject={data['subject']}&dimension={data['dimension']}"}
+
+    def rows_link(self, request, data):
+        """A bar's rows: the list filtered by the segment's trait value and the tier (cohorts have no filter)."""
+        if data["dimension"] == COHORT:
+            return None
+        name = "scoring:users" if data["subject"] == "users" else "scoring:accounts"
+        base = reverse(name, args=[request.tenant.slug])
+
+        def link(segment, tier):
+            return f"{base}?{urlencode({'trait': data['dimension'], 'trait_value': segment.value, 'tier': tier})}"
+
+        return link
 
     def chart(self, request, data):
         result = self.query(request, data)

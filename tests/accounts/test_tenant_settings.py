@@ -78,7 +78,7 @@ def test_it_rejects_an_invalid_time_zone(client, admin_user, tenant):
     )
     assert tenant_row(tenant) == before
     # The page still shows the saved name, not the rejected input's side effects.
-    assertContains(response, "<title>Settings · Acme</title>", status_code=400, html=False)
+    assertContains(response, "<title>Settings · Acme · Engage</title>", status_code=400, html=False)
 
 
 def test_it_rejects_missing_fields(client, admin_user, tenant):

@@ -598,6 +598,7 @@ def _leftover_draft(tenant):
     return models.filter(status=ModelStatus.DRAFT, source_surveys__isnull=True).order_by("version").first()
 
 
+@transaction.atomic  # the survey row is locked until its draft is recorded on it
 def survey_create_draft_model(*, survey: Survey, created_by: User | None = None):
     """Create a draft scoring model from the weights proposal and remember it on the survey.
 

@@ -49,7 +49,18 @@ def test_without_a_request_links_use_the_fallback_and_site_url_wins(settings, te
     assert surveys.survey_link_url("t").startswith("https://engage.example.com/s/")
 
 
-def test_scores_stay_fresh_without_beat(tenant, settings, django_capture_on_commit_callbacks):
+@pytest.fixture
+def embedded(settings):
+    """The embedded default's Celery (tasks in process), also when REDIS_URL turned eager mode off."""
+    from engagement_site.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def test_scores_stay_fresh_without_beat(tenant, settings, embedded, django_capture_on_commit_callbacks):
     """Send an event after publishing: the in-process refresh scores it, nobody clicks Recompute."""
     send(tenant, track("u1", "Added photo", timezone.now() - timedelta(days=2)))
     draft = scoring.scoring_model_create_draft(tenant=tenant)  # the starting model: publishable as it is

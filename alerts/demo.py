@@ -23,6 +23,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from accounts.models import Membership, Role, Tenant
+from core.site import site_url
 from events.models import CustomerAccount
 
 from . import services
@@ -71,7 +72,7 @@ def _endpoint(tenant, owner) -> WebhookEndpoint | None:
         return None
     endpoint = WebhookEndpoint(tenant=tenant, name=ENDPOINT_NAME, owner=owner, secret=WebhookEndpoint.new_secret())
     # Its URL names its own id, so the receiver can find the secret to check the signature with.
-    endpoint.url = settings.SITE_URL.rstrip("/") + reverse("alerts:dev_receiver", args=[endpoint.public_id])
+    endpoint.url = site_url() + reverse("alerts:dev_receiver", args=[endpoint.public_id])
     endpoint.full_clean()
     endpoint.save()
     return endpoint
@@ -80,7 +81,7 @@ def _endpoint(tenant, owner) -> WebhookEndpoint | None:
 @contextlib.contextmanager
 def _site_answering():
     """Serve this app on SITE_URL's local port for the block, unless something (the site) already listens there."""
-    parts = urlsplit(settings.SITE_URL)
+    parts = urlsplit(site_url())
     host, port = parts.hostname or "", parts.port or 80
     if host not in ("127.0.0.1", "localhost") or not settings.DEBUG or _listening(host, port):
         yield

@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Tenant
+from core.site import site_url
 from core.sql import as_uuid, fetch_all, sql_date
 from insights.queries.adoption import feature_adoption
 from insights.queries.movers import Mover, _user_label_sql, movers
@@ -40,7 +41,7 @@ SHOWN = 10  # rows per section
 
 
 def _url(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
+    return site_url() + path
 
 
 @dataclass

@@ -18,8 +18,9 @@ import hmac
 import json
 import time
 
-from django.conf import settings
 from django.urls import reverse
+
+from core.site import site_url
 
 from .models import AlertFiring, Subject
 
@@ -33,7 +34,7 @@ def subject_url(firing: AlertFiring) -> str:
         path = reverse("scoring:account_detail", args=[tenant.slug, firing.subject_public_id])
     else:
         path = reverse("scoring:user_detail", args=[tenant.slug, firing.subject_public_id])
-    return settings.SITE_URL.rstrip("/") + path
+    return site_url() + path
 
 
 def event(firing: AlertFiring, *, replay: bool = False) -> dict:

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Tenant, User
+from core.site import site_url
 from events.models import CustomerAccount, EndUser
 from scoring.models import RunStatus, ScoringRun
 from scoring.selectors import published_model
@@ -398,7 +399,7 @@ def _email_disabled(endpoint: WebhookEndpoint) -> None:
     from django.urls import reverse
 
     tenant = Tenant.objects.get(pk=endpoint.tenant_id)
-    url = settings.SITE_URL.rstrip("/") + reverse("alerts:endpoint", args=[tenant.slug, endpoint.public_id])
+    url = site_url() + reverse("alerts:endpoint", args=[tenant.slug, endpoint.public_id])
     send_mail(
         f"[{tenant.name}] Webhook endpoint “{endpoint.name}” was disabled",
         f"{endpoint.disabled_reason}\n\nNo more alerts are sent to it until you enable it again. "

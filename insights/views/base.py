@@ -76,4 +76,9 @@ class InsightView:
             view.__name__ = view.__qualname__ = f"{cls.__name__}.{output}"
             return tenant_view()(require_GET(view))
 
+        # An output without its hook is refused when the URLconf loads, never on a request.
+        hooks = {"page": "context", "svg": "chart", "csv": "csv"}
+        for output in outputs or OUTPUTS:
+            if getattr(cls, hooks[output]) is getattr(InsightView, hooks[output]):
+                raise TypeError(f"{cls.__name__} serves {output!r} but does not define {hooks[output]}()")
         return tuple(make(output) for output in outputs or OUTPUTS)

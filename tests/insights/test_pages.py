@@ -200,3 +200,15 @@ def test_complete_checklist_hides_itself_and_can_be_reopened(client, scored_tena
     client.post(url("insights:onboarding", scored_tenant), {"action": "show"})
     text = client.get(home).content.decode()
     assert "Get started" in text and "All set" in text
+
+
+def test_an_insight_view_without_a_hook_is_refused_when_urls_load():
+    from insights.views.base import InsightView
+
+    class PageOnly(InsightView):
+        def context(self, request, form, data):
+            return {}
+
+    assert len(PageOnly.views("page")) == 1
+    with pytest.raises(TypeError, match="PageOnly serves 'svg' but does not define chart()"):
+        PageOnly.views("page", "svg")

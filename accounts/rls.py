@@ -1,7 +1,7 @@
 """The tenant backstop in the database: PostgreSQL row-level security (RLS).
 
 The scoping layer (`TenantQuerySet.for_tenant`, `accounts.scoping`,
-`accounts.api`) and the hand-written `tenant_id = %s` of the raw SQL keep every
+`accounts.api`) and `scoping.tenant_sql`'s predicate in the raw SQL keep every
 query inside one tenant. This module makes a forgotten predicate harmless: on
 PostgreSQL every table with a `tenant_id` column has
 

@@ -154,14 +154,16 @@ def get_tenant_object(tenant, model, **lookup):
         raise Http404(f"No such {model._meta.verbose_name}.") from None
 
 
-def tenant_sql(tenant: Tenant | int, alias: str = "") -> tuple[str, list[int]]:
+def tenant_sql(tenant: Tenant | int, alias: str = "", *, placeholder: str = "%s") -> tuple[str, list[int]]:
     """The tenant predicate of a raw statement and its parameter: `("r.tenant_id = %s", [id])`.
 
     The raw-SQL twin of `for_tenant`: it refuses a missing tenant instead of
     writing a predicate that matches nothing or everything. Splice the SQL into the
-    WHERE clause and put the parameter where its `%s` falls.
+    WHERE clause and put the parameter where its `%s` falls. `placeholder`: `%b` for
+    psycopg's binary parameters (the ingestion statements).
     """
     tenant_id = tenant if isinstance(tenant, int) and not isinstance(tenant, bool) else getattr(tenant, "pk", None)
     if tenant_id is None:
         raise TenantScopeError("A raw statement over tenant rows needs a tenant.")
-    return f"{alias}.tenant_id = %s" if alias else "tenant_id = %s", [tenant_id]
+    column = f"{alias}.tenant_id" if alias else "tenant_id"
+    return f"{column} = {placeholder}", [tenant_id]

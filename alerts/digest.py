@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Tenant
+from accounts.scoping import tenant_sql
 from core.site import site_url
 from core.sql import as_uuid, fetch_all, sql_date
 from insights.queries.adoption import feature_adoption
@@ -99,14 +100,15 @@ def _period(frequency: str) -> int:
 def new_power_users(tenant: Tenant, model, day: date, since: date, owner_id: int | None) -> list[PowerUser]:
     """End users above the 99th percentile on `day` who were not on `since`."""
     mine = "AND (e.owner_id = %s OR a.owner_id = %s)" if owner_id is not None else ""
+    scope, scope_params = tenant_sql(tenant, "x")
     sql = f"""SELECT e.public_id, {_user_label_sql("e")}, x.points, COALESCE(NULLIF(a.name, ''), a.group_id)
         FROM scoring_userscore x JOIN events_enduser e ON e.id = x.end_user_id
         LEFT JOIN events_customeraccount a ON a.id = e.account_id
-        WHERE x.tenant_id = %s AND x.model_id = %s AND x.day = %s AND x.points > 0 AND x.percentile > 99
+        WHERE {scope} AND x.model_id = %s AND x.day = %s AND x.points > 0 AND x.percentile > 99
           AND NOT EXISTS (SELECT 1 FROM scoring_userscore y WHERE y.end_user_id = x.end_user_id
                           AND y.model_id = x.model_id AND y.day = %s AND y.percentile > 99) {mine}
         ORDER BY x.points DESC, x.end_user_id LIMIT %s"""
-    params = [tenant.pk, model.pk, sql_date(day), sql_date(since)]
+    params = [*scope_params, model.pk, sql_date(day), sql_date(since)]
     params += [owner_id, owner_id] if owner_id is not None else []
     rows = fetch_all(sql, [*params, SHOWN])
     return [PowerUser(name or "", float(points), account or "",

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.score import django_setup, peak_mb  # noqa: E402 - needs ROOT on the path
+from bench.score import django_setup, peak_mb, tenant_rows  # noqa: E402 - needs ROOT on the path
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/engagement"
 DEFAULT_DB = "engagement_truth_scale"
@@ -159,14 +159,12 @@ def load(users: int) -> dict:
                        "updated_at) FROM STDIN",
                   (f"{tenant.pk}\t{uuid.uuid4()}\tg{i}\tAccount {i}\t{{}}\t2025-01-01\t2025-01-01\n"
                    for i in range(n_accounts)))
-        cursor.execute("SELECT id FROM events_customeraccount WHERE tenant_id = %s ORDER BY id", [tenant.pk])
-        account_ids = [r[0] for r in cursor.fetchall()]
+        account_ids = [r[0] for r in tenant_rows(cursor, "events_customeraccount", tenant)]
         copy_rows(raw, "COPY events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at, "
                        "updated_at) FROM STDIN",
                   (f"{tenant.pk}\t{uuid.uuid4()}\tu{i}\t{{}}\t{account_ids[i % n_accounts]}\t{seen[i]}\t{seen[i]}\n"
                    for i in range(users)))
-        cursor.execute("SELECT id FROM events_enduser WHERE tenant_id = %s ORDER BY id", [tenant.pk])
-        user_ids = np.array([r[0] for r in cursor.fetchall()], dtype=np.int64)
+        user_ids = np.array([r[0] for r in tenant_rows(cursor, "events_enduser", tenant)], dtype=np.int64)
         activity_ids = np.array([a.pk for a in activities], dtype=np.int64)
         day_text = np.array([(first + timedelta(days=d)).isoformat() for d in range(DAYS)], dtype=object)
 
@@ -224,10 +222,12 @@ def history_span(t):
     import numpy as np
     from django.db import connection
 
+    from accounts.scoping import tenant_sql
     from insights import truth
 
+    where, params = tenant_sql(t)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT MIN(day) FROM events_dailyactivitycount WHERE tenant_id = %s", [t.pk])
+        cursor.execute(f"SELECT MIN(day) FROM events_dailyactivitycount WHERE {where}", params)  # noqa: S608
         first = cursor.fetchone()[0]
     empty = np.empty(0)
     return truth.History(first, t.today() - timedelta(days=1), empty, empty, empty, empty, empty, empty, [], empty)
@@ -325,6 +325,8 @@ def step_score_truth_default():
 def step_count() -> tuple[dict, dict]:
     from django.db import connection
 
+    from accounts.scoping import tenant_sql
+
     counts = {}
     with connection.cursor() as cursor:
         for table in ("events_enduser", "events_customeraccount", "events_activity", "events_event",
@@ -335,8 +337,9 @@ def step_count() -> tuple[dict, dict]:
         counts["users_with_rows"] = cursor.fetchone()[0]
         t = tenant()
         last = t.today() - timedelta(days=1)
-        cursor.execute("SELECT COUNT(*) FROM events_dailyactivitycount WHERE tenant_id = %s AND day > %s",
-                       [t.pk, last - timedelta(days=WINDOW)])
+        where, params = tenant_sql(t)
+        cursor.execute(f"SELECT COUNT(*) FROM events_dailyactivitycount WHERE {where} AND day > %s",  # noqa: S608
+                       [*params, last - timedelta(days=WINDOW)])
         counts["rollup_rows_in_one_window"] = cursor.fetchone()[0]
     return {"median": 0.0}, counts
 

@@ -180,6 +180,7 @@ def build_synthetic():
     from django.utils import timezone
 
     from accounts.models import Membership, Role, Tenant, User
+    from bench.score import tenant_rows
     from events.models import Activity
     from scoring.models import ActivityWeight, ModelStatus, ScoringModel
 
@@ -204,8 +205,7 @@ def build_synthetic():
               (f"{tenant.pk}\t{uuid.uuid4()}\tacct-{i}\tAccount {i}\t"
                f'{{"plan": "{plans[i % 3]}", "mrr": {0 if i % 3 == 0 else 50 * (i % 3)}}}\t{first_seen}\t{first_seen}\n'
                for i in range(ACCOUNTS)))
-        cursor.execute("SELECT id FROM events_customeraccount WHERE tenant_id = %s ORDER BY id", [tenant.pk])
-        account_ids = [r[0] for r in cursor.fetchall()]
+        account_ids = [r[0] for r in tenant_rows(cursor, "events_customeraccount", tenant)]
         signup = rng.integers(0, DAYS + 30, USERS)
         _copy(cursor, "COPY events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at, "
               "updated_at) FROM STDIN",
@@ -213,8 +213,7 @@ def build_synthetic():
                f'{{"plan": "{plans[i % 3]}", "role": "{["admin", "member", "guest"][i % 7 % 3]}"}}\t'
                f"{account_ids[i % ACCOUNTS]}\t{first_seen + timedelta(days=int(signup[i]))}\t{first_seen}\n"
                for i in range(USERS)))
-        cursor.execute("SELECT id FROM events_enduser WHERE tenant_id = %s ORDER BY id", [tenant.pk])
-        user_ids = np.array([r[0] for r in cursor.fetchall()])
+        user_ids = np.array([r[0] for r in tenant_rows(cursor, "events_enduser", tenant)])
         # Activity: a propensity per user (a few heavy users), some churn, some start late.
         propensity = np.clip(rng.beta(0.6, 3.0, USERS), 0, 0.95)
         stop = np.where(rng.random(USERS) < 0.2, rng.integers(10, DAYS, USERS), DAYS)
@@ -285,14 +284,17 @@ def _snapshots(cursor, tenant, model, days, propensity, stop, begin, user_ids) -
             FROM r""",
             [day, tenant.pk, model.pk],
         )
+    from accounts.scoping import tenant_sql
+
+    seats, seat_params = tenant_sql(tenant, "s")
     cursor.execute(
-        """INSERT INTO scoring_accountscore (tenant_id, model_id, day, account_id, points, active_users, seats,
+        f"""INSERT INTO scoring_accountscore (tenant_id, model_id, day, account_id, points, active_users, seats,
                percentile, tier)
         WITH a AS (
             SELECT s.day, e.account_id, SUM(s.points) AS points, SUM(CASE WHEN s.points > 0 THEN 1 ELSE 0 END) AS act,
                    COUNT(*) AS seats
             FROM scoring_userscore s JOIN events_enduser e ON e.id = s.end_user_id
-            WHERE s.tenant_id = %s AND s.model_id = %s GROUP BY s.day, e.account_id
+            WHERE {seats} AND s.model_id = %s GROUP BY s.day, e.account_id
         ),
         r AS (
             SELECT *, CASE WHEN act > 0 THEN ROUND(CAST(100.0 * CUME_DIST() OVER (
@@ -301,19 +303,20 @@ def _snapshots(cursor, tenant, model, days, propensity, stop, begin, user_ids) -
         SELECT %s, %s, day, account_id, points, act, seats, pct,
                CASE WHEN act = 0 THEN 'dormant' WHEN pct >= 80 THEN 'high' WHEN pct >= 40 THEN 'medium'
                     ELSE 'low' END
-        FROM r""",
-        [tenant.pk, model.pk, tenant.pk, model.pk],
+        FROM r""",  # noqa: S608 - constants
+        [*seat_params, model.pk, tenant.pk, model.pk],
     )
+    where, params = tenant_sql(tenant)
     cursor.execute(
-        """INSERT INTO scoring_productscore (tenant_id, model_id, day, total_points, mean_points, median_points,
+        f"""INSERT INTO scoring_productscore (tenant_id, model_id, day, total_points, mean_points, median_points,
                active_users, engaged_users, high_users, medium_users, low_users, new_users, dormant_users)
         SELECT %s, %s, day, SUM(points), COALESCE(AVG(NULLIF(points, 0)), 0),
                COALESCE(PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY NULLIF(points, 0)), 0),
                SUM(CASE WHEN points > 0 THEN 1 ELSE 0 END), SUM(CASE WHEN tier IN ('high', 'medium') THEN 1 ELSE 0 END),
                SUM(CASE WHEN tier = 'high' THEN 1 ELSE 0 END), SUM(CASE WHEN tier = 'medium' THEN 1 ELSE 0 END),
                SUM(CASE WHEN tier = 'low' THEN 1 ELSE 0 END), 0, SUM(CASE WHEN tier = 'dormant' THEN 1 ELSE 0 END)
-        FROM scoring_userscore WHERE tenant_id = %s AND model_id = %s GROUP BY day""",
-        [tenant.pk, model.pk, tenant.pk, model.pk],
+        FROM scoring_userscore WHERE {where} AND model_id = %s GROUP BY day""",  # noqa: S608 - constants
+        [tenant.pk, model.pk, *params, model.pk],
     )
 
 

@@ -37,6 +37,7 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Tenant  # noqa: E402
+from accounts.scoping import tenant_sql  # noqa: E402
 from events.models import Activity  # noqa: E402
 from insights.queries.movers import movers  # noqa: E402
 from insights.queries.risk import at_risk  # noqa: E402
@@ -52,23 +53,26 @@ def build(accounts: int) -> tuple[Tenant, ScoringModel]:
     activity = Activity.objects.create(tenant=tenant, name="Used feature", first_seen_at=timezone.now())
     day = tenant.today() - timedelta(days=1)
     old = timezone.now() - timedelta(days=400)
+    accounts_scope, accounts_params = tenant_sql(tenant, "a")
+    seats_scope, seats_params = tenant_sql(tenant, "u")
     with connection.cursor() as c:
         c.execute("""INSERT INTO events_customeraccount (tenant_id, public_id, group_id, name, traits, first_seen_at,
                      updated_at) SELECT %s, gen_random_uuid(), 'acct-' || g, 'Account ' || g, '{}', %s, %s
                      FROM generate_series(1, %s) g""", [tenant.pk, old, old, accounts])
-        c.execute("""INSERT INTO events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at,
-                     updated_at) SELECT a.tenant_id, gen_random_uuid(), a.group_id || '-seat-' || s, '{}', a.id, %s, %s
-                     FROM events_customeraccount a CROSS JOIN generate_series(1, %s) s WHERE a.tenant_id = %s""",
-                  [old, old, SEATS, tenant.pk])
+        c.execute(f"""INSERT INTO events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at,
+                     updated_at)
+                     SELECT a.tenant_id, gen_random_uuid(), a.group_id || '-seat-' || s, '{{}}', a.id, %s, %s
+                     FROM events_customeraccount a CROSS JOIN generate_series(1, %s) s WHERE {accounts_scope}""",  # noqa: S608
+                  [old, old, SEATS, *accounts_params])
         # Seat s of account k is active on day d when (d + s + k) is even; in every fourth account the
         # seats 5-8 stop 8 + (s - 5) * 2 days before `day`.
-        c.execute("""INSERT INTO events_dailyactivitycount (tenant_id, end_user_id, activity_id, day, "count")
+        c.execute(f"""INSERT INTO events_dailyactivitycount (tenant_id, end_user_id, activity_id, day, "count")
             SELECT u.tenant_id, u.id, %s, CAST(%s AS DATE) - ago, 1 + (ago %% 3)
             FROM events_enduser u CROSS JOIN generate_series(0, 89) ago
-            WHERE u.tenant_id = %s AND (ago + u.id + u.account_id) %% 2 = 0
+            WHERE {seats_scope} AND (ago + u.id + u.account_id) %% 2 = 0
               AND NOT (u.account_id %% 4 = 0 AND CAST(split_part(u.user_id, '-seat-', 2) AS INTEGER) > 4
-                       AND ago < 8 + (CAST(split_part(u.user_id, '-seat-', 2) AS INTEGER) - 5) * 2)""",
-                  [activity.pk, day, tenant.pk])
+                       AND ago < 8 + (CAST(split_part(u.user_id, '-seat-', 2) AS INTEGER) - 5) * 2)""",  # noqa: S608
+                  [activity.pk, day, *seats_params])
     model = ScoringModel.objects.create(tenant=tenant, version=1, status=ModelStatus.PUBLISHED,
                                         published_at=timezone.now())
     ActivityWeight.objects.create(tenant=tenant, model=model, activity=activity, points=1)

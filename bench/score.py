@@ -61,6 +61,15 @@ def django_setup(url: str) -> None:
     django.setup()
 
 
+def tenant_rows(cursor, table: str, tenant, columns: str = "id") -> list[tuple]:
+    """`columns` of the tenant's rows of `table` in id order (the ids a COPY just gave them)."""
+    from accounts.scoping import tenant_sql
+
+    where, params = tenant_sql(tenant)
+    cursor.execute(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY id", params)  # noqa: S608 - constants
+    return cursor.fetchall()
+
+
 # --- load -------------------------------------------------------------------------------
 
 
@@ -88,6 +97,7 @@ def load(url: str, events: int) -> dict:
 
     call_command("migrate", verbosity=0)
     from accounts.models import Tenant
+    from accounts.scoping import tenant_sql
     from events.models import Activity
     from scoring import services
     from scoring.models import ModelStatus, ScoringModel
@@ -106,16 +116,14 @@ def load(url: str, events: int) -> dict:
         ) as copy:
             for i in range(ACCOUNTS):
                 copy.write(f"{tenant.pk}\t{uuid4()}\tg{i}\tAccount {i}\t{{}}\t2026-01-01\t2026-01-01\n")
-        cursor.execute("SELECT id FROM events_customeraccount WHERE tenant_id = %s ORDER BY id", [tenant.pk])
-        account_ids = [r[0] for r in cursor.fetchall()]
+        account_ids = [r[0] for r in tenant_rows(cursor, "events_customeraccount", tenant)]
         with raw.cursor().copy(
             "COPY events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at, updated_at) "
             "FROM STDIN"
         ) as copy:
             for i in range(USERS):
                 copy.write(f"{tenant.pk}\t{uuid4()}\tu{i}\t{{}}\t{account_ids[i % ACCOUNTS]}\t2026-01-01\t2026-01-01\n")
-        cursor.execute("SELECT id, account_id FROM events_enduser WHERE tenant_id = %s ORDER BY id", [tenant.pk])
-        user_rows = cursor.fetchall()
+        user_rows = tenant_rows(cursor, "events_enduser", tenant, "id, account_id")
     user_ids = np.array([r[0] for r in user_rows])
     user_account = np.array([r[1] for r in user_rows])
     activity_ids = np.array([a.pk for a in activities])
@@ -151,12 +159,13 @@ def load(url: str, events: int) -> dict:
                 copy.write(buf.getvalue())
                 loaded += n
         # In day order, as ingestion writes the rollup (events arrive roughly in time order).
+        where, params = tenant_sql(tenant)
         cursor.execute(
-            """INSERT INTO events_dailyactivitycount (tenant_id, end_user_id, activity_id, day, "count")
+            f"""INSERT INTO events_dailyactivitycount (tenant_id, end_user_id, activity_id, day, "count")
             SELECT tenant_id, end_user_id, activity_id, day, COUNT(*) FROM events_event
-            WHERE tenant_id = %s GROUP BY tenant_id, end_user_id, activity_id, day
-            ORDER BY day""",
-            [tenant.pk],
+            WHERE {where} GROUP BY tenant_id, end_user_id, activity_id, day
+            ORDER BY day""",  # noqa: S608 - constants
+            params,
         )
         rollup_rows = cursor.rowcount
         cursor.execute("SET session_replication_role = DEFAULT")
@@ -257,18 +266,22 @@ def pandas_baseline(url: str, repeat: int) -> dict:
     import pandas as pd
     from django.db import connection
 
+    from accounts.scoping import tenant_sql
+
     model = _model()
     weights = pd.Series(dict(model.weights.values_list("activity_id", "points")), name="points")
     first = TODAY - timedelta(days=WINDOW - 1)
+    where, params = tenant_sql(model.tenant_id)
     query = (
-        "COPY (SELECT end_user_id, activity_id, day FROM events_event "
-        f"WHERE tenant_id = {model.tenant_id} AND day BETWEEN '{first}' AND '{TODAY}') TO STDOUT WITH CSV"
+        "COPY (SELECT end_user_id, activity_id, day FROM events_event "  # noqa: S608 - constants
+        f"WHERE {where} AND day BETWEEN %s AND %s) TO STDOUT WITH CSV"
     )
+    params += [first, TODAY]
     loads, groups = [], []
     for _ in range(repeat):
         t = time.perf_counter()
         buf = io.BytesIO()
-        with connection.cursor() as cursor, cursor.connection.cursor().copy(query) as copy:
+        with connection.cursor() as cursor, cursor.connection.cursor().copy(query, params) as copy:
             for block in copy:
                 buf.write(block)
         buf.seek(0)

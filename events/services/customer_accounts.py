@@ -8,6 +8,7 @@ from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 
 from .. import owners
 from ..models import CustomerAccount, EndUser
@@ -119,12 +120,12 @@ ATTACH_CHUNK = 300  # the portable statement has ~2 parameters per end user: sta
 
 
 # The candidate rows (a group call: any other account; a context.groupId: no account yet) are
-# locked in id order first, then updated in one statement.
+# locked in id order first, then updated in one statement. `{scope}`: tenant_sql's predicate.
 ATTACH_SQL = """
 WITH v AS (SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bool[]) AS v(id, account_id, explicit)),
 locked AS (
     SELECT u.id, v.account_id FROM events_enduser u JOIN v ON v.id = u.id
-    WHERE u.tenant_id = %b AND (v.explicit OR u.account_id IS NULL) AND u.account_id IS DISTINCT FROM v.account_id
+    WHERE {scope} AND (v.explicit OR u.account_id IS NULL) AND u.account_id IS DISTINCT FROM v.account_id
     ORDER BY u.id FOR NO KEY UPDATE OF u
 )
 UPDATE events_enduser u SET account_id = locked.account_id FROM locked WHERE u.id = locked.id
@@ -133,8 +134,10 @@ UPDATE events_enduser u SET account_id = locked.account_id FROM locked WHERE u.i
 
 
 def _attach_accounts_postgresql(tenant: Tenant, pks: list[int], attach: dict[int, int], explicit: set[int]) -> None:
+    scope, scope_params = tenant_sql(tenant, "u", placeholder="%b")
     with _server_bound_cursor() as cursor:
-        cursor.execute(ATTACH_SQL, [pks, [attach[pk] for pk in pks], [pk in explicit for pk in pks], tenant.pk])
+        cursor.execute(ATTACH_SQL.format(scope=scope),
+                       [pks, [attach[pk] for pk in pks], [pk in explicit for pk in pks], *scope_params])
 
 
 

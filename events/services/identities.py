@@ -8,6 +8,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Least
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 
 from ..models import DailyActivityCount, EndUser, Event, Identity
 from ..wire import Message
@@ -182,11 +183,12 @@ HISTORY_AGE = timedelta(hours=1)
 
 
 
+# `{scope}`: tenant_sql's predicate.
 BACKDATE_SQL = """
 WITH v AS (SELECT * FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(id, ts)),
 locked AS (
     SELECT u.id, v.ts FROM events_enduser u JOIN v ON v.id = u.id
-    WHERE u.tenant_id = %b AND u.first_seen_at > v.ts
+    WHERE {scope} AND u.first_seen_at > v.ts
     ORDER BY u.id FOR NO KEY UPDATE OF u
 )
 UPDATE events_enduser u SET first_seen_at = locked.ts FROM locked WHERE u.id = locked.id
@@ -221,8 +223,9 @@ def _backdate_first_seen(tenant: Tenant, earliest: dict[int, datetime]) -> None:
         return
     pks = sorted(earliest)
     if connection.vendor == "postgresql":
+        scope, scope_params = tenant_sql(tenant, "u", placeholder="%b")
         with _server_bound_cursor() as cursor:
-            cursor.execute(BACKDATE_SQL, [pks, [earliest[pk] for pk in pks], tenant.pk])
+            cursor.execute(BACKDATE_SQL.format(scope=scope), [pks, [earliest[pk] for pk in pks], *scope_params])
         return
     for start in range(0, len(pks), ATTACH_CHUNK):
         chunk = pks[start : start + ATTACH_CHUNK]

@@ -5,6 +5,7 @@ from datetime import datetime
 from django.db import connection
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 
 from ..models import Activity, EndUser
 from ..pg_arrays import TextArray
@@ -49,10 +50,11 @@ def _activity_ids(
     return {name: pk for name, pk, _, _ in rows}
 
 
+# `{scope}`: tenant_sql's predicate, the same text for every tenant (one prepared statement).
 PREFETCH_SQL = """
-SELECT 'u', user_id, id, NULL::timestamptz, NULL::boolean FROM events_enduser WHERE tenant_id = %s AND user_id = ANY(%s)
+SELECT 'u', user_id, id, NULL::timestamptz, NULL::boolean FROM events_enduser WHERE {scope} AND user_id = ANY(%s)
 UNION ALL
-SELECT 'a', name, id, first_seen_at, test_only FROM events_activity WHERE tenant_id = %s AND name = ANY(%s)
+SELECT 'a', name, id, first_seen_at, test_only FROM events_activity WHERE {scope} AND name = ANY(%s)
 """
 
 
@@ -66,6 +68,8 @@ def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], l
     if connection.vendor != "postgresql":
         users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
         return users, (_select_by(Activity, "name", tenant, names, "first_seen_at", "test_only") if names else [])
-    params = [tenant.pk, TextArray(user_ids), tenant.pk, TextArray(names)]
-    rows = _first_statement(lambda: _fetch_prepared(PREFETCH_SQL, params, scope=tenant))
+    scope, scope_params = tenant_sql(tenant)
+    sql = PREFETCH_SQL.format(scope=scope)
+    params = [*scope_params, TextArray(user_ids), *scope_params, TextArray(names)]
+    rows = _first_statement(lambda: _fetch_prepared(sql, params, scope=tenant))
     return [(key, pk) for kind, key, pk, _, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import fetch_all, sql_date
 from events.models import Activity
 from scoring.selectors import published_model
@@ -64,10 +65,11 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
     before = first - timedelta(days=window)
     # First one row per (activity, end user, window) — a hash aggregate that shrinks the rollup
     # ~5x — then the distinct counts per activity and overall, in one statement.
-    sql = """WITH x AS (
+    scope, scope_params = tenant_sql(tenant, "r")
+    sql = f"""WITH x AS (
         SELECT r.activity_id AS a, r.end_user_id AS u, CASE WHEN r.day >= %s THEN 1 ELSE 0 END AS cur
         FROM events_dailyactivitycount r
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s
+        WHERE {scope} AND r.day >= %s AND r.day <= %s
         GROUP BY r.activity_id, r.end_user_id, CASE WHEN r.day >= %s THEN 1 ELSE 0 END
     ),
     y AS (SELECT x.a, x.u, x.cur, e.account_id AS acc FROM x JOIN events_enduser e ON e.id = x.u)
@@ -75,7 +77,7 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
     UNION ALL
     SELECT NULL, cur, COUNT(DISTINCT u), COUNT(DISTINCT acc) FROM y GROUP BY cur"""
     counts: dict[tuple, tuple[int, int]] = {}
-    params = [sql_date(first), tenant.pk, sql_date(before), sql_date(last), sql_date(first)]
+    params = [sql_date(first), *scope_params, sql_date(before), sql_date(last), sql_date(first)]
     for activity_id, cur, users_n, accounts_n in fetch_all(sql, params):
         counts[(activity_id, int(cur))] = (int(users_n), int(accounts_n or 0))
     per_activity = {
@@ -106,15 +108,16 @@ def adoption_trend(tenant: Tenant, *, weeks: int = 12) -> tuple[list[date], dict
     last = period_of(today, "week")
     first = last - weeks + 1
     bucket = period_sql("r.day", "week")
+    scope, scope_params = tenant_sql(tenant, "r")
     sql = f"""WITH x AS (
         SELECT r.activity_id AS a, r.end_user_id AS u, {bucket} AS p FROM events_dailyactivitycount r
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s GROUP BY r.activity_id, r.end_user_id, {bucket}
+        WHERE {scope} AND r.day >= %s AND r.day <= %s GROUP BY r.activity_id, r.end_user_id, {bucket}
     )
     SELECT a, p, COUNT(*) FROM x GROUP BY a, p
     UNION ALL
     SELECT NULL, p, COUNT(DISTINCT u) FROM x GROUP BY p"""
     start = period_start(first, "week")
-    params = [tenant.pk, sql_date(start), sql_date(today)]
+    params = [*scope_params, sql_date(start), sql_date(today)]
     counts: dict[tuple, int] = {}
     for activity_id, p, n in fetch_all(sql, params):
         counts[(activity_id, int(p))] = int(n)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import fetch_all, sql_date
 from scoring.models import ScoringModel
 from scoring.selectors import published_model
@@ -49,23 +50,26 @@ def _membership_sql(tenant: Tenant, subject: str, measure: str, period: str, mod
     """SQL of distinct (s, p): subject s was active/engaged in period p."""
     if measure == "active":
         bucket = period_sql("r.day", period)
+        scope, params = tenant_sql(tenant, "r")
         if subject == "users":
             sql = f"""SELECT DISTINCT r.end_user_id AS s, {bucket} AS p FROM events_dailyactivitycount r
-                WHERE r.tenant_id = %s AND r.day <= %s"""
+                WHERE {scope} AND r.day <= %s"""
         else:
             sql = f"""SELECT DISTINCT e.account_id AS s, {bucket} AS p FROM events_dailyactivitycount r
                 JOIN events_enduser e ON e.id = r.end_user_id
-                WHERE r.tenant_id = %s AND r.day <= %s AND e.account_id IS NOT NULL"""
-        return sql, [tenant.pk, sql_date(today)]
+                WHERE {scope} AND r.day <= %s AND e.account_id IS NOT NULL"""
+        return sql, [*params, sql_date(today)]
     table, column, _ = SUBJECTS[subject]
     bucket = period_sql("x.day", period)
+    scope, params = tenant_sql(tenant, "x")
+    product_scope, product_params = tenant_sql(tenant, "ps")
     # Engaged in a period = engaged on its last scored day (the snapshot already spans the window).
     sql = f"""SELECT DISTINCT x.{column} AS s, {bucket} AS p FROM {table} x
-        WHERE x.tenant_id = %s AND x.model_id = %s AND x.tier IN ('high', 'medium')
+        WHERE {scope} AND x.model_id = %s AND x.tier IN ('high', 'medium')
           AND x.day IN (SELECT MAX(ps.day) FROM scoring_productscore ps
-                        WHERE ps.tenant_id = %s AND ps.model_id = %s AND ps.day <= %s
+                        WHERE {product_scope} AND ps.model_id = %s AND ps.day <= %s
                         GROUP BY {period_sql("ps.day", period)})"""
-    return sql, [tenant.pk, model.pk, tenant.pk, model.pk, sql_date(today)]
+    return sql, [*params, model.pk, *product_params, model.pk, sql_date(today)]
 
 
 @cached_insight

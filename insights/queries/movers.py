@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
 from scoring.models import ProductScore, ScoringModel, ScoringRun, Tier
 from scoring.selectors import published_model
@@ -65,14 +66,15 @@ def movers(
     if model is None:
         return out
     table, column, subject_table = SUBJECTS[subject]
+    scope, scope_params = tenant_sql(tenant, "b")
     base = f"""SELECT '{{kind}}', e.id, e.public_id, {_name_sql(subject)}, b.points, COALESCE(a.points, 0),
             b.tier, a.tier
         FROM {table} b JOIN {subject_table} e ON e.id = b.{column}
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
-        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND b.points {{cmp}} COALESCE(a.points, 0)
+        WHERE {scope} AND b.model_id = %s AND b.day = %s AND b.points {{cmp}} COALESCE(a.points, 0)
           {"AND e.owner_id = %s" if owner_id is not None else ""}
         ORDER BY b.points - COALESCE(a.points, 0) {{order}}, e.id LIMIT %s"""
-    params = [sql_date(day - timedelta(days=days_back)), tenant.pk, model.pk, sql_date(day)]
+    params = [sql_date(day - timedelta(days=days_back)), *scope_params, model.pk, sql_date(day)]
     params += [owner_id] if owner_id is not None else []
     sql = (f"SELECT * FROM ({base.format(kind='r', cmp='>', order='DESC')}) up UNION ALL "
            f"SELECT * FROM ({base.format(kind='f', cmp='<', order='ASC')}) down")
@@ -128,17 +130,18 @@ def power_users(tenant: Tenant, *, day: date | None, limit: int = 25, model: Sco
     model = model or published_model(tenant)
     if model is None or day is None:
         return PowerUsers([], 0, None)
+    scope, params = tenant_sql(tenant, "x")
     sql = f"""WITH top AS (
         SELECT x.end_user_id AS id, x.points AS points, x.breadth AS breadth, x.active_days AS active_days,
                x.percentile AS percentile
-        FROM scoring_userscore x WHERE x.tenant_id = %s AND x.model_id = %s AND x.day = %s
+        FROM scoring_userscore x WHERE {scope} AND x.model_id = %s AND x.day = %s
           AND x.points > 0 AND x.percentile > 99
     )
     SELECT e.public_id, {_user_label_sql("e")}, top.points, top.breadth, top.active_days,
            top.percentile, a.public_id, a.name, a.group_id, (SELECT COUNT(*) FROM top), (SELECT MIN(points) FROM top)
     FROM top JOIN events_enduser e ON e.id = top.id LEFT JOIN events_customeraccount a ON a.id = e.account_id
     ORDER BY top.points DESC, top.id LIMIT %s"""
-    rows = fetch_all(sql, [tenant.pk, model.pk, sql_date(day), limit])
+    rows = fetch_all(sql, [*params, model.pk, sql_date(day), limit])
     users = [
         {"public_id": as_uuid(pid), "name": name, "points": p, "breadth": br, "active_days": ad, "percentile": pc,
          "account_id": as_uuid(aid), "account": an or ag}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import fetch_all, is_postgresql, sql_date
 from scoring.selectors import published_model
 
@@ -143,15 +144,16 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
     windows = {h: (day + timedelta(days=h - ACTIVE_SPAN + 1), day + timedelta(days=h)) for h in HORIZONS}
     flags = ", ".join(f"CASE WHEN r.day >= %s AND r.day <= %s THEN 1 ELSE 0 END AS a{h}" for h in HORIZONS)
     zeros = ", ".join(f"0 AS a{h}" for h in HORIZONS)
+    later_scope, later_scope_params = tenant_sql(tenant, "r")
     if subject == "users":
         later = f"""SELECT r.end_user_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
-            WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s"""
+            WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
     else:
         later = f"""SELECT e.account_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
             JOIN events_enduser e ON e.id = r.end_user_id
-            WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND e.account_id IS NOT NULL"""
+            WHERE {later_scope} AND r.day >= %s AND r.day <= %s AND e.account_id IS NOT NULL"""
     later_params = [sql_date(v) for h in HORIZONS for v in windows[h]]
-    later_params += [tenant.pk, sql_date(windows[HORIZONS[0]][0]), sql_date(windows[HORIZONS[-1]][1])]
+    later_params += [*later_scope_params, sql_date(windows[HORIZONS[0]][0]), sql_date(windows[HORIZONS[-1]][1])]
     if subject == "accounts":
         has_churn, churned = _churn_sql("e")
         extra = (f", SUM(CASE WHEN {has_churn} THEN 1 ELSE 0 END), "
@@ -161,11 +163,12 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
         extra, traits_join = ", NULL, NULL, NULL", ""
     sums = ", ".join(f"SUM(a{h})" for h in HORIZONS)
     maxes = ", ".join(f"MAX(a{h}) AS a{h}" for h in HORIZONS)
+    scope, scope_params = tenant_sql(tenant, "x")
     # Snapshot rows and later activity rows are stacked and grouped by subject (no join between two
     # derived tables, whose row estimates the planner may get wrong by orders of magnitude).
     sql = f"""WITH u AS (
         SELECT x.{column} AS s, x.tier AS tier, x.points AS points, {zeros}
-        FROM {table} x WHERE x.tenant_id = %s AND x.model_id = %s AND x.day = %s
+        FROM {table} x WHERE {scope} AND x.model_id = %s AND x.day = %s
         UNION ALL {later}
     ),
     per AS (SELECT s, MAX(tier) AS tier, MAX(points) AS points, {maxes} FROM u GROUP BY s),
@@ -181,7 +184,7 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
     SELECT 'd', CAST(CASE WHEN points > 0 THEN (rn * 10 + n - 1) / n ELSE 0 END AS TEXT), COUNT(*), {sums},
            NULL, NULL, NULL
         FROM snap GROUP BY CASE WHEN points > 0 THEN (rn * 10 + n - 1) / n ELSE 0 END"""
-    params = [tenant.pk, model.pk, sql_date(day), *later_params]
+    params = [*scope_params, model.pk, sql_date(day), *later_params]
     tiers, deciles = {}, {}
     for kind, group, n, *rest in fetch_all(sql, params):
         active_counts = rest[: len(HORIZONS)]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
 from scoring.models import ScoringModel
 from scoring.selectors import published_model, tier_rank_sql
@@ -120,18 +121,20 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
     With `ids` (a detail page) only those subjects' rollup rows are read, not the tenant's."""
     first = day - timedelta(days=HISTORY_DAYS - 1)
     silent_before = sql_date(day - timedelta(days=s.silent_days))
+    scope, scope_params = tenant_sql(tenant_id, "r")
     narrow, narrow_params = "", []
     if ids is not None:
         marks = ", ".join(["%s"] * len(ids))
+        seat_scope, seat_params = tenant_sql(tenant_id, "u0")
         narrow = (f"AND r.end_user_id IN ({marks})" if subject == "users" else
-                  f"AND r.end_user_id IN (SELECT u0.id FROM events_enduser u0 WHERE u0.tenant_id = %s "
+                  f"AND r.end_user_id IN (SELECT u0.id FROM events_enduser u0 WHERE {seat_scope} "
                   f"AND u0.account_id IN ({marks}))")
-        narrow_params = list(ids) if subject == "users" else [tenant_id, *ids]
+        narrow_params = list(ids) if subject == "users" else [*seat_params, *ids]
     # The rollup is read by each aggregate straight from its table: a shared CTE would be
     # materialized (deduplicating ~one row per seat-day first cost most of the time).
     rollup = f"""FROM events_dailyactivitycount r JOIN events_enduser u ON u.id = r.end_user_id
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}"""
-    rollup_params: list = [tenant_id, sql_date(first), sql_date(day), *narrow_params]
+        WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}"""
+    rollup_params: list = [*scope_params, sql_date(first), sql_date(day), *narrow_params]
     # Only subjects quiet for MIN_GAP_DAYS can be "last seen" beyond their gap: their active days
     # alone are counted (counting every account's distinct days was most of the statement's time).
     quiet = sql_date(day - timedelta(days=MIN_GAP_DAYS))
@@ -199,6 +202,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     table, column, subject_table = SUBJECTS[subject]
     ctes, params = _ctes(subject, tenant.pk, day, s, ids)
     flags, flag_params = _flags(day, s)
+    scope, scope_params = tenant_sql(tenant, "b")
     narrow, narrow_params = "", []
     if owner_id is not None:
         narrow += " AND e.owner_id = %s"
@@ -215,7 +219,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
         LEFT JOIN seats st ON st.sid = b.{column}
         LEFT JOIN gap g ON g.sid = b.{column}
-        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
+        WHERE {scope} AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
     )
     SELECT e.id, e.public_id, {_name_sql(subject)}, m.points, m.before, m.tier, m.tier_before, m.live, m.silent,
            m.silent_last, m.n, m.first_day, m.last_day, m.f_points, m.f_tier, m.f_silent, m.f_gap, e.owner_id
@@ -223,7 +227,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     WHERE (m.f_points + m.f_tier + m.f_silent + m.f_gap) > 0 {narrow}
     ORDER BY (m.f_points + m.f_tier + m.f_silent + m.f_gap) DESC,
              (COALESCE(m.before, 0) - m.points) / CASE WHEN m.before > 0 THEN m.before ELSE 1 END DESC, e.id"""
-    params += flag_params + [sql_date(before), tenant.pk, model.pk, sql_date(day)] + narrow_params
+    params += flag_params + [sql_date(before), *scope_params, model.pk, sql_date(day)] + narrow_params
     result.items = [_item(row, day, s) for row in fetch_all(sql, params)]
     return result
 

@@ -9,6 +9,7 @@ from datetime import date
 from django.db.models import Max
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import TRAIT_KEY, fetch_all, is_postgresql, sql_date, trait_sql
 from scoring.models import ProductScore
 from scoring.selectors import published_model
@@ -29,13 +30,14 @@ def cohort_sql(alias: str) -> str:
 def trait_keys(tenant: Tenant, subject: str = "users", sample: int = 2000) -> list[str]:
     """Top-level trait names found on a recent sample of end users or accounts."""
     _, _, subject_table = SUBJECTS[subject]
+    scope, params = tenant_sql(tenant)
     if is_postgresql():
-        sql = f"""SELECT DISTINCT k FROM (SELECT traits FROM {subject_table} WHERE tenant_id = %s
+        sql = f"""SELECT DISTINCT k FROM (SELECT traits FROM {subject_table} WHERE {scope}
             AND jsonb_typeof(traits) = 'object' ORDER BY id DESC LIMIT %s) t, jsonb_object_keys(t.traits) k"""
     else:
-        sql = f"""SELECT DISTINCT j.key FROM (SELECT traits FROM {subject_table} WHERE tenant_id = %s
+        sql = f"""SELECT DISTINCT j.key FROM (SELECT traits FROM {subject_table} WHERE {scope}
             AND json_type(traits) = 'object' ORDER BY id DESC LIMIT %s) t, json_each(t.traits) j"""
-    keys = sorted(k for (k,) in fetch_all(sql, [tenant.pk, sample]) if k and TRAIT_KEY.match(k))
+    keys = sorted(k for (k,) in fetch_all(sql, [*params, sample]) if k and TRAIT_KEY.match(k))
     return keys[:50]
 
 
@@ -84,12 +86,13 @@ def segments(tenant: Tenant, *, dimension: str, subject: str = "users") -> Segme
         seg_sql, seg_params = trait_sql("e", dimension)
     tier_sel = ", ".join(f"SUM(CASE WHEN tier = '{t}' THEN 1 ELSE 0 END)" for t in TIERS)
     scored = "points > 0"
+    scope, scope_params = tenant_sql(tenant, "x")
     # One pass: ranks among each segment's subjects with points, then one GROUP BY (no join, so a
     # trait with a value per subject stays linear).
     sql = f"""WITH s AS (
         SELECT COALESCE({seg_sql}, '(none)') AS seg, x.points AS points, x.tier AS tier
         FROM {table} x JOIN {subject_table} e ON e.id = x.{column}
-        WHERE x.tenant_id = %s AND x.model_id = %s AND x.day = %s
+        WHERE {scope} AND x.model_id = %s AND x.day = %s
     ),
     r AS (
         SELECT seg, points, tier,
@@ -103,7 +106,7 @@ def segments(tenant: Tenant, *, dimension: str, subject: str = "users") -> Segme
            MAX(CASE WHEN {scored} AND rn = (3 * n + 3) / 4 THEN points END),
            MAX(CASE WHEN {scored} THEN points END), AVG(CASE WHEN {scored} THEN points END)
     FROM r GROUP BY seg ORDER BY COUNT(*) DESC, seg LIMIT %s"""
-    rows = fetch_all(sql, [*seg_params, tenant.pk, model.pk, sql_date(day), MAX_SEGMENTS + 1])
+    rows = fetch_all(sql, [*seg_params, *scope_params, model.pk, sql_date(day), MAX_SEGMENTS + 1])
     result.more = len(rows) > MAX_SEGMENTS
     for row in rows[:MAX_SEGMENTS]:
         seg, subjects, tier_counts = row[0], int(row[1]), [int(v) for v in row[2 : 2 + len(TIERS)]]

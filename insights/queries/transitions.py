@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import fetch_all, sql_date
 from scoring.models import ScoringModel
 from scoring.selectors import TIER_RANK, published_model
@@ -63,16 +64,18 @@ def tier_transitions(
     if model is None:
         return result
     table, column, _ = SUBJECTS[subject]
+    from_scope, from_params = tenant_sql(tenant, "a")
+    to_scope, to_params = tenant_sql(tenant, "b")
     sql = f"""SELECT a.tier, b.tier, COUNT(*) FROM {table} a
         JOIN {table} b ON b.{column} = a.{column} AND b.model_id = a.model_id AND b.day = %s
-        WHERE a.tenant_id = %s AND a.model_id = %s AND a.day = %s GROUP BY a.tier, b.tier
+        WHERE {from_scope} AND a.model_id = %s AND a.day = %s GROUP BY a.tier, b.tier
     UNION ALL
     SELECT '{NOT_SEEN}', b.tier, COUNT(*) FROM {table} b
-        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND NOT EXISTS (
+        WHERE {to_scope} AND b.model_id = %s AND b.day = %s AND NOT EXISTS (
             SELECT 1 FROM {table} a WHERE a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s)
         GROUP BY b.tier"""
-    params = [sql_date(day_to), tenant.pk, model.pk, sql_date(day_from),
-              tenant.pk, model.pk, sql_date(day_to), sql_date(day_from)]
+    params = [sql_date(day_to), *from_params, model.pk, sql_date(day_from),
+              *to_params, model.pk, sql_date(day_to), sql_date(day_from)]
     for a, b, n in fetch_all(sql, params):
         result.matrix.setdefault(a, {})[b] = int(n)
     result.rows = [t for t in TIERS if t in result.matrix] + ([NOT_SEEN] if NOT_SEEN in result.matrix else [])

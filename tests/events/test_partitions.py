@@ -11,6 +11,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from accounts import rls
+from accounts.scoping import tenant_sql
 from events import partitions, wire
 from events.models import Activity, DailyActivityCount, Event, MessageId
 from events.services import ingest
@@ -56,9 +57,10 @@ def user_scores(tenant):
 
 def where_rows_are(tenant) -> dict[str, int]:
     """Partition name -> the tenant's rows in it (read through the parent: tableoid names the partition)."""
+    where, params = tenant_sql(tenant)
     with rls.tenant_context(tenant), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tableoid::regclass::text, count(*) FROM events_event WHERE tenant_id = %s GROUP BY 1", [tenant.pk]
+            f"SELECT tableoid::regclass::text, count(*) FROM events_event WHERE {where} GROUP BY 1", params
         )
         return dict(cursor.fetchall())
 

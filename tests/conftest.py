@@ -16,10 +16,16 @@ from django.core.signals import request_finished, request_started
 from django.test.utils import CaptureQueriesContext
 
 from accounts import rls
-from accounts.models import Department, Membership, Role, User
-from accounts.services import tenant_create
+from accounts.models import Department, Role, User
 
-PASSWORD = "correct-horse-battery-staple"
+from .factories import (
+    PASSWORD,  # noqa: F401 - the actors' password, imported from here by the tests
+    MembershipFactory,
+    ReadKeyFactory,
+    TenantFactory,
+    UserFactory,
+    WriteKeyFactory,
+)
 
 # Live-server and thread tests open connections in short-lived threads; persistent
 # connections would outlive them and block dropping the test database.
@@ -129,7 +135,7 @@ def redis_url():
 
 
 def make_user(email: str, name: str) -> User:
-    return User.objects.create_user(email=email, password=PASSWORD, full_name=name)
+    return UserFactory(email=email, full_name=name)
 
 
 @pytest.fixture
@@ -139,13 +145,11 @@ def owner(db):
 
 @pytest.fixture
 def tenant(owner):
-    return tenant_create(owner=owner, name="Acme", product_name="Rocket", time_zone="Europe/Paris")
+    return TenantFactory(owner=owner, name="Acme", product_name="Rocket", time_zone="Europe/Paris")
 
 
 def _member(tenant, email, name, role, department=Department.OTHER):
-    user = make_user(email, name)
-    Membership.objects.create(tenant=tenant, user=user, role=role, department=department)
-    return user
+    return MembershipFactory(tenant=tenant, user=make_user(email, name), role=role, department=department).user
 
 
 @pytest.fixture
@@ -170,7 +174,19 @@ def outsider(db):
 
 @pytest.fixture
 def other_tenant(outsider):
-    return tenant_create(owner=outsider, name="Globex", product_name="Widget", time_zone="UTC")
+    return TenantFactory(owner=outsider, name="Globex", product_name="Widget", time_zone="UTC")
+
+
+@pytest.fixture
+def write_key(tenant):
+    """The plaintext of a write key of tenant A (what an SDK sends)."""
+    return WriteKeyFactory(tenant=tenant).plaintext
+
+
+@pytest.fixture
+def read_key(tenant):
+    """The plaintext of a read key of tenant A (what a sync job sends)."""
+    return ReadKeyFactory(tenant=tenant).plaintext
 
 
 def client_for(client, user):

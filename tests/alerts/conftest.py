@@ -13,6 +13,8 @@ from alerts import services
 from alerts.models import ActionKind, Subject, Trigger
 from events.models import CustomerAccount
 from scoring.models import AccountScore, ScoringModel, Tier, UserScore
+from tests.factories import ScoringModelFactory
+from tests.noise import _noise_module, noise_tenant  # noqa: F401 - autouse: another tenant with data in every test
 from tests.scoring.conftest import LONG_AGO, make_account, make_users  # noqa: F401
 
 
@@ -100,7 +102,7 @@ def snapshot_model(tenant) -> ScoringModel:
     """A published model whose snapshots the tests write directly (as the engine would)."""
     from scoring.models import ModelStatus
 
-    return ScoringModel.objects.create(tenant=tenant, version=1, status=ModelStatus.PUBLISHED)
+    return ScoringModelFactory(tenant=tenant, version=1, status=ModelStatus.PUBLISHED)
 
 
 def account_scores(tenant, model, day, rows):

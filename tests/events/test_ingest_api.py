@@ -23,11 +23,6 @@ from tests.helpers import assert_error
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def write_key(tenant):
-    return api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="web")[1]
-
-
 def basic(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 

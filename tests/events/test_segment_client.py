@@ -6,8 +6,6 @@ from segment.analytics import request as segment_request
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
 
-from accounts.models import ApiKeyKind
-from accounts.services import api_key_create
 from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,11 +16,6 @@ def close_client_connections():
     yield
     # The client keeps a module-level keep-alive session; close it before the live server stops.
     segment_request._session.close()
-
-
-@pytest.fixture
-def write_key(tenant):
-    return api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="backend")[1]
 
 
 def make_client(live_server, key, **options):

@@ -8,8 +8,6 @@ from django.utils import timezone
 from rudderstack.analytics import request as rudder_request
 from rudderstack.analytics.client import Client as RudderClient
 
-from accounts.models import ApiKeyKind
-from accounts.services import api_key_create
 from events import wire
 from events.models import CustomerAccount, EndUser, Event
 from events.services import ingest
@@ -112,11 +110,6 @@ def test_an_alias_merge_keeps_the_newer_value_of_each_trait(tenant):
 
 
 # --- RudderStack's Python SDK sends identify traits only in context.traits ------------------------
-
-
-@pytest.fixture
-def write_key(tenant):
-    return api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="rudder")[1]
 
 
 @pytest.mark.django_db(transaction=True)

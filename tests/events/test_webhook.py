@@ -6,17 +6,10 @@ import json
 
 import pytest
 
-from accounts.models import ApiKeyKind
-from accounts.services import api_key_create
 from events.models import Activity, CustomerAccount, DailyActivityCount, EndUser, Event, RejectedMessage
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def write_key(tenant):
-    return api_key_create(tenant=tenant, kind=ApiKeyKind.WRITE, name="segment")[1]
 
 
 def post(client, body, key=None, path="/v1/webhook", **headers):

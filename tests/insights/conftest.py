@@ -5,6 +5,7 @@ from accounts.services import tenant_create
 from events import demo as events_demo
 from scoring import demo as scoring_demo
 from tests.conftest import PASSWORD
+from tests.noise import _noise_module, noise_tenant  # noqa: F401 - autouse: another tenant with data in every test
 
 from .helpers import send
 

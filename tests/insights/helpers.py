@@ -8,7 +8,8 @@ from django.utils import timezone
 from events import wire
 from events.models import AccountMembership, CustomerAccount, EndUser
 from events.services import ingest
-from scoring.models import AccountScore, ModelStatus, ProductScore, ScoringModel, UserScore
+from scoring.models import AccountScore, ProductScore, ScoringModel, UserScore
+from tests.factories import CustomerAccountFactory, EndUserFactory, ScoringModelFactory
 
 _ids = count(1)
 
@@ -43,13 +44,12 @@ def monday(day: date) -> date:
 
 
 def published(tenant, version: int = 1, **fields) -> ScoringModel:
-    return ScoringModel.objects.create(tenant=tenant, version=version, status=ModelStatus.PUBLISHED,
-                                       published_at=timezone.now(), **fields)
+    return ScoringModelFactory(tenant=tenant, version=version, published=True, **fields)
 
 
 def users(tenant, *user_ids, account=None, **traits) -> dict[str, EndUser]:
-    made = {uid: EndUser.objects.create(tenant=tenant, user_id=uid, account=account, traits=dict(traits),
-                                        first_seen_at=timezone.now() - timedelta(days=400))
+    made = {uid: EndUserFactory(tenant=tenant, user_id=uid, account=account, traits=dict(traits),
+                                first_seen_at=timezone.now() - timedelta(days=400))
             for uid in user_ids}
     if account is not None:  # the account roll-up reads memberships (events.AccountMembership)
         AccountMembership.objects.bulk_create(
@@ -59,7 +59,8 @@ def users(tenant, *user_ids, account=None, **traits) -> dict[str, EndUser]:
 
 
 def account(tenant, group_id: str, **traits) -> CustomerAccount:
-    return CustomerAccount.objects.create(tenant=tenant, group_id=group_id, name=group_id, traits=traits)
+    return CustomerAccountFactory(tenant=tenant, group_id=group_id, name=group_id, traits=traits,
+                                  first_seen_at=timezone.now())
 
 
 def user_scores(tenant, model, day: date, rows):

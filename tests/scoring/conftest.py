@@ -4,22 +4,24 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from events.models import AccountMembership, Activity, CustomerAccount, DailyActivityCount, EndUser
+from events.models import AccountMembership, DailyActivityCount
 from scoring import services
 from scoring.models import ScoringModel
+from tests.factories import ActivityFactory, CustomerAccountFactory, EndUserFactory
+from tests.noise import _noise_module, noise_tenant  # noqa: F401 - autouse: another tenant with data in every test
 
 DAY = date(2026, 3, 31)
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def make_activities(tenant, *names):
-    return {name: Activity.objects.create(tenant=tenant, name=name, first_seen_at=LONG_AGO) for name in names}
+    return {name: ActivityFactory(tenant=tenant, name=name, first_seen_at=LONG_AGO) for name in names}
 
 
 def make_users(tenant, *user_ids, account=None, first_seen_at=LONG_AGO):
     """End users, members of `account` (if given) since they were first seen."""
     users = {
-        uid: EndUser.objects.create(tenant=tenant, user_id=uid, account=account, first_seen_at=first_seen_at)
+        uid: EndUserFactory(tenant=tenant, user_id=uid, account=account, first_seen_at=first_seen_at)
         for uid in user_ids
     }
     if account is not None:
@@ -36,9 +38,7 @@ def join(account, *end_users, at=LONG_AGO, ended_at=None):
 
 
 def make_account(tenant, group_id, name=""):
-    return CustomerAccount.objects.create(
-        tenant=tenant, group_id=group_id, name=name or group_id, first_seen_at=LONG_AGO
-    )
+    return CustomerAccountFactory(tenant=tenant, group_id=group_id, name=name or group_id, first_seen_at=LONG_AGO)
 
 
 def add_counts(tenant, rows):

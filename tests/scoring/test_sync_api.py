@@ -36,11 +36,6 @@ def world(tenant, acts):
 
 
 @pytest.fixture
-def read_key(tenant):
-    return api_key_create(tenant=tenant, kind=ApiKeyKind.READ, name="sync")[1]
-
-
-@pytest.fixture
 def api(client, read_key):
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {read_key}"
     return client

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -101,7 +101,7 @@ def product_csv(request):
         ]
         for r in series
     )
-    return _csv_response("product-score.csv", header, rows)
+    return csv_response("product-score.csv", header, rows)
 
 
 # --- Model versions --------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def preview_changes_csv(request, model_id):
          r["tier"], r["old_points"], r["points"]]
         for r in preview.changes
     )  # fmt: skip
-    return _csv_response(f"{request.tenant.slug}-v{model.version}-tier-changes-{preview.day}.csv", header, rows)
+    return csv_response(f"{request.tenant.slug}-v{model.version}-tier-changes-{preview.day}.csv", header, rows)
 
 
 # --- Runs ----------------------------------------------------------------------------------
@@ -352,10 +352,6 @@ def users(request):
     return render(request, "scoring/users.html", context, status=400 if form.errors else 200)
 
 
-def _csv_response(filename, header, rows) -> StreamingHttpResponse:
-    return csv_response(filename, header, rows)
-
-
 def _form_errors_response(form) -> HttpResponse:
     text = " ".join(e for errs in form.errors.values() for e in errs)
     return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
@@ -411,7 +407,7 @@ def users_csv(request):
         ]
         for r in rows
     )
-    return _csv_response(f"{request.tenant.slug}-users.csv", header, data)
+    return csv_response(f"{request.tenant.slug}-users.csv", header, data)
 
 
 def _filtered_accounts(request):
@@ -480,7 +476,7 @@ def accounts_csv(request):
         ]
         for r in rows
     )
-    return _csv_response(f"{request.tenant.slug}-accounts.csv", header, data)
+    return csv_response(f"{request.tenant.slug}-accounts.csv", header, data)
 
 
 @tenant_view()

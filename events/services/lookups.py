@@ -1,6 +1,7 @@
 """What a batch reads first: its known end users and activities, and the activity ids (new names join the catalog)."""
 
 from datetime import datetime
+from functools import cache
 
 from django.db import connection
 
@@ -58,6 +59,11 @@ SELECT 'a', name, id, first_seen_at, test_only FROM events_activity WHERE {scope
 """
 
 
+@cache
+def _prefetch_sql(scope: str) -> str:
+    return PREFETCH_SQL.format(scope=scope)  # one text per predicate: formatted once, not per batch
+
+
 
 def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], list[tuple]]:
     """The batch's known end users (user_id, pk) and activities (name, pk, first_seen_at, test_only).
@@ -69,7 +75,7 @@ def _prefetch(tenant: Tenant, user_ids: set[str], names) -> tuple[list[tuple], l
         users = _select_by(EndUser, "user_id", tenant, user_ids) if user_ids else []
         return users, (_select_by(Activity, "name", tenant, names, "first_seen_at", "test_only") if names else [])
     scope, scope_params = tenant_sql(tenant)
-    sql = PREFETCH_SQL.format(scope=scope)
+    sql = _prefetch_sql(scope)
     params = [*scope_params, TextArray(user_ids), *scope_params, TextArray(names)]
     rows = _first_statement(lambda: _fetch_prepared(sql, params, scope=tenant))
     return [(key, pk) for kind, key, pk, _, _ in rows if kind == "u"], [row[1:] for row in rows if row[0] == "a"]

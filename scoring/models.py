@@ -137,6 +137,12 @@ class UserScore(TenantOwned):
     active_days = models.PositiveIntegerField()
     percentile = models.FloatField(null=True)
     tier = models.CharField(max_length=10, choices=Tier.choices)
+    # Stored at scoring time for the lists, from the rollup like the rest (so a recompute gives the
+    # same rows): the change against the points 7 and 30 days earlier and the last day with activity.
+    # Null only on rows written before these columns existed.
+    change_7 = models.FloatField(null=True)
+    change_30 = models.FloatField(null=True)
+    last_seen = models.DateField(null=True)
 
     class Meta:
         constraints = [
@@ -163,6 +169,12 @@ class AccountScore(TenantOwned):
     seats = models.PositiveIntegerField()
     percentile = models.FloatField(null=True)
     tier = models.CharField(max_length=10, choices=Tier.choices)
+    # Stored at scoring time for the lists, from the rollup like the rest (so a recompute gives the
+    # same rows): the change against the points 7 and 30 days earlier and the last day with activity.
+    # Null only on rows written before these columns existed.
+    change_7 = models.FloatField(null=True)
+    change_30 = models.FloatField(null=True)
+    last_seen = models.DateField(null=True)
 
     class Meta:
         constraints = [

@@ -403,6 +403,13 @@ class ScoringModelApi(TenantAPIView):
                     ),
                     "grace_days": serializers.IntegerField(),
                     "account_rollup": serializers.CharField(),
+                    "falling": inline_serializer(
+                        "FallingRule",
+                        {
+                            "trend_days": serializers.IntegerField(),
+                            "drop_pct": serializers.IntegerField(allow_null=True),
+                        },
+                    ),
                 },
             ),
         },

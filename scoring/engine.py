@@ -147,6 +147,23 @@ def compared_days(model: ScoringModel) -> dict[str, int]:
     return dict(COMPARED)
 
 
+def days_back(model: ScoringModel) -> list[int]:
+    """Every earlier day whose points the engine computes with a day's: the changes' and the trend's."""
+    return sorted({*COMPARED.values(), model.trend_days})
+
+
+def falling_sql(alias: str, model: ScoringModel) -> tuple[str, list]:
+    """The falling flag (docs/scoring.md): not new, had points `trend_days` earlier, and today's are
+    at least `falling_drop_pct` % below them. FALSE for every row when the model has no percentage."""
+    if not model.falling_drop_pct:
+        return "FALSE", []
+    sql = (
+        f"CASE WHEN {alias}.tier <> 'new' AND {alias}.trend_points > 0 "
+        f"AND {alias}.points <= {alias}.trend_points * %s THEN TRUE ELSE FALSE END"
+    )
+    return sql, [1 - model.falling_drop_pct / 100]
+
+
 def _factor_sql(model: ScoringModel, day: date, back: int, first_read: date) -> tuple[str, list, list]:
     """(factor expression, its params, decay VALUES columns) of the window ending `back` days before `day`.
 
@@ -173,7 +190,7 @@ def _per_user_cte(model: ScoringModel, day: date) -> tuple[list[str], list]:
     One pass over the rollup from the first compared window's start to `day` (FILTER-like CASE sums),
     instead of scoring each compared day again."""
     ctes, params = _weights_cte(model, None)
-    backs = [0, *sorted(set(compared_days(model).values()))]
+    backs = [0, *days_back(model)]
     first_read = day - timedelta(days=max(backs) + model.window_days - 1)
     factors = {back: _factor_sql(model, day, back, first_read) for back in backs}
     decay_join = ""
@@ -238,18 +255,19 @@ def _per_user_cte(model: ScoringModel, day: date) -> tuple[list[str], list]:
 def _changes_sql(alias: str, model: ScoringModel) -> str:
     """The stored changes: points now minus the points of each compared day (4 decimals)."""
     return ", ".join(
-        f"ROUND(CAST({alias}.points - {alias}.points_{back} AS NUMERIC), 4)" for back in compared_days(model).values()
+        f"ROUND(CAST({alias}.points - {alias}.points_{back} AS NUMERIC), 4) AS change_{key}"
+        for key, back in compared_days(model).items()
     )
 
 
-def _change_columns(model: ScoringModel) -> str:
-    return ", ".join(f"change_{key}" for key in compared_days(model))
+def _change_columns(model: ScoringModel, alias: str = "") -> str:
+    return ", ".join(f"{alias}change_{key}" for key in compared_days(model))
 
 
 def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     tenant_id = model.tenant_id
     ctes, params = _per_user_cte(model, day)
-    backs = sorted(set(compared_days(model).values()))
+    backs = days_back(model)
     carried = ", ".join(f"points_{back}" for back in backs)
     ctes.append(
         f"""ranked AS (
@@ -258,7 +276,8 @@ def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         FROM per_user WHERE points > 0
     )"""  # noqa: S608 - constants only
     )
-    select_params = [tenant_id, model.pk, sql_date(day)]
+    falling, falling_params = falling_sql("x", model)
+    select_params = [tenant_id, model.pk, sql_date(day), *falling_params]
     if model.grace_days:
         # New: first seen inside the grace period, and no activity at all before it
         # (imported history makes first_seen_at later than the first activity).
@@ -279,22 +298,30 @@ def user_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     # user active in the days read carries its earlier points and last day from per_user; one quiet
     # for longer looks its last day up in the rollup (by the end-user index).
     day_end = _dt(day_start(model, day + timedelta(days=1)))
-    dormant_changes = ", ".join(f"-COALESCE(p.points_{back}, 0)" for back in backs)
-    select_params += [tenant_id, model.pk, sql_date(day), sql_date(day), tenant_id, day_end, sql_date(day)]
+    tenant_where, tenant_params = tenant_sql(tenant_id, "e")
+    dormant_changes = ", ".join(f"-COALESCE(p.points_{back}, 0)" for back in compared_days(model).values())
+    select_params += [sql_date(day), *tenant_params, day_end, sql_date(day)]
+    trend = model.trend_days
     sql = f"""INSERT INTO {USER_TABLE} (tenant_id, model_id, day, end_user_id, points, breadth, active_days,
-        percentile, tier, {_change_columns(model)}, last_seen)
+        percentile, tier, {_change_columns(model)}, last_seen, trend_points, falling)
     WITH {", ".join(ctes)}
-    SELECT %s, %s, %s, k.end_user_id, k.points, k.breadth, k.active_days, k.percentile, {tier_sql},
-        {_changes_sql("k", model)}, k.last_seen
-    FROM ranked k JOIN events_enduser e ON e.id = k.end_user_id
-    UNION ALL
-    SELECT %s, %s, %s, e.id, 0, 0, 0, NULL, 'dormant', {dormant_changes},
-        COALESCE(p.last_seen, (SELECT MAX(r4.day) FROM events_dailyactivitycount r4
-                               WHERE r4.end_user_id = e.id AND r4.day <= %s AND r4."count" > 0))
-    FROM events_enduser e LEFT JOIN per_user p ON p.end_user_id = e.id
-    WHERE e.tenant_id = %s AND e.id NOT IN (SELECT end_user_id FROM ranked)
-      AND (e.first_seen_at < %s OR EXISTS (
-          SELECT 1 FROM events_dailyactivitycount r3 WHERE r3.end_user_id = e.id AND r3.day <= %s))"""  # noqa: S608
+    SELECT %s, %s, %s, x.end_user_id, x.points, x.breadth, x.active_days, x.percentile, x.tier,
+        {_change_columns(model, "x.")}, x.last_seen, x.trend_points, {falling}
+    FROM (
+        SELECT k.end_user_id AS end_user_id, k.points AS points, k.breadth AS breadth,
+            k.active_days AS active_days, k.percentile AS percentile, {tier_sql} AS tier,
+            {_changes_sql("k", model)}, k.last_seen AS last_seen, k.points_{trend} AS trend_points
+        FROM ranked k JOIN events_enduser e ON e.id = k.end_user_id
+        UNION ALL
+        SELECT e.id, 0, 0, 0, NULL, 'dormant', {dormant_changes},
+            COALESCE(p.last_seen, (SELECT MAX(r4.day) FROM events_dailyactivitycount r4
+                                   WHERE r4.end_user_id = e.id AND r4.day <= %s AND r4."count" > 0)),
+            COALESCE(p.points_{trend}, 0)
+        FROM events_enduser e LEFT JOIN per_user p ON p.end_user_id = e.id
+        WHERE {tenant_where} AND e.id NOT IN (SELECT end_user_id FROM ranked)
+          AND (e.first_seen_at < %s OR EXISTS (
+              SELECT 1 FROM events_dailyactivitycount r3 WHERE r3.end_user_id = e.id AND r3.day <= %s))
+    ) x"""  # noqa: S608
     return sql, params + select_params
 
 
@@ -327,13 +354,18 @@ def account_members_cte(model: ScoringModel, day: date) -> tuple[str, list]:
     return sql, [*params, day_end, day_end]
 
 
+def account_compared(model: ScoringModel) -> list[str]:
+    """The earlier days an account's score is rolled up for: the changes' and the trend's."""
+    return [*compared_days(model), "trend"]
+
+
 def _compared_users_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     """`users`: the day's user snapshots with each compared day's points (points - change) and, for
     the seats roll-up, whether the user ranked engaged (high or medium) by those points then."""
     where, params = tenant_sql(model.tenant_id, "s")
     columns = []
-    for key in compared_days(model):
-        then = f"(s.points - s.change_{key})"
+    for key in account_compared(model):
+        then = "s.trend_points" if key == "trend" else f"(s.points - s.change_{key})"
         columns.append(f"{then} AS points_{key}")
         if model.account_rollup != AccountRollup.SEATS:
             continue
@@ -347,7 +379,7 @@ def _compared_users_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         # The grace period is not applied to earlier days: a member counts by its points alone.
         columns.append(f"CASE WHEN {then} > 0 AND {rank} >= %s THEN 1 ELSE 0 END AS engaged_{key}")
     seats = model.account_rollup == AccountRollup.SEATS
-    engaged_params = [model.tier_medium] * len(compared_days(model)) if seats else []
+    engaged_params = [model.tier_medium] * len(account_compared(model)) if seats else []
     sql = f"""users AS (
         SELECT s.end_user_id AS end_user_id, s.points AS points, s.tier AS tier, s.last_seen AS last_seen,
                {", ".join(columns)}
@@ -378,7 +410,7 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         new_params = [_dt(day_start(model, grace_start)), day_end, sql_date(grace_start - timedelta(days=1))]
     tier_sql, tier_params = _tier_case(metric, model, "acc.active = 0", new_sql)
     tier_params = new_params + tier_params
-    keys = list(compared_days(model))
+    keys = account_compared(model)
     compared_aggs = []
     for key in keys:
         compared_aggs.append(f"SUM(s.points_{key}) AS total_{key}")
@@ -390,8 +422,9 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         f"ROUND(CAST({rollup.format(k='_' + key)} AS NUMERIC), 4) AS points_{key}" for key in keys
     )
     acc_where, acc_params = tenant_sql(tenant_id, "a")
+    falling, falling_params = falling_sql("y", model)
     sql = f"""INSERT INTO {ACCOUNT_TABLE} (tenant_id, model_id, day, account_id, points, active_users, seats,
-        percentile, tier, {_change_columns(model)}, last_seen)
+        percentile, tier, {_change_columns(model)}, last_seen, trend_points, falling)
     WITH {members_sql}, {users_sql},
     seats AS (SELECT account_id, COUNT(*) AS seats FROM members GROUP BY account_id),
     agg AS (
@@ -418,13 +451,18 @@ def account_scores_sql(model: ScoringModel, day: date) -> tuple[str, list]:
         SELECT account_id, ROUND(CAST(100.0 * CUME_DIST() OVER (ORDER BY points) AS NUMERIC), 2) AS percentile
         FROM acc WHERE active > 0
     )
-    SELECT %s, %s, %s, acc.account_id, acc.points, acc.active, acc.seats, ranked.percentile, {tier_sql},
-        {_changes_sql("acc", model)}, acc.last_seen
-    FROM acc LEFT JOIN ranked ON ranked.account_id = acc.account_id"""  # noqa: S608
+    SELECT %s, %s, %s, y.account_id, y.points, y.active, y.seats, y.percentile, y.tier,
+        {_change_columns(model, "y.")}, y.last_seen, y.trend_points, {falling}
+    FROM (
+        SELECT acc.account_id AS account_id, acc.points AS points, acc.active AS active, acc.seats AS seats,
+            ranked.percentile AS percentile, {tier_sql} AS tier, {_changes_sql("acc", model)},
+            acc.last_seen AS last_seen, acc.points_trend AS trend_points
+        FROM acc LEFT JOIN ranked ON ranked.account_id = acc.account_id
+    ) y"""  # noqa: S608
     # An account has rows from the day it was first seen (or its first member joined): a day
     # recomputed after a new account appeared keeps its rows.
     params = [*members_params, *users_params, *acc_params, day_end, day_end,
-              tenant_id, model.pk, sql_date(day), *tier_params]
+              tenant_id, model.pk, sql_date(day), *falling_params, *tier_params]
     return sql, params
 
 

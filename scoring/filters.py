@@ -125,6 +125,7 @@ class _SnapshotFilter(django_filters.FilterSet):
     plan = django_filters.CharFilter(method="filter_plan", max_length=100)
     trait = django_filters.CharFilter(method="filter_trait", max_length=64, label="Trait name")
     trait_value = django_filters.CharFilter(method="filter_nothing", max_length=200, label="Trait value")
+    falling = django_filters.BooleanFilter(method="filter_falling", widget=forms.CheckboxInput, label="Falling only")
 
     subject = ""  # "end_user" or "account": the snapshot's subject field
     sorts: tuple[str, ...] = ()
@@ -142,6 +143,10 @@ class _SnapshotFilter(django_filters.FilterSet):
         form = super().form
         form.tenant = self.tenant  # the clean_* methods look accounts and members up in this workspace
         return form
+
+    def filter_falling(self, rows, name, value):
+        # Only a ticked box narrows the list: unticked lists everyone, not only those not falling.
+        return rows.filter(falling=True) if value else rows
 
     def filter_nothing(self, rows, name, value):
         return rows  # read by another filter (trait_value by trait, order by filter_queryset)

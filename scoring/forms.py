@@ -19,6 +19,8 @@ class ScoringModelForm(forms.ModelForm):
             "tier_medium": "Medium tier from",
             "grace_days": "Grace period for new end users (days)",
             "account_rollup": "Account roll-up",
+            "trend_days": "Falling: compare with (days earlier)",
+            "falling_drop_pct": "Falling: points down by at least (%)",
         }
         help_texts = {
             "tier_high": "A percentile (0-100) or points, depending on the tier rule.",
@@ -27,6 +29,8 @@ class ScoringModelForm(forms.ModelForm):
 
     def __init__(self, *args, weights=(), **kwargs):
         super().__init__(*args, **kwargs)
+        # Left out (a form from before the falling flag): the version keeps its own.
+        self.fields["trend_days"].required = False
         self.activity_fields = []
         for row in weights:
             activity = row["activity"]
@@ -40,6 +44,9 @@ class ScoringModelForm(forms.ModelForm):
                 help_text="" if activity.is_tracked else "not tracked yet",
             )
             self.activity_fields.append((activity, name))
+
+    def clean_trend_days(self):
+        return self.cleaned_data.get("trend_days") or self.instance.trend_days
 
     def points(self) -> dict[int, int]:
         """Activity id -> points for the activities given more than 0 points."""

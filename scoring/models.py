@@ -71,6 +71,20 @@ class ScoringModel(TenantOwned):
     tier_medium = models.FloatField(default=40, validators=[MinValueValidator(0)])
     grace_days = models.PositiveIntegerField(default=14, validators=[MaxValueValidator(365)])
     account_rollup = models.CharField(max_length=10, choices=AccountRollup.choices, default=AccountRollup.SUM)
+    # The "falling" flag (docs/scoring.md): points now at least `falling_drop_pct` % below the points
+    # `trend_days` days earlier. No percentage: nobody is flagged.
+    trend_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(7), MaxValueValidator(90)],
+        help_text="Falling compares the points with the points this many days earlier (7-90).",
+    )
+    falling_drop_pct = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=50,
+        validators=[MinValueValidator(10), MaxValueValidator(100)],
+        help_text="Falling: points at least this % below then (10-100; 100 = fell to none). Empty: no flag.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -143,6 +157,10 @@ class UserScore(TenantOwned):
     change_7 = models.FloatField(null=True)
     change_30 = models.FloatField(null=True)
     last_seen = models.DateField(null=True)
+    # The points `model.trend_days` earlier, and whether today's are a fall from them (the model's
+    # falling rule). Stored like the changes, from the rollup.
+    trend_points = models.FloatField(null=True)
+    falling = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -175,6 +193,10 @@ class AccountScore(TenantOwned):
     change_7 = models.FloatField(null=True)
     change_30 = models.FloatField(null=True)
     last_seen = models.DateField(null=True)
+    # The points `model.trend_days` earlier, and whether today's are a fall from them (the model's
+    # falling rule). Stored like the changes, from the rollup.
+    trend_points = models.FloatField(null=True)
+    falling = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

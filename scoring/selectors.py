@@ -227,9 +227,12 @@ class ListFilter:
     trait: tuple[str, str] | None = None
     search: str | None = None
     account: CustomerAccount | None = None  # users only: members of this account
+    falling: bool = False
 
     def data(self) -> dict[str, str]:
         data = {"tier": self.tier or "", "plan": self.plan or "", "q": self.search or ""}
+        if self.falling:
+            data["falling"] = "on"
         if self.trait:
             data |= {"trait": self.trait[0], "trait_value": self.trait[1]}
         if self.account is not None:
@@ -246,6 +249,8 @@ class ListRow:
     last_seen: date | None
     change_7: float | None = None
     change_30: float | None = None
+    trend_points: float | None = None  # the points `model.trend_days` earlier
+    falling: bool = False
 
 
 @dataclass
@@ -290,7 +295,10 @@ def _as_date(value) -> date | None:
 
 
 # (row attribute, queryset value) of each list's rows; a Trait is annotated first.
-_SNAPSHOT_COLUMNS = {name: name for name in ("points", "percentile", "tier", "last_seen", "change_7", "change_30")}
+_SNAPSHOT_COLUMNS = {
+    name: name for name in ("points", "percentile", "tier", "last_seen", "change_7", "change_30", "trend_points",
+                            "falling")
+}
 USER_COLUMNS = {
     "public_id": "end_user__public_id",
     **_SNAPSHOT_COLUMNS,
@@ -746,6 +754,8 @@ class Preview:
     top: list[dict]
     changes: list[dict]
     change_count: int
+    falling: int = 0  # end users flagged falling under the draft (model.falling_drop_pct)
+    published_falling: int | None = None
 
 
 def preview_day(tenant: Tenant) -> date:
@@ -835,6 +845,11 @@ def preview_draft(model: ScoringModel, *, changes_limit: int | None = 50) -> Pre
                 top=top,
                 changes=changes_qs,
                 change_count=change_count,
+                falling=rows.filter(falling=True).count(),
+                published_falling=(
+                    UserScore.objects.for_tenant(tenant).filter(model=published, day=day, falling=True).count()
+                    if published is not None and published.pk != model.pk else None
+                ),
             )
             raise _Discard
     except _Discard:

@@ -281,6 +281,13 @@ class TestUsersList:
     def test_filter_by_account(self, client, tenant):
         assert names(self.get(client, tenant, account="acme")) == ["u-alice", "u-bob"]
 
+    def test_falling_badge_and_filter(self, client, tenant, world):
+        UserScore.objects.for_tenant(tenant).filter(end_user=world["bob"], day=DAY).update(falling=True, trend_points=80)
+        r = self.get(client, tenant, falling="on")
+        assert names(r) == ["u-bob"]
+        assert ">falling</span>" in r.content.decode() and "(80 then)" in r.content.decode()
+        assert names(self.get(client, tenant)) == ["u-alice", "u-bob", "u-carol", "u-dave"]
+
     def test_filter_by_account_lists_every_member_not_only_primary_ones(self, client, tenant, world):
         from .conftest import join
 

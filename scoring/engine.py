@@ -120,6 +120,7 @@ def contrib_ctes(
     else:
         count_sql = 'r."count"'
     first_day = day - timedelta(days=model.window_days - 1)
+    tenant_where, tenant_params = tenant_sql(model.tenant_id, "r")
     ctes.append(
         f"""contrib AS (
         SELECT r.end_user_id AS end_user_id, r.activity_id AS activity_id, r.day AS day,
@@ -127,13 +128,13 @@ def contrib_ctes(
         FROM events_dailyactivitycount r
         JOIN weights w ON w.activity_id = r.activity_id
         {decay_join}
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0 {subject_sql}
+        WHERE {tenant_where} AND r.day >= %s AND r.day <= %s AND r."count" > 0 {subject_sql}
     )"""  # noqa: S608 - only module constants are formatted in; values are parameters
     )
     # In SQL order: times (cap), pts (cap, factor), then the WHERE clause.
     cap = [model.daily_cap, model.daily_cap] if model.daily_cap else []
     params += cap + cap + factor_params
-    params += [model.tenant_id, sql_date(first_day), sql_date(day), *subject_params]
+    params += [*tenant_params, sql_date(first_day), sql_date(day), *subject_params]
     return ctes, params
 
 
@@ -519,10 +520,11 @@ def compute_day(model: ScoringModel, day: date) -> DayResult:
     """Replace the snapshots of `day` under `model`: all of them or none (one transaction)."""
     with transaction.atomic(), connection.cursor() as cursor:
         _lock_day(cursor, model.tenant_id, day)
+        where, params = tenant_sql(model.tenant_id)
         for table in (USER_TABLE, ACCOUNT_TABLE, PRODUCT_TABLE):
             cursor.execute(
-                f"DELETE FROM {table} WHERE tenant_id = %s AND model_id = %s AND day = %s",  # noqa: S608
-                [model.tenant_id, model.pk, sql_date(day)],
+                f"DELETE FROM {table} WHERE {where} AND model_id = %s AND day = %s",  # noqa: S608
+                [*params, model.pk, sql_date(day)],
             )
         cursor.execute(*user_scores_sql(model, day))
         users = cursor.rowcount

@@ -20,6 +20,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Coalesce, Floor, Least
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import as_uuid
 from events.models import CustomerAccount, DailyActivityCount, EndUser
 
@@ -731,8 +732,9 @@ def explain_account(
     if model is None:
         return None
     day = day or latest_day(tenant, model) or tenant.today()
-    subject = "AND r.end_user_id IN (SELECT id FROM events_enduser WHERE tenant_id = %s AND account_id = %s)"
-    return _explain(model, day, subject, [tenant.pk, account.pk], days_back)
+    where, params = tenant_sql(tenant, "u")
+    subject = f"AND r.end_user_id IN (SELECT u.id FROM events_enduser u WHERE {where} AND u.account_id = %s)"  # noqa: S608
+    return _explain(model, day, subject, [*params, account.pk], days_back)
 
 
 # --- Preview of a draft ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from accounts.models import Tenant
+from accounts.scoping import tenant_sql
 from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
 from scoring.models import ScoringModel
 from scoring.selectors import published_model, tier_rank_sql
@@ -125,15 +126,17 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
     narrow, narrow_params = "", []
     if ids is not None:
         marks = ", ".join(["%s"] * len(ids))
+        u0_where, u0_params = tenant_sql(tenant_id, "u0")
         narrow = (f"AND r.end_user_id IN ({marks})" if subject == "users" else
-                  f"AND r.end_user_id IN (SELECT u0.id FROM events_enduser u0 WHERE u0.tenant_id = %s "
+                  f"AND r.end_user_id IN (SELECT u0.id FROM events_enduser u0 WHERE {u0_where} "
                   f"AND u0.account_id IN ({marks}))")
-        narrow_params = list(ids) if subject == "users" else [tenant_id, *ids]
+        narrow_params = list(ids) if subject == "users" else [*u0_params, *ids]
     # The rollup is read by each aggregate straight from its table: a shared CTE would be
     # materialized (deduplicating ~one row per seat-day first cost most of the time).
+    r_where, r_params = tenant_sql(tenant_id, "r")
     rollup = f"""FROM events_dailyactivitycount r JOIN events_enduser u ON u.id = r.end_user_id
-        WHERE r.tenant_id = %s AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}"""
-    rollup_params: list = [tenant_id, sql_date(first), sql_date(day), *narrow_params]
+        WHERE {r_where} AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}"""
+    rollup_params: list = [*r_params, sql_date(first), sql_date(day), *narrow_params]
     # Only subjects quiet for MIN_GAP_DAYS can be "last seen" beyond their gap: their active days
     # alone are counted (counting every account's distinct days was most of the statement's time).
     quiet = sql_date(day - timedelta(days=MIN_GAP_DAYS))
@@ -200,6 +203,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
         return result
     table, column, subject_table = SUBJECTS[subject]
     ctes, params = _ctes(subject, tenant.pk, day, s, ids)
+    b_where, b_params = tenant_sql(tenant, "b")
     flags, flag_params = _flags(day, s)
     narrow, narrow_params = "", []
     if owner_id is not None:
@@ -218,7 +222,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
         LEFT JOIN seats st ON st.sid = b.{column}
         LEFT JOIN gap g ON g.sid = b.{column}
-        WHERE b.tenant_id = %s AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
+        WHERE {b_where} AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
     )
     SELECT e.id, e.public_id, {_name_sql(subject)}, m.points, m.before, m.tier, m.tier_before, m.live, m.silent,
            m.silent_last, m.n, m.first_day, m.last_day, m.f_points, m.f_tier, m.f_silent, m.f_gap, e.owner_id,
@@ -227,7 +231,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     WHERE (m.f_points + m.f_tier + m.f_silent + m.f_gap + m.f_falling) > 0 {narrow}
     ORDER BY (m.f_points + m.f_tier + m.f_silent + m.f_gap + m.f_falling) DESC,
              (COALESCE(m.before, 0) - m.points) / CASE WHEN m.before > 0 THEN m.before ELSE 1 END DESC, e.id"""
-    params += flag_params + [sql_date(before), tenant.pk, model.pk, sql_date(day)] + narrow_params
+    params += flag_params + [sql_date(before), *b_params, model.pk, sql_date(day)] + narrow_params
     result.items = [_item(row, day, s, model) for row in fetch_all(sql, params)]
     return result
 

@@ -282,7 +282,8 @@ class TestUsersList:
         assert names(self.get(client, tenant, account="acme")) == ["u-alice", "u-bob"]
 
     def test_falling_badge_and_filter(self, client, tenant, world):
-        UserScore.objects.for_tenant(tenant).filter(end_user=world["bob"], day=DAY).update(falling=True, trend_points=80)
+        bob = UserScore.objects.for_tenant(tenant).filter(end_user=world["bob"], day=DAY)
+        bob.update(falling=True, trend_points=80)
         r = self.get(client, tenant, falling="on")
         assert names(r) == ["u-bob"]
         assert ">falling</span>" in r.content.decode() and "(80 then)" in r.content.decode()

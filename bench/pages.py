@@ -200,19 +200,26 @@ def build_synthetic():
                                        for i, a in enumerate(activities[:-2]))  # two activities left unweighted
     plans = np.array(["free", "team", "business"])
     with connection.cursor() as cursor:
-        _copy(cursor, "COPY events_customeraccount (tenant_id, public_id, group_id, name, traits, first_seen_at, "
-              "updated_at) FROM STDIN",
+        _copy(cursor, "COPY events_customeraccount (tenant_id, public_id, group_id, name, traits, trait_times, "
+              "first_seen_at, updated_at) FROM STDIN",
               (f"{tenant.pk}\t{uuid.uuid4()}\tacct-{i}\tAccount {i}\t"
-               f'{{"plan": "{plans[i % 3]}", "mrr": {0 if i % 3 == 0 else 50 * (i % 3)}}}\t{first_seen}\t{first_seen}\n'
+               f'{{"plan": "{plans[i % 3]}", "mrr": {0 if i % 3 == 0 else 50 * (i % 3)}}}\t{{}}\t{first_seen}\t'
+               f"{first_seen}\n"
                for i in range(ACCOUNTS)))
         account_ids = [r[0] for r in tenant_rows(cursor, "events_customeraccount", tenant)]
         signup = rng.integers(0, DAYS + 30, USERS)
-        _copy(cursor, "COPY events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at, "
-              "updated_at) FROM STDIN",
+        _copy(cursor, "COPY events_enduser (tenant_id, public_id, user_id, traits, trait_times, account_id, "
+              "first_seen_at, updated_at) FROM STDIN",
               (f"{tenant.pk}\t{uuid.uuid4()}\tu{i}\t"
-               f'{{"plan": "{plans[i % 3]}", "role": "{["admin", "member", "guest"][i % 7 % 3]}"}}\t'
+               f'{{"plan": "{plans[i % 3]}", "role": "{["admin", "member", "guest"][i % 7 % 3]}"}}\t{{}}\t'
                f"{account_ids[i % ACCOUNTS]}\t{first_seen + timedelta(days=int(signup[i]))}\t{first_seen}\n"
                for i in range(USERS)))
+        # Each end user is a member of its account (the roll-up and the account filter read memberships).
+        cursor.execute(
+            """INSERT INTO events_accountmembership (tenant_id, end_user_id, account_id, started_at)
+            SELECT tenant_id, id, account_id, first_seen_at FROM events_enduser WHERE tenant_id = %s""",
+            [tenant.pk],
+        )
         user_ids = np.array([r[0] for r in tenant_rows(cursor, "events_enduser", tenant)])
         # Activity: a propensity per user (a few heavy users), some churn, some start late.
         propensity = np.clip(rng.beta(0.6, 3.0, USERS), 0, 0.95)
@@ -317,6 +324,36 @@ def _snapshots(cursor, tenant, model, days, propensity, stop, begin, user_ids) -
                SUM(CASE WHEN tier = 'low' THEN 1 ELSE 0 END), 0, SUM(CASE WHEN tier = 'dormant' THEN 1 ELSE 0 END)
         FROM scoring_userscore WHERE {where} AND model_id = %s GROUP BY day""",  # noqa: S608 - constants
         [tenant.pk, model.pk, *params, model.pk],
+    )
+    _list_columns(cursor, tenant, model, today)
+
+
+def _list_columns(cursor, tenant, model, day) -> None:
+    """The columns the engine stores for the lists (scoring.0005), on the latest day (the one the lists
+    read): the change against the subject's snapshot on or before 7 and 30 days earlier, the last day seen."""
+    for table, column in (("scoring_userscore", "end_user_id"), ("scoring_accountscore", "account_id")):
+        for back in (7, 30):
+            cursor.execute(
+                f"""UPDATE {table} s SET change_{back} = s.points - COALESCE((
+                    SELECT b.points FROM {table} b WHERE b.model_id = s.model_id AND b.{column} = s.{column}
+                      AND b.day <= s.day - {back} ORDER BY b.day DESC LIMIT 1), 0)
+                WHERE s.tenant_id = %s AND s.model_id = %s AND s.day = %s""",
+                [tenant.pk, model.pk, day],
+            )
+    cursor.execute(
+        """UPDATE scoring_userscore s SET last_seen = r.last_seen FROM (
+            SELECT end_user_id, MAX(day) AS last_seen FROM events_dailyactivitycount WHERE tenant_id = %s
+            GROUP BY end_user_id) r
+        WHERE r.end_user_id = s.end_user_id AND s.tenant_id = %s AND s.day = %s""",
+        [tenant.pk, tenant.pk, day],
+    )
+    cursor.execute(
+        """UPDATE scoring_accountscore s SET last_seen = r.last_seen FROM (
+            SELECT e.account_id, MAX(u.last_seen) AS last_seen FROM scoring_userscore u
+            JOIN events_enduser e ON e.id = u.end_user_id WHERE u.tenant_id = %s AND u.model_id = %s
+              AND u.day = %s GROUP BY e.account_id) r
+        WHERE r.account_id = s.account_id AND s.tenant_id = %s AND s.day = %s""",
+        [tenant.pk, model.pk, day, tenant.pk, day],
     )
 
 

@@ -111,18 +111,28 @@ def load(url: str, events: int) -> dict:
         cursor.execute("SET session_replication_role = replica")
         raw = cursor.connection
         with raw.cursor().copy(
-            "COPY events_customeraccount (tenant_id, public_id, group_id, name, traits, first_seen_at, updated_at) "
+            "COPY events_customeraccount (tenant_id, public_id, group_id, name, traits, trait_times, first_seen_at, "
+            "updated_at) "
             "FROM STDIN"
         ) as copy:
             for i in range(ACCOUNTS):
-                copy.write(f"{tenant.pk}\t{uuid4()}\tg{i}\tAccount {i}\t{{}}\t2026-01-01\t2026-01-01\n")
+                copy.write(f"{tenant.pk}\t{uuid4()}\tg{i}\tAccount {i}\t{{}}\t{{}}\t2026-01-01\t2026-01-01\n")
         account_ids = [r[0] for r in tenant_rows(cursor, "events_customeraccount", tenant)]
         with raw.cursor().copy(
-            "COPY events_enduser (tenant_id, public_id, user_id, traits, account_id, first_seen_at, updated_at) "
+            "COPY events_enduser (tenant_id, public_id, user_id, traits, trait_times, account_id, first_seen_at, "
+            "updated_at) "
             "FROM STDIN"
         ) as copy:
             for i in range(USERS):
-                copy.write(f"{tenant.pk}\t{uuid4()}\tu{i}\t{{}}\t{account_ids[i % ACCOUNTS]}\t2026-01-01\t2026-01-01\n")
+                copy.write(
+                    f"{tenant.pk}\t{uuid4()}\tu{i}\t{{}}\t{{}}\t{account_ids[i % ACCOUNTS]}\t2026-01-01\t2026-01-01\n"
+                )
+        # Each end user is a member of its account from the start (as events.0008 migrated them).
+        cursor.execute(
+            """INSERT INTO events_accountmembership (tenant_id, end_user_id, account_id, started_at)
+            SELECT tenant_id, id, account_id, first_seen_at FROM events_enduser WHERE tenant_id = %s""",
+            [tenant.pk],
+        )
         user_rows = tenant_rows(cursor, "events_enduser", tenant, "id, account_id")
     user_ids = np.array([r[0] for r in user_rows])
     user_account = np.array([r[1] for r in user_rows])

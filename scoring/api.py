@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from accounts.api import QueryParams, TenantAPIView, error_responses
 
-from . import pagination, selectors, sync
+from . import filters, pagination, selectors, sync
 from .models import AccountScore, ProductScore, ScoringModel, Tier, UserScore
 
 
@@ -135,6 +135,23 @@ def _list_day(tenant, params: dict, cursor):
     return model, selectors.latest_day(tenant, model)
 
 
+def _day_snapshots(model_cls, tenant, model, day):
+    if model is None or day is None:
+        return model_cls.objects.none()
+    return model_cls.objects.for_tenant(tenant).filter(model=model, day=day)
+
+
+def _filterset(filterset_class, tenant, rows, data: dict):
+    """The list's FilterSet over `rows`, the pages' own (scoring.filters), checked; its `qs` is
+    filtered (the cursor pagination sets the order)."""
+    filterset = filterset_class(data, rows, tenant=tenant)
+    if not filterset.is_valid():
+        if "account" in filterset.errors:
+            raise NotFound("No account with this groupId.")
+        raise ValidationError(filterset.errors)
+    return filterset
+
+
 def _pin(model, day, digest: str) -> dict:
     return {"m": model.pk if model else None, "d": day.isoformat() if day else None, "q": digest}
 
@@ -172,20 +189,17 @@ class UserListApi(TenantAPIView):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        filters = {k: v for k, v in data.items() if k not in ("cursor", "page_size")}
-        digest = pagination.filters_digest(filters)
+        digest = pagination.filters_digest({k: v for k, v in data.items() if k not in ("cursor", "page_size")})
         cursor = pagination.start(data, digest)
-        account = None
-        if "account" in data:
-            account = selectors.account_by_group_id(self.tenant, data["account"])
-            if account is None:
-                raise NotFound("No account with this groupId.")
         model, day = _list_day(self.tenant, data, cursor)
-        rows = selectors.user_snapshots(self.tenant, model=model, day=day, tier=data.get("tier")) if model and day \
-            else UserScore.objects.none()  # fmt: skip
+        filterset = _filterset(
+            filters.UserListFilter,
+            self.tenant,
+            _day_snapshots(UserScore, self.tenant, model, day).select_related("end_user", "end_user__account", "model"),
+            {"tier": data.get("tier", ""), "account": data.get("account", "")},
+        )
+        rows, account = filterset.qs, filterset.form.cleaned_data.get("account")
         rows = rows.prefetch_related(sync.open_memberships(self.tenant, "end_user__"))
-        if account is not None:
-            rows = sync.in_account(rows, account, "end_user")
         if "updated_since" in data and model is not None:
             rows = sync.users_changed_since(rows, self.tenant, model, data["updated_since"])
         phases = [pagination.Phase(rows, key="end_user_id", sort=_keyset_sort(selectors.USER_ORDERS[data["order"]]))]
@@ -276,8 +290,12 @@ class AccountListApi(TenantAPIView):
         digest = pagination.filters_digest({k: v for k, v in data.items() if k not in ("cursor", "page_size")})
         cursor = pagination.start(data, digest)
         model, day = _list_day(self.tenant, data, cursor)
-        rows = selectors.account_snapshots(self.tenant, model=model, day=day, tier=data.get("tier")) if model and day \
-            else AccountScore.objects.none()  # fmt: skip
+        rows = _filterset(
+            filters.AccountListFilter,
+            self.tenant,
+            _day_snapshots(AccountScore, self.tenant, model, day).select_related("account", "model"),
+            {"tier": data.get("tier", "")},
+        ).qs
         if "updated_since" in data and model is not None:
             rows = sync.accounts_changed_since(rows, self.tenant, model, data["updated_since"])
         phases = [pagination.Phase(rows, key="account_id", sort=_keyset_sort(selectors.ACCOUNT_ORDERS[data["order"]]))]
@@ -385,6 +403,13 @@ class ScoringModelApi(TenantAPIView):
                     ),
                     "grace_days": serializers.IntegerField(),
                     "account_rollup": serializers.CharField(),
+                    "falling": inline_serializer(
+                        "FallingRule",
+                        {
+                            "trend_days": serializers.IntegerField(),
+                            "drop_pct": serializers.IntegerField(allow_null=True),
+                        },
+                    ),
                 },
             ),
         },

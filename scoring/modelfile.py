@@ -24,8 +24,11 @@ KEYS = {
     "tier_rule",
     "grace_days",
     "account_rollup",
+    "falling",
     "points",
 }
+# A file without "falling" (written before the flag existed) gets the model's defaults.
+DEFAULT_FALLING = {"trend_days": 30, "drop_pct": 50}
 
 
 def _number(value: float) -> int | float:
@@ -47,6 +50,7 @@ def model_to_dict(model: ScoringModel) -> dict[str, Any]:
         },
         "grace_days": model.grace_days,
         "account_rollup": model.account_rollup,
+        "falling": {"trend_days": model.trend_days, "drop_pct": model.falling_drop_pct},
         "points": {w.activity.name: w.points for w in weights},
     }
 
@@ -103,6 +107,9 @@ def parse_model_file(raw: str | bytes | dict) -> dict[str, Any]:
             raise ValidationError(f"“tier_rule.{key}” must be a number of 0 or more.")
     if data.get("account_rollup") not in AccountRollup.values:
         raise ValidationError(f"“account_rollup” must be one of {', '.join(AccountRollup.values)}.")
+    falling = data.get("falling", DEFAULT_FALLING)
+    if not isinstance(falling, dict) or set(falling) != {"trend_days", "drop_pct"}:
+        raise ValidationError("“falling” must be an object with “trend_days” and “drop_pct”.")
     points = data.get("points")
     if not isinstance(points, dict):
         raise ValidationError("“points” must be an object of activity name → points.")
@@ -120,5 +127,7 @@ def parse_model_file(raw: str | bytes | dict) -> dict[str, Any]:
         "tier_medium": float(rule["medium"]),
         "grace_days": _int(data, "grace_days", 0, 365),
         "account_rollup": data["account_rollup"],
+        "trend_days": _int(falling, "trend_days", 7, 90, where="falling."),
+        "falling_drop_pct": _int(falling, "drop_pct", 10, 100, nullable=True, where="falling."),
         "points": dict(points),
     }

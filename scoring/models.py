@@ -71,6 +71,20 @@ class ScoringModel(TenantOwned):
     tier_medium = models.FloatField(default=40, validators=[MinValueValidator(0)])
     grace_days = models.PositiveIntegerField(default=14, validators=[MaxValueValidator(365)])
     account_rollup = models.CharField(max_length=10, choices=AccountRollup.choices, default=AccountRollup.SUM)
+    # The "falling" flag (docs/scoring.md): points now at least `falling_drop_pct` % below the points
+    # `trend_days` days earlier. No percentage: nobody is flagged.
+    trend_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(7), MaxValueValidator(90)],
+        help_text="Falling compares the points with the points this many days earlier (7-90).",
+    )
+    falling_drop_pct = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=50,
+        validators=[MinValueValidator(10), MaxValueValidator(100)],
+        help_text="Falling: points at least this % below then (10-100; 100 = fell to none). Empty: no flag.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -137,6 +151,16 @@ class UserScore(TenantOwned):
     active_days = models.PositiveIntegerField()
     percentile = models.FloatField(null=True)
     tier = models.CharField(max_length=10, choices=Tier.choices)
+    # Stored at scoring time for the lists, from the rollup like the rest (so a recompute gives the
+    # same rows): the change against the points 7 and 30 days earlier and the last day with activity.
+    # Null only on rows written before these columns existed.
+    change_7 = models.FloatField(null=True)
+    change_30 = models.FloatField(null=True)
+    last_seen = models.DateField(null=True)
+    # The points `model.trend_days` earlier, and whether today's are a fall from them (the model's
+    # falling rule). Stored like the changes, from the rollup.
+    trend_points = models.FloatField(null=True)
+    falling = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -163,6 +187,16 @@ class AccountScore(TenantOwned):
     seats = models.PositiveIntegerField()
     percentile = models.FloatField(null=True)
     tier = models.CharField(max_length=10, choices=Tier.choices)
+    # Stored at scoring time for the lists, from the rollup like the rest (so a recompute gives the
+    # same rows): the change against the points 7 and 30 days earlier and the last day with activity.
+    # Null only on rows written before these columns existed.
+    change_7 = models.FloatField(null=True)
+    change_30 = models.FloatField(null=True)
+    last_seen = models.DateField(null=True)
+    # The points `model.trend_days` earlier, and whether today's are a fall from them (the model's
+    # falling rule). Stored like the changes, from the rollup.
+    trend_points = models.FloatField(null=True)
+    falling = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,14 +17,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, IntegerField, Max, OuterRef, QuerySet, Subquery, Value
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Cast, Floor, Least
+from django.db.models.functions import Cast, Coalesce, Floor, Least
 
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
-from core.sql import as_uuid, sql_date, trait_sql
+from core.sql import as_uuid
 from events.models import CustomerAccount, DailyActivityCount, EndUser
 
-from . import engine
+from . import engine, filters
 from .models import (
     AccountScore,
     ModelStatus,
@@ -168,46 +167,6 @@ def latest_day(tenant: Tenant, model: ScoringModel | None) -> date | None:
     return ProductScore.objects.for_tenant(tenant).filter(model=model).aggregate(d=Max("day"))["d"]
 
 
-def user_snapshots(
-    tenant: Tenant,
-    *,
-    model: ScoringModel | None = None,
-    day: date | None = None,
-    tier: str | None = None,
-    account: CustomerAccount | None = None,
-    order: str = "-points",
-) -> QuerySet[UserScore]:
-    """The published version's user snapshots of its latest day (or `day`), filtered and ordered."""
-    model = model or published_model(tenant)
-    day = day or latest_day(tenant, model)
-    if model is None or day is None:
-        return UserScore.objects.none()
-    rows = UserScore.objects.for_tenant(tenant).filter(model=model, day=day)
-    if tier:
-        rows = rows.filter(tier=tier)
-    if account is not None:
-        rows = rows.filter(end_user__account=account)
-    return rows.select_related("end_user", "end_user__account", "model").order_by(USER_ORDERS[order], "end_user_id")
-
-
-def account_snapshots(
-    tenant: Tenant,
-    *,
-    model: ScoringModel | None = None,
-    day: date | None = None,
-    tier: str | None = None,
-    order: str = "-points",
-) -> QuerySet[AccountScore]:
-    model = model or published_model(tenant)
-    day = day or latest_day(tenant, model)
-    if model is None or day is None:
-        return AccountScore.objects.none()
-    rows = AccountScore.objects.for_tenant(tenant).filter(model=model, day=day)
-    if tier:
-        rows = rows.filter(tier=tier)
-    return rows.select_related("account", "model").order_by(ACCOUNT_ORDERS[order], "account_id")
-
-
 def tier_counts(rows: QuerySet) -> dict[str, int]:
     counts = dict(rows.order_by().values_list("tier").annotate(n=Count("id")))
     return {tier.value: counts.get(tier.value, 0) for tier in TIER_ORDER}
@@ -215,23 +174,14 @@ def tier_counts(rows: QuerySet) -> dict[str, int]:
 
 # --- Lists of end users and accounts -----------------------------------------------------------
 #
-# The users and accounts pages (and their CSV) read one day's snapshots with the change against
-# the snapshots 7 and 30 days earlier and the last day seen in the rollup. The SQL is written out
-# (like the engine's) because those are joins of the snapshot table with itself, which the ORM
-# would turn into one correlated subquery per row; it runs unchanged on SQLite and PostgreSQL.
-# A page query sorts and limits snapshot ids first and joins the rest only for the rows shown.
+# The users and accounts pages (their CSV, the account page's members) read one day's snapshots: the
+# engine stores the change over 7 and 30 days and the last day seen with each snapshot, so a list is
+# one ORM queryset filtered and sorted by the list's FilterSet (scoring.filters), paged by Django's
+# Paginator: one COUNT and one page query.
 
-LIST_SORTS = ("points", "change_7", "change_30", "percentile", "last_seen")
-USER_LIST_SORTS = (*LIST_SORTS, "breadth", "active_days")
-ACCOUNT_LIST_SORTS = (*LIST_SORTS, "active_users", "renewal_date")
-# The last-seen sort probes the rollup once per listed end user (its end-user index) while they are at
-# most this share of the day's end users (an account counts its seats); past that it aggregates the
-# tenant's rollup once: ~30 ms at 2,000 end users, ~1 s at 100,000, so there a descending sort first
-# tries only the rollup's recent days (see `_SnapshotList.page`).
-LAST_SEEN_PROBE_SHARE = 0.05
-LAST_SEEN_RECENT_DAYS = 7
-# A trait or search filter matching at least this share of the day's end users is "broad" (see `_scan`).
-BROAD_SHARE = 0.05
+LIST_SORTS, USER_LIST_SORTS, ACCOUNT_LIST_SORTS = (
+    filters.LIST_SORTS, filters.USER_LIST_SORTS, filters.ACCOUNT_LIST_SORTS
+)
 
 
 @dataclass(frozen=True)
@@ -271,16 +221,24 @@ def list_days(tenant: Tenant, model: ScoringModel | None) -> ListDays:
 
 @dataclass(frozen=True)
 class ListFilter:
-    """What the lists filter on. Text comparisons ignore case; `search` matches a part of the text."""
+    """A list's filters given in code (the pages pass their query string): the FilterSet's fields."""
 
     tier: str | None = None
     plan: str | None = None
     trait: tuple[str, str] | None = None
     search: str | None = None
-    account: CustomerAccount | None = None  # users only
-    end_user: EndUser | None = None  # users only: one row, for the detail page
-    owner_id: int | None = None  # accounts only: a member's user id, or 0 for "no owner"
-    renews_by: date | None = None  # accounts only: renewal date on or before
+    account: CustomerAccount | None = None  # users only: members of this account
+    falling: bool = False
+
+    def data(self) -> dict[str, str]:
+        data = {"tier": self.tier or "", "plan": self.plan or "", "q": self.search or ""}
+        if self.falling:
+            data["falling"] = "on"
+        if self.trait:
+            data |= {"trait": self.trait[0], "trait_value": self.trait[1]}
+        if self.account is not None:
+            data["account"] = self.account.group_id
+        return data
 
 
 @dataclass
@@ -289,18 +247,11 @@ class ListRow:
     points: float
     percentile: float | None
     tier: str
-    points_7: float | None
-    points_30: float | None
     last_seen: date | None
     change_7: float | None = None
     change_30: float | None = None
-
-    def set_changes(self, days: ListDays) -> None:
-        # No snapshot of the subject on the compared day (not seen yet then): it had 0 points.
-        if days.day_7 is not None:
-            self.change_7 = round(self.points - (self.points_7 or 0), 4)
-        if days.day_30 is not None:
-            self.change_30 = round(self.points - (self.points_30 or 0), 4)
+    trend_points: float | None = None  # the points `model.trend_days` earlier
+    falling: bool = False
 
 
 @dataclass
@@ -340,377 +291,117 @@ class AccountRow(ListRow):
         return self.name or self.group_id
 
 
-def _contains(text: str) -> str:
-    """A LIKE pattern (escape character backslash) matching `text` anywhere, lower case."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _as_date(value) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-LIKE = "LIKE %s ESCAPE '\\'"
+# (row attribute, queryset value) of each list's rows; a Trait is annotated first.
+_SNAPSHOT_COLUMNS = {
+    name: name for name in ("points", "percentile", "tier", "last_seen", "change_7", "change_30", "trend_points",
+                            "falling")
+}
+USER_COLUMNS = {
+    "public_id": "end_user__public_id",
+    **_SNAPSHOT_COLUMNS,
+    "user_id": "end_user__user_id",
+    "anonymous_id": "end_user__anonymous_id",
+    "name": filters.Trait("end_user__traits", "name"),
+    "email": filters.Trait("end_user__traits", "email"),
+    "plan": Coalesce(filters.Trait("end_user__traits", "plan"), filters.Trait("end_user__account__traits", "plan")),
+    "breadth": "breadth",
+    "active_days": "active_days",
+    "account_public_id": "end_user__account__public_id",
+    "account_group_id": "end_user__account__group_id",
+    "account_name": "end_user__account__name",
+}
+ACCOUNT_COLUMNS = {
+    "public_id": "account__public_id",
+    **_SNAPSHOT_COLUMNS,
+    "group_id": "account__group_id",
+    "name": "account__name",
+    "plan": filters.Trait("account__traits", "plan"),
+    "active_users": "active_users",
+    "seats": "seats",
+    "owner_id": "account__owner_id",
+    "renewal_date": "account__renewal_date",
+}
 
 
-def _scan(condition: str, broad: bool) -> str:
-    """A condition on traits or text, which no index serves, in the form that steers PostgreSQL's plan.
+class SnapshotList:
+    """One day's snapshots filtered and sorted by the list's FilterSet, read like a sequence of rows:
+    what `Paginator` pages (`count()` is one COUNT, a slice one page query) and the CSV iterates."""
 
-    Without statistics on an expression the planner guesses that 0.5 % of the rows pass `x = 'v'` or
-    a LIKE, so it reads the matching end users first and looks each one's snapshot up by index: right
-    for a narrow search, ~300 ms at 100,000 end users when a third of them are on the plan. Written as
-    `CASE ... > 0` its guess is a third, so it hash-joins the day's snapshots (COUNT) or walks the
-    points index until a page is full (page). The page query picks the form from the COUNT it follows.
-    """
-    return f"(CASE WHEN {condition} THEN 1 ELSE 0 END) > 0" if broad else condition
+    row_class: type[ListRow] = ListRow
+    columns: dict[str, Any] = {}
 
-
-class _SnapshotList(ABC):
-    """One day's snapshots filtered and sorted, read like a sequence: what `Paginator` pages.
-
-    `count()` is one COUNT query; a slice is one page query; iterating streams every row (CSV).
-    """
-
-    subject = ""
-    table = ""
-    column = ""
-    sorts: tuple[str, ...] = ()
-
-    def __init__(self, tenant: Tenant, model: ScoringModel | None, days: ListDays, where: ListFilter, order: str):
-        if order.lstrip("-") not in self.sorts:
-            raise ValueError(f"Unknown order {order!r}.")
-        self.tenant, self.model, self.days, self.filter = tenant, model, days, where
-        self.sort, self.descending = order.lstrip("-"), order.startswith("-")
-        self._count: int | None = None
-        self._seats = 0  # end users behind the listed rows: the cost of probing their last day seen
+    def __init__(self, filterset, model: ScoringModel | None, days: ListDays):
+        self.filterset, self.model, self.days = filterset, model, days
+        self.form = filterset.form
+        self.valid = filterset.is_valid()
 
     @property
-    def empty(self) -> bool:
-        return self.model is None or self.days.day is None
+    def rows(self) -> QuerySet:
+        """The filtered, sorted queryset (none when the filters are not valid)."""
+        return self.filterset.qs if self.valid else self.filterset.queryset.none()
 
-    # Subclasses: the filter's joins and conditions, the sort keys and the selected columns.
-    @abstractmethod
-    def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
-        ...
+    def _values(self, rows: QuerySet) -> QuerySet:
+        values = {f"_{name}": c for name, c in self.columns.items() if not isinstance(c, str)}
+        fields = [c if isinstance(c, str) else f"_{name}" for name, c in self.columns.items()]
+        return rows.annotate(**values).values_list(*fields)
 
-    @abstractmethod
-    def _select_sql(self) -> tuple[str, str, list]:
-        ...
-
-    @abstractmethod
     def _row(self, values) -> ListRow:
-        ...
-
-    @abstractmethod
-    def _last_seen_probe(self) -> str:
-        ...
-
-    @abstractmethod
-    def _last_seen_table(self) -> str:
-        ...
-
-    def _broad(self) -> bool:
-        """Whether the filter keeps a large share of the day's rows (unknown total: assume so)."""
-        if not (self.filter.plan or self.filter.trait or self.filter.search):
-            return True  # no condition it would change
-        total = self.days.users if self.subject == "users" else None
-        return total is None or self.count() >= BROAD_SHARE * total
-
-    def _base(self, broad: bool = True) -> tuple[str, str, list]:
-        joins, conditions, params = self._filter_sql(broad)
-        tenant_where, tenant_params = tenant_sql(self.tenant, "s")
-        where = " AND ".join([tenant_where, "s.model_id = %s", "s.day = %s", *conditions])
-        return joins, where, [*tenant_params, self.model.pk, sql_date(self.days.day), *params]
+        row = self.row_class(**dict(zip(self.columns, values, strict=True)))
+        row.public_id = as_uuid(row.public_id)
+        row.last_seen = _as_date(row.last_seen)
+        if getattr(row, "renewal_date", None) is not None:
+            row.renewal_date = _as_date(row.renewal_date)
+        if getattr(row, "account_public_id", None) is not None:
+            row.account_public_id = as_uuid(row.account_public_id)
+        # Nothing scored that far back: the change is unknown, whatever the row holds.
+        if self.days.day_7 is None:
+            row.change_7 = None
+        if self.days.day_30 is None:
+            row.change_30 = None
+        return row
 
     def count(self) -> int:
-        if self._count is None:
-            if self.empty:
-                self._count = 0
-            else:
-                joins, where, params = self._base()
-                seats = "COUNT(*)" if self.subject == "users" else "SUM(s.seats)"
-                sql = f"SELECT COUNT(*), {seats} FROM {self.table} s {joins} WHERE {where}"  # noqa: S608
-                with connection.cursor() as cursor:
-                    cursor.execute(sql, params)
-                    count, seats = cursor.fetchone()
-                    self._count, self._seats = int(count), int(seats or 0)
-        return self._count
+        return self.rows.count()
 
     def __len__(self) -> int:
         return self.count()
 
-    def _compare_join(self, alias: str, day: date | None) -> tuple[str, list]:
-        if day is None:
-            return "", []
-        return (
-            f"LEFT JOIN {self.table} {alias} ON {alias}.{self.column} = s.{self.column} "
-            f"AND {alias}.model_id = s.model_id AND {alias}.day = %s",
-            [sql_date(day)],
-        )
-
-    def _sort_key(self, last_seen: str) -> tuple[str, str, list, bool]:
-        """(key expression, extra joins, their params, key may be NULL)."""
-        if self.sort in ("change_7", "change_30"):
-            day = self.days.day_7 if self.sort == "change_7" else self.days.day_30
-            if day is None:  # nothing scored that far back: every change is unknown, sort by points
-                return "s.points", "", [], False
-            join, params = self._compare_join("k", day)
-            return "s.points - COALESCE(k.points, 0)", join, params, False
-        if self.sort == "last_seen":
-            if last_seen == "probe":
-                return self._last_seen_probe(), "", [], True
-            join, params = self._last_seen_join("ls", recent=last_seen == "recent")
-            return "ls.last_seen", join, params, True
-        return f"s.{self.sort}", "", [], self.sort == "percentile"
-
-    def _order_by(self, key: str, nullable: bool) -> str:
-        direction = "DESC" if self.descending else "ASC"
-        nulls = f"({key} IS NULL), " if nullable else ""  # unknown last, in both directions and databases
-        return f"{nulls}{key} {direction}, s.{self.column} {direction}"
-
-    def _last_seen_join(self, alias: str, recent: bool) -> tuple[str, list]:
-        """A join to the rollup aggregated once: each subject's last day seen (only recent days: inner join)."""
-        params = [self.tenant.pk]
-        if recent:
-            params.append(sql_date(self.days.day - timedelta(days=LAST_SEEN_RECENT_DAYS - 1)))
-        table = self._last_seen_table().format(recent="AND r.day >= %s" if recent else "")
-        kind = "JOIN" if recent else "LEFT JOIN"
-        return f"{kind} ({table}) {alias} ON {alias}.subject_id = s.{self.column}", params
-
-    def _sql(self, last_seen: str, limit: int | None, offset: int) -> tuple[str, list]:
-        """The page query: sort and limit snapshot ids first, then join the columns for those rows only."""
-        joins, where, params = self._base(broad=self._broad())
-        key, key_join, key_params, nullable = self._sort_key(last_seen)
-        select, outer_joins, select_params = self._select_sql()
-        if self.sort == "last_seen":
-            select = select.replace(self._last_seen_probe(), "p.sort_key")
-        join_7, params_7 = self._compare_join("b7", self.days.day_7)
-        join_30, params_30 = self._compare_join("b30", self.days.day_30)
-        sql = f"""WITH page AS (
-            SELECT s.id AS id, {key} AS sort_key FROM {self.table} s {joins} {key_join}
-            WHERE {where} ORDER BY {self._order_by(key, nullable)} LIMIT {int(limit)} OFFSET {int(offset)}
-        )
-        SELECT {select}, {"b7.points" if join_7 else "NULL"}, {"b30.points" if join_30 else "NULL"}
-        FROM page p JOIN {self.table} s ON s.id = p.id {outer_joins} {join_7} {join_30}
-        ORDER BY {self._order_by("p.sort_key", nullable)}"""  # noqa: S608 - module constants only
-        return sql, key_params + params + select_params + params_7 + params_30
-
-    def _all_sql(self, last_seen: str) -> tuple[str, list]:
-        """Every row in one flat query (the CSV): hash joins, and the rollup aggregated once when large."""
-        _, where, params = self._base(broad=True)  # the columns' joins serve the filter as well
-        key, key_join, key_params, nullable = self._sort_key(last_seen)
-        select, outer_joins, select_params = self._select_sql()
-        if self.sort == "last_seen":
-            select = select.replace(self._last_seen_probe(), key)
-        elif last_seen == "full":
-            join, join_params = self._last_seen_join("lso", recent=False)
-            select = select.replace(self._last_seen_probe(), "lso.last_seen")
-            key_join, key_params = f"{key_join} {join}", [*key_params, *join_params]
-        join_7, params_7 = self._compare_join("b7", self.days.day_7)
-        join_30, params_30 = self._compare_join("b30", self.days.day_30)
-        sql = f"""SELECT {select}, {"b7.points" if join_7 else "NULL"}, {"b30.points" if join_30 else "NULL"}
-        FROM {self.table} s {outer_joins} {key_join} {join_7} {join_30}
-        WHERE {where} ORDER BY {self._order_by(key, nullable)}"""  # noqa: S608 - module constants only
-        return sql, select_params + key_params + params_7 + params_30 + params
-
-    def _fetch(self, last_seen: str, limit: int | None, offset: int) -> list[ListRow]:
-        sql, params = self._sql(last_seen, limit, offset)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return [self._row(values) for values in cursor.fetchall()]
-
-    def _last_seen_mode(self) -> str:
-        self.count()
-        return "probe" if self._seats <= LAST_SEEN_PROBE_SHARE * (self.days.users or 0) else "full"
-
-    def page(self, offset: int, limit: int) -> list[ListRow]:
-        if self.empty or limit <= 0:
-            return []
-        if self.sort != "last_seen":
-            return self._fetch("", limit, offset)
-        mode = self._last_seen_mode()
-        if mode == "full" and self.descending:
-            # Whoever was seen in the last days comes before everyone else, with the same last day
-            # as over the whole rollup: a full page from the recent days alone is the true page.
-            rows = self._fetch("recent", limit, offset)
-            if len(rows) == limit:
-                return rows
-        return self._fetch(mode, limit, offset)
-
     def __getitem__(self, key):
         if not isinstance(key, slice) or key.step not in (None, 1):
             raise TypeError("Snapshot lists take slices.")
-        start = key.start or 0
-        stop = self.count() if key.stop is None else key.stop
-        return self.page(start, stop - start)
+        return [self._row(v) for v in self._values(self.rows)[key]]
 
     def __iter__(self):
-        """Every row in order, read through a server-side cursor on PostgreSQL (the CSV export)."""
-        if self.empty:
-            return
-        sql, params = self._all_sql(self._last_seen_mode())
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(2000):
-                for values in chunk:
-                    yield self._row(values)
+        """Every row in order, through a server-side cursor on PostgreSQL (the CSV export)."""
+        for values in self._values(self.rows).iterator(chunk_size=2000):
+            yield self._row(values)
 
 
-class UserList(_SnapshotList):
-    subject, table, column, sorts = "users", engine.USER_TABLE, "end_user_id", USER_LIST_SORTS
-
-    def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
-        f = self.filter
-        conditions, params, needs_user, needs_account = [], [], False, False
-        if f.tier:
-            conditions.append("s.tier = %s")
-            params.append(f.tier)
-        if f.end_user is not None:
-            conditions.append("s.end_user_id = %s")
-            params.append(f.end_user.pk)
-        if f.account is not None:
-            conditions.append("e.account_id = %s")
-            params.append(f.account.pk)
-            needs_user = True
-        if f.plan:
-            user_plan, p1 = trait_sql("e", "plan")
-            account_plan, p2 = trait_sql("a", "plan")
-            conditions.append(_scan(f"LOWER(COALESCE({user_plan}, {account_plan})) = %s", broad))
-            params += [*p1, *p2, f.plan.lower()]
-            needs_user = needs_account = True
-        if f.trait:
-            trait, p = trait_sql("e", f.trait[0])
-            conditions.append(_scan(f"LOWER({trait}) = %s", broad))
-            params += [*p, f.trait[1].lower()]
-            needs_user = True
-        if f.search:
-            email, p1 = trait_sql("e", "email")
-            name, p2 = trait_sql("e", "name")
-            pattern = _contains(f.search)
-            text = f"(LOWER(e.user_id) {LIKE} OR LOWER({email}) {LIKE} OR LOWER({name}) {LIKE})"
-            conditions.append(_scan(text, broad))
-            params += [pattern, *p1, pattern, *p2, pattern]
-            needs_user = True
-        joins = "JOIN events_enduser e ON e.id = s.end_user_id" if needs_user else ""
-        if needs_account:
-            joins += " LEFT JOIN events_customeraccount a ON a.id = e.account_id"
-        return joins, conditions, params
-
-    def _last_seen_probe(self) -> str:
-        # No tenant filter: the end user pins it, and the rollup's end-user index serves it.
-        return "(SELECT MAX(r.day) FROM events_dailyactivitycount r WHERE r.end_user_id = s.end_user_id)"
-
-    def _last_seen_table(self) -> str:
-        return """SELECT r.end_user_id AS subject_id, MAX(r.day) AS last_seen FROM events_dailyactivitycount r
-            WHERE r.tenant_id = %s {recent} GROUP BY r.end_user_id"""
-
-    def _select_sql(self) -> tuple[str, str, list]:
-        name, p1 = trait_sql("e", "name")
-        email, p2 = trait_sql("e", "email")
-        user_plan, p3 = trait_sql("e", "plan")
-        account_plan, p4 = trait_sql("a", "plan")
-        select = f"""e.public_id, s.points, s.percentile, s.tier, {self._last_seen_probe()},
-            e.user_id, e.anonymous_id, {name}, {email}, COALESCE({user_plan}, {account_plan}),
-            s.breadth, s.active_days, a.public_id, a.group_id, a.name"""
-        joins = (
-            "JOIN events_enduser e ON e.id = s.end_user_id LEFT JOIN events_customeraccount a ON a.id = e.account_id"
-        )
-        return select, joins, [*p1, *p2, *p3, *p4]
-
-    def _row(self, v) -> UserRow:
-        row = UserRow(
-            public_id=as_uuid(v[0]),
-            points=float(v[1]),
-            percentile=v[2],
-            tier=v[3],
-            last_seen=_as_date(v[4]),
-            user_id=v[5],
-            anonymous_id=v[6],
-            name=v[7],
-            email=v[8],
-            plan=v[9],
-            breadth=v[10],
-            active_days=v[11],
-            account_public_id=as_uuid(v[12]),
-            account_group_id=v[13],
-            account_name=v[14],
-            points_7=v[15],
-            points_30=v[16],
-        )
-        row.set_changes(self.days)
-        return row
+class UserList(SnapshotList):
+    row_class, columns = UserRow, USER_COLUMNS
 
 
-class AccountList(_SnapshotList):
-    subject, table, column, sorts = "accounts", engine.ACCOUNT_TABLE, "account_id", ACCOUNT_LIST_SORTS
+class AccountList(SnapshotList):
+    row_class, columns = AccountRow, ACCOUNT_COLUMNS
 
-    def _filter_sql(self, broad: bool) -> tuple[str, list[str], list]:
-        f = self.filter
-        conditions, params = [], []
-        if f.tier:
-            conditions.append("s.tier = %s")
-            params.append(f.tier)
-        if f.plan:
-            plan, p = trait_sql("a", "plan")
-            conditions.append(_scan(f"LOWER({plan}) = %s", broad))
-            params += [*p, f.plan.lower()]
-        if f.trait:
-            trait, p = trait_sql("a", f.trait[0])
-            conditions.append(_scan(f"LOWER({trait}) = %s", broad))
-            params += [*p, f.trait[1].lower()]
-        if f.search:
-            pattern = _contains(f.search)
-            conditions.append(_scan(f"(LOWER(a.group_id) {LIKE} OR LOWER(a.name) {LIKE})", broad))
-            params += [pattern, pattern]
-        if f.owner_id is not None:
-            conditions.append("a.owner_id = %s" if f.owner_id else "a.owner_id IS NULL")
-            params += [f.owner_id] if f.owner_id else []
-        if f.renews_by is not None:
-            conditions.append("a.renewal_date <= %s")
-            params.append(sql_date(f.renews_by))
-        narrowed = f.plan or f.trait or f.search or f.owner_id is not None or f.renews_by
-        joins = "JOIN events_customeraccount a ON a.id = s.account_id" if narrowed else ""
-        return joins, conditions, params
 
-    def _sort_key(self, last_seen: str) -> tuple[str, str, list, bool]:
-        if self.sort == "renewal_date":
-            return "ra.renewal_date", "JOIN events_customeraccount ra ON ra.id = s.account_id", [], True
-        return super()._sort_key(last_seen)
+def _day_rows(model_cls, tenant: Tenant, model: ScoringModel | None, days: ListDays) -> QuerySet:
+    if model is None or days.day is None:
+        return model_cls.objects.none()
+    return model_cls.objects.for_tenant(tenant).filter(model=model, day=days.day)
 
-    def _last_seen_probe(self) -> str:
-        return """(SELECT MAX(r.day) FROM events_dailyactivitycount r JOIN events_enduser u ON u.id = r.end_user_id
-            WHERE u.account_id = s.account_id)"""
 
-    def _last_seen_table(self) -> str:
-        return """SELECT u.account_id AS subject_id, MAX(r.day) AS last_seen FROM events_dailyactivitycount r
-            JOIN events_enduser u ON u.id = r.end_user_id
-            WHERE r.tenant_id = %s {recent} AND u.account_id IS NOT NULL GROUP BY u.account_id"""
-
-    def _select_sql(self) -> tuple[str, str, list]:
-        plan, p = trait_sql("a", "plan")
-        select = f"""a.public_id, s.points, s.percentile, s.tier, {self._last_seen_probe()},
-            a.group_id, a.name, {plan}, s.active_users, s.seats, a.owner_id, a.renewal_date"""
-        return select, "JOIN events_customeraccount a ON a.id = s.account_id", p
-
-    def _row(self, v) -> AccountRow:
-        row = AccountRow(
-            public_id=as_uuid(v[0]),
-            points=float(v[1]),
-            percentile=v[2],
-            tier=v[3],
-            last_seen=_as_date(v[4]),
-            group_id=v[5],
-            name=v[6],
-            plan=v[7],
-            active_users=v[8],
-            seats=v[9],
-            owner_id=v[10],
-            renewal_date=_as_date(v[11]),
-            points_7=v[12],
-            points_30=v[13],
-        )
-        row.set_changes(self.days)
-        return row
+def _data(where: ListFilter | None, data, order: str | None):
+    if data is None:
+        data = (where or ListFilter()).data()
+    if order is not None:
+        data = data.copy()
+        data["order"] = order
+    return data
 
 
 def user_list(
@@ -719,19 +410,26 @@ def user_list(
     model: ScoringModel | None = None,
     days: ListDays | None = None,
     where: ListFilter | None = None,
-    order: str = "-points",
+    data=None,
+    order: str | None = None,
+    end_user: EndUser | None = None,
 ) -> UserList:
-    """The published version's end users on its latest scored day, filtered and sorted (see `UserList`)."""
+    """The published version's end users on its latest scored day, filtered and sorted by
+    `filters.UserListFilter` over `data` (a page's query string) or `where`; `end_user`: that one's row."""
     model = model or published_model(tenant)
     days = days or list_days(tenant, model)
-    return UserList(tenant, model, days, where or ListFilter(), order)
+    rows = _day_rows(UserScore, tenant, model, days)
+    if end_user is not None:
+        rows = rows.filter(end_user=end_user)
+    filterset = filters.UserListFilter(_data(where, data, order), rows, tenant=tenant, days=days)
+    return UserList(filterset, model, days)
 
 
 def user_row(
     tenant: Tenant, end_user: EndUser, *, model: ScoringModel | None = None, days: ListDays | None = None
 ) -> UserRow | None:
     """The end user's row of the users list (changes, last seen), or None when not scored that day."""
-    rows = user_list(tenant, model=model, days=days, where=ListFilter(end_user=end_user))[0:1]
+    rows = user_list(tenant, model=model, days=days, end_user=end_user)[0:1]
     return rows[0] if rows else None
 
 
@@ -741,11 +439,14 @@ def account_list(
     model: ScoringModel | None = None,
     days: ListDays | None = None,
     where: ListFilter | None = None,
-    order: str = "-points",
+    data=None,
+    order: str | None = None,
 ) -> AccountList:
     model = model or published_model(tenant)
     days = days or list_days(tenant, model)
-    return AccountList(tenant, model, days, where or ListFilter(), order)
+    rows = _day_rows(AccountScore, tenant, model, days)
+    filterset = filters.AccountListFilter(_data(where, data, order), rows, tenant=tenant, days=days)
+    return AccountList(filterset, model, days)
 
 
 # --- Detail pages: traits, seats, recent events -------------------------------------------------
@@ -1031,8 +732,9 @@ def explain_account(
     if model is None:
         return None
     day = day or latest_day(tenant, model) or tenant.today()
-    subject = "AND r.end_user_id IN (SELECT id FROM events_enduser WHERE tenant_id = %s AND account_id = %s)"
-    return _explain(model, day, subject, [tenant.pk, account.pk], days_back)
+    where, params = tenant_sql(tenant, "u")
+    subject = f"AND r.end_user_id IN (SELECT u.id FROM events_enduser u WHERE {where} AND u.account_id = %s)"  # noqa: S608
+    return _explain(model, day, subject, [*params, account.pk], days_back)
 
 
 # --- Preview of a draft ------------------------------------------------------------------------
@@ -1054,6 +756,8 @@ class Preview:
     top: list[dict]
     changes: list[dict]
     change_count: int
+    falling: int = 0  # end users flagged falling under the draft (model.falling_drop_pct)
+    published_falling: int | None = None
 
 
 def preview_day(tenant: Tenant) -> date:
@@ -1143,6 +847,11 @@ def preview_draft(model: ScoringModel, *, changes_limit: int | None = 50) -> Pre
                 top=top,
                 changes=changes_qs,
                 change_count=change_count,
+                falling=rows.filter(falling=True).count(),
+                published_falling=(
+                    UserScore.objects.for_tenant(tenant).filter(model=published, day=day, falling=True).count()
+                    if published is not None and published.pk != model.pk else None
+                ),
             )
             raise _Discard
     except _Discard:

@@ -34,6 +34,8 @@ MODEL_FIELDS = (
     "tier_medium",
     "grace_days",
     "account_rollup",
+    "trend_days",
+    "falling_drop_pct",
 )
 
 

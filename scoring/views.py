@@ -1,6 +1,5 @@
 """Scoring pages. Thin: writes go through services, reads through selectors."""
 
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,13 +10,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Membership, Role
+from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
 from core.csv_export import csv_download, csv_response
 from events.models import CustomerAccount, EndUser
 
 from . import charts, selectors, services
-from .forms import AccountFilterForm, ImportModelForm, RecomputeForm, ScoringModelForm, UserFilterForm
+from .forms import ImportModelForm, RecomputeForm, ScoringModelForm
 from .freshness import in_process_delay_seconds
 from .modelfile import model_to_json
 from .models import ScoringModel, ScoringRun, TierMethod
@@ -312,44 +311,31 @@ def _sort_links(request, sorts) -> dict[str, dict[str, str]]:
     return links
 
 
-def _list_context(request, form, rows, sorts) -> dict:
-    page = Paginator(rows if rows is not None else [], PAGE_SIZE).get_page(request.GET.get("page"))
+def _list_context(request, rows, sorts) -> dict:
+    page = Paginator(rows if rows.valid else [], PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    model = rows.model if rows is not None else selectors.published_model(request.tenant)
     return {
-        "form": form,
+        "form": rows.form,
         "page": page,
-        "model": model,
-        "days": rows.days if rows is not None else selectors.list_days(request.tenant, model),
+        "model": rows.model,
+        "days": rows.days,
         "query": query,
         "sorts": _sort_links(request, sorts),
     }
 
 
 def _filtered_users(request):
-    """(form, rows): rows is None when the form has errors (shown on the page, status 400)."""
-    form = UserFilterForm(request.GET)  # every field is optional: no query is a valid, empty filter
-    if not form.is_valid():
-        return form, None
-    account = None
-    if form.cleaned_data.get("account"):
-        account = (
-            CustomerAccount.objects.for_tenant(request.tenant).filter(group_id=form.cleaned_data["account"]).first()
-        )
-        if account is None:
-            form.add_error("account", "No account with this group id.")
-            return form, None
-    rows = selectors.user_list(request.tenant, where=form.list_filter(account=account), order=form.order())
-    return form, rows
+    """The users list filtered by the query string (scoring.filters.UserListFilter); its form has the errors."""
+    return selectors.user_list(request.tenant, data=request.GET)
 
 
 @tenant_view()
 @require_GET
 def users(request):
-    form, rows = _filtered_users(request)
-    context = _list_context(request, form, rows, selectors.USER_LIST_SORTS)
-    return render(request, "scoring/users.html", context, status=400 if form.errors else 200)
+    rows = _filtered_users(request)
+    context = _list_context(request, rows, selectors.USER_LIST_SORTS)
+    return render(request, "scoring/users.html", context, status=200 if rows.valid else 400)
 
 
 def _form_errors_response(form) -> HttpResponse:
@@ -365,9 +351,9 @@ def _blank(value):
 @require_GET
 @csv_download
 def users_csv(request):
-    form, rows = _filtered_users(request)
-    if rows is None:
-        return _form_errors_response(form)
+    rows = _filtered_users(request)
+    if not rows.valid:
+        return _form_errors_response(rows.form)
     # The first ten columns are the export's original ones, in their original order.
     header = [
         "user_id",
@@ -411,37 +397,24 @@ def users_csv(request):
 
 
 def _filtered_accounts(request):
-    form = AccountFilterForm(request.GET)  # every field is optional: no query is a valid, empty filter
-    if not form.is_valid():
-        return form, None
-    extra = {}
-    owner = form.cleaned_data.get("owner", "").strip().lower()
-    if owner:
-        member = Membership.objects.for_tenant(request.tenant).filter(user__email__iexact=owner).first()
-        if owner != "none" and member is None:
-            form.add_error("owner", "No member of this workspace has this email.")
-            return form, None
-        extra["owner_id"] = member.user_id if member else 0
-    if form.cleaned_data.get("renews_within") is not None:
-        extra["renews_by"] = request.tenant.today() + timedelta(days=form.cleaned_data["renews_within"])
-    return form, selectors.account_list(request.tenant, where=form.list_filter(**extra), order=form.order())
+    return selectors.account_list(request.tenant, data=request.GET)
 
 
 @tenant_view()
 @require_GET
 def accounts(request):
-    form, rows = _filtered_accounts(request)
-    context = _list_context(request, form, rows, selectors.ACCOUNT_LIST_SORTS)
-    return render(request, "scoring/accounts.html", context, status=400 if form.errors else 200)
+    rows = _filtered_accounts(request)
+    context = _list_context(request, rows, selectors.ACCOUNT_LIST_SORTS)
+    return render(request, "scoring/accounts.html", context, status=200 if rows.valid else 400)
 
 
 @tenant_view(read_key=True)
 @require_GET
 @csv_download
 def accounts_csv(request):
-    form, rows = _filtered_accounts(request)
-    if rows is None:
-        return _form_errors_response(form)
+    rows = _filtered_accounts(request)
+    if not rows.valid:
+        return _form_errors_response(rows.form)
     header = [
         "group_id",
         "name",

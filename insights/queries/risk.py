@@ -16,9 +16,11 @@ configurable per workspace on the Tenant, documented in docs/insights.md):
   own usual gap between active days (and MIN_GAP_DAYS), so a weekly account is
   judged against weeks and a daily one against days.
 
-Subjects still "new" (inside the model's grace period) are never at risk. The
-score-truth work (insights/truth.py) offers no per-subject decline signal yet;
-when it does, it becomes one more flag here.
+- falling: the snapshot's own falling flag, the scoring model's setting (points at
+  least `falling_drop_pct` % below `trend_days` days earlier, docs/scoring.md),
+  stored by the engine: "Falling: points fell 45% in 30 days (120 → 66)".
+
+Subjects still "new" (inside the model's grace period) are never at risk.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ HISTORY_DAYS = 60
 MIN_ACTIVE_DAYS = 3
 MIN_GAP_DAYS = 3
 
-REASONS = ("points", "tier", "silent_seats", "last_seen")
+REASONS = ("points", "tier", "silent_seats", "last_seen", "falling")
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
         narrow_params = list(ids) if subject == "users" else [*seat_params, *ids]
     # The rollup is read by each aggregate straight from its table: a shared CTE would be
     # materialized (deduplicating ~one row per seat-day first cost most of the time).
+    r_where, r_params = tenant_sql(tenant_id, "r")
     rollup = f"""FROM events_dailyactivitycount r JOIN events_enduser u ON u.id = r.end_user_id
         WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}"""
     rollup_params: list = [*scope_params, sql_date(first), sql_date(day), *narrow_params]
@@ -201,6 +204,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
         return result
     table, column, subject_table = SUBJECTS[subject]
     ctes, params = _ctes(subject, tenant.pk, day, s, ids)
+    b_where, b_params = tenant_sql(tenant, "b")
     flags, flag_params = _flags(day, s)
     scope, scope_params = tenant_sql(tenant, "b")
     narrow, narrow_params = "", []
@@ -214,7 +218,8 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     m AS (
         SELECT b.{column} AS sid, b.points AS points, b.tier AS tier, a.points AS before, a.tier AS tier_before,
                st.live AS live, st.silent AS silent, st.silent_last AS silent_last,
-               g.n AS n, g.first_day AS first_day, g.last_day AS last_day, {flags}
+               g.n AS n, g.first_day AS first_day, g.last_day AS last_day, {flags},
+               CASE WHEN b.falling THEN 1 ELSE 0 END AS f_falling, b.trend_points AS trend_points
         FROM {table} b
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
         LEFT JOIN seats st ON st.sid = b.{column}
@@ -222,10 +227,11 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
         WHERE {scope} AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
     )
     SELECT e.id, e.public_id, {_name_sql(subject)}, m.points, m.before, m.tier, m.tier_before, m.live, m.silent,
-           m.silent_last, m.n, m.first_day, m.last_day, m.f_points, m.f_tier, m.f_silent, m.f_gap, e.owner_id
+           m.silent_last, m.n, m.first_day, m.last_day, m.f_points, m.f_tier, m.f_silent, m.f_gap, e.owner_id,
+           m.f_falling, m.trend_points
     FROM m JOIN {subject_table} e ON e.id = m.sid
-    WHERE (m.f_points + m.f_tier + m.f_silent + m.f_gap) > 0 {narrow}
-    ORDER BY (m.f_points + m.f_tier + m.f_silent + m.f_gap) DESC,
+    WHERE (m.f_points + m.f_tier + m.f_silent + m.f_gap + m.f_falling) > 0 {narrow}
+    ORDER BY (m.f_points + m.f_tier + m.f_silent + m.f_gap + m.f_falling) DESC,
              (COALESCE(m.before, 0) - m.points) / CASE WHEN m.before > 0 THEN m.before ELSE 1 END DESC, e.id"""
     params += flag_params + [sql_date(before), *scope_params, model.pk, sql_date(day)] + narrow_params
     result.items = [_item(row, day, s) for row in fetch_all(sql, params)]
@@ -235,9 +241,9 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
 _cached_at_risk = cached_insight(_at_risk)
 
 
-def _item(row, day: date, s: RiskSettings) -> RiskItem:
+def _item(row, day: date, s: RiskSettings, model: ScoringModel) -> RiskItem:
     (pk, public_id, name, points, before, tier, tier_before, live, silent, silent_last, n, first_day, last_day,
-     f_points, f_tier, f_silent, f_gap, owner_id) = row
+     f_points, f_tier, f_silent, f_gap, owner_id, f_falling, trend_points) = row
     item = RiskItem(pk, as_uuid(public_id), name or "", float(points), float(before or 0), tier, tier_before,
                     owner_id=owner_id)
     if f_points:
@@ -253,4 +259,8 @@ def _item(row, day: date, s: RiskSettings) -> RiskItem:
         usual = (last - first).days / (n - 1)
         item.reasons.append(Reason("last_seen", f"Last seen {(day - last).days} days ago; "
                                                 f"usually active every {usual:.1f} days"))
+    if f_falling and trend_points:
+        fell = 100 * (float(trend_points) - item.points) / float(trend_points)
+        item.reasons.append(Reason("falling", f"Falling: points fell {fell:.0f}% in {model.trend_days} days "
+                                              f"({float(trend_points):,.1f} → {item.points:,.1f})"))
     return item

@@ -95,7 +95,27 @@ def test_end_users_at_risk(tenant):
     _scored(tenant, raws, [day, day - timedelta(days=14)])
     result = at_risk(tenant, day=day, subject="users")
     assert [i.name for i in result.items] == ["fading"]
-    assert {r.code for r in result.items[0].reasons} == {"points", "last_seen"}
+    # 10 points now against 30 in the window ending 30 days earlier: falling under the default rule (50 %).
+    assert {r.code for r in result.items[0].reasons} == {"points", "last_seen", "falling"}
+    assert "Falling: points fell 67% in 30 days (30.0 → 10.0)" in [str(r) for r in result.items[0].reasons]
+
+
+def test_falling_is_the_scoring_models_rule(tenant):
+    day = tenant.today() - timedelta(days=1)
+    # Every day for 60 days, then only one day in two over the last 30: points 30 → 15, a 50 % fall.
+    raws = [track("halved", "Used feature", day - timedelta(days=ago)) for ago in range(30, 60)]
+    raws += [track("halved", "Used feature", day - timedelta(days=ago)) for ago in range(0, 30, 2)]
+    raws += [track("busy", "Used feature", day - timedelta(days=ago)) for ago in range(0, 60)]
+    model = _scored(tenant, raws, [day, day - timedelta(days=14)])
+    only_falling = RiskSettings(points_drop=0, tier_drop=False, silent_share=0, gap_factor=0)
+    result = at_risk(tenant, day=day, subject="users", settings=only_falling)
+    assert [(i.name, [str(r) for r in i.reasons]) for i in result.items] == [
+        ("halved", ["Falling: points fell 50% in 30 days (30.0 → 15.0)"])
+    ]
+    model.falling_drop_pct = 60  # a fall of 50 % is not one of 60 %
+    model.save()
+    engine.compute_day(model, day)
+    assert not at_risk(tenant, day=day, subject="users", settings=only_falling).items
 
 
 def test_an_old_account_is_not_new_again_because_its_users_are(tenant):

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, owner_views, views, wire
+from . import api, cdn, owner_views, views, wire
 
 app_name = "events"
 
@@ -16,6 +16,11 @@ urlpatterns = [
     re_path(r"^v1/webhook/?$", api.webhook_endpoint, name="webhook"),
     re_path(r"^v1/webhook/(?P<write_key>[^/]+)/?$", api.webhook_endpoint, name="webhook_key"),
     re_path(r"^v1/projects/(?P<write_key>[^/]+)/settings/?$", api.project_settings, name="project_settings"),
+    # analytics.js for the standard snippet with `analytics._cdn` pointed here (events/cdn.py).
+    re_path(r"^analytics\.js/v1/(?P<write_key>[^/]+)/(?P<name>analytics\.min\.js|standalone\.js\.map)$",
+            cdn.loader, name="analytics_js"),
+    re_path(r"^analytics-next/bundles/(?P<name>[A-Za-z0-9_-]+\.bundle\.[0-9a-f]+\.js(?:\.map)?)$",
+            cdn.bundle, name="analytics_bundle"),
     # Last of the /v1/ routes: any other path there (a newline included) is a JSON 404 with CORS headers.
     re_path(r"^v1/(?P<path>[\s\S]*)$", api.not_found, name="v1_not_found"),
 ]

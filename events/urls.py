@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, cdn, owner_views, views, wire
+from . import api, cdn, member_views, owner_views, views, wire
 
 app_name = "events"
 
@@ -39,5 +39,9 @@ tenant_urlpatterns = [
     path("events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
     path("events/import/<uuid:import_id>/progress", views.import_progress, name="import_progress"),
     path("events/accounts/<uuid:account_id>/owner/", owner_views.set_account_owner, name="set_account_owner"),
+    path("events/accounts/<uuid:account_id>/members/<uuid:end_user_id>/remove/", member_views.remove_member,
+         name="remove_account_member"),
+    path("events/accounts/<uuid:account_id>/members/remove/", member_views.remove_members,
+         name="remove_account_members"),
     path("events/users/<uuid:end_user_id>/owner/", owner_views.set_user_owner, name="set_user_owner"),
 ]

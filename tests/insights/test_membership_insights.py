@@ -59,3 +59,16 @@ def test_silent_seats_count_in_every_account_of_their_users(tenant):
     northwind = CustomerAccount.objects.for_tenant(tenant).get(group_id="northwind")
     one = at_risk(tenant, day=day, ids=[northwind.pk]).items
     assert [str(r) for r in one[0].reasons] == ["4 of 8 seats silent for 8+ days"]
+
+
+def test_growth_outcomes_and_truth_count_every_account_of_a_user(tenant):
+    from insights import truth
+    from insights.queries.growth import growth_accounting
+
+    recent = tenant.today() - timedelta(days=3)
+    send(tenant, [group("u1", "acme", recent), group("u1", "globex", recent), track("u1", "Logged in", recent)])
+    growth = growth_accounting(tenant, subject="accounts", measure="active", period="week")
+    assert sum(r.new for r in growth.rows) == 2  # acme and globex both became active
+    report = truth.retention_by_activity(tenant, day=recent, horizon=1, window=7, subject="accounts")
+    logged_in = next(row for row in report.rows if row.activity.name == "Logged in")
+    assert logged_in.did.n == 2

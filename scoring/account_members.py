@@ -28,6 +28,7 @@ class MemberRow:
     """A current member of the account, with their snapshot of the list's day (None: not scored that day)."""
 
     public_id: uuid.UUID
+    user_id: str | None
     display_name: str
     since: datetime
     primary: bool
@@ -124,5 +125,5 @@ def members(tenant: Tenant, account: CustomerAccount, model: ScoringModel | None
 def _row(user, account: CustomerAccount, since, last_seen) -> MemberRow:
     if isinstance(last_seen, str):  # SQLite hands an annotated date back as text
         last_seen = date.fromisoformat(last_seen)
-    return MemberRow(public_id=user.public_id, display_name=user.display_name, since=since,
+    return MemberRow(public_id=user.public_id, user_id=user.user_id, display_name=user.display_name, since=since,
                      primary=user.account_id == account.pk, last_seen=last_seen)

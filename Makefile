@@ -10,14 +10,29 @@ PORT ?= 8000
 # SITE_URL, when set, wins over both.
 export SITE_URL_FALLBACK ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install lint migrate demo worker beat bench clean fuzz
+.PHONY: run test install npm-install lint migrate demo worker beat bench clean fuzz
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)
+# JavaScript packages (package-lock.json): analytics-next, served as analytics.js by events/cdn.py, and
+# analytics-node for its ingestion test. Into node_modules/ (git-ignored), again only when the lock changes.
+NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
+
+install: $(STAMP) npm-install
+
+npm-install:
+	@if [ -f $(NPM_STAMP) ]; then :; \
+	elif ! command -v npm >/dev/null 2>&1; then \
+	  echo "!! npm not found: node_modules/ not installed, so this server does not serve analytics.js"; \
+	  echo "!! (/analytics.js/v1/<key>/analytics.min.js answers 404) and the analytics.js and analytics-node"; \
+	  echo "!! tests skip. Install Node.js 20 with npm and run make install again."; \
+	else \
+	  echo "npm ci --no-audit --no-fund (package-lock.json into node_modules/)"; \
+	  npm ci --no-audit --no-fund && touch $(NPM_STAMP); \
+	fi
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -51,7 +66,7 @@ beat: install
 	$(BIN)/celery -A engagement_site beat --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules db.sqlite3 staticfiles .pytest_cache .ruff_cache
 
 # Chart.js is vendored in static/vendor/chartjs (served by our static files, no CDN). Refresh it with:
 CHARTJS_VERSION ?= 4.6.2

@@ -306,6 +306,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# analytics.js (Segment's analytics-next standalone build), served by events/cdn.py: installed by
+# `make install` (npm ci, pinned in package-lock.json), never committed.
+ANALYTICS_NEXT_DIST = env(
+    "ANALYTICS_NEXT_DIST", default=str(BASE_DIR / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd")
+)
 # Serve from the app folders when collectstatic has not run (dev, tests); production runs it.
 WHITENOISE_USE_FINDERS = True
 

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, owner_views, views, wire
+from . import api, cdn, member_views, owner_views, views, wire
 
 app_name = "events"
 
@@ -16,6 +16,11 @@ urlpatterns = [
     re_path(r"^v1/webhook/?$", api.webhook_endpoint, name="webhook"),
     re_path(r"^v1/webhook/(?P<write_key>[^/]+)/?$", api.webhook_endpoint, name="webhook_key"),
     re_path(r"^v1/projects/(?P<write_key>[^/]+)/settings/?$", api.project_settings, name="project_settings"),
+    # analytics.js for the standard snippet with `analytics._cdn` pointed here (events/cdn.py).
+    re_path(r"^analytics\.js/v1/(?P<write_key>[^/]+)/(?P<name>analytics\.min\.js|standalone\.js\.map)$",
+            cdn.loader, name="analytics_js"),
+    re_path(r"^analytics-next/bundles/(?P<name>[A-Za-z0-9_-]+\.bundle\.[0-9a-f]+\.js(?:\.map)?)$",
+            cdn.bundle, name="analytics_bundle"),
     # Last of the /v1/ routes: any other path there (a newline included) is a JSON 404 with CORS headers.
     re_path(r"^v1/(?P<path>[\s\S]*)$", api.not_found, name="v1_not_found"),
 ]
@@ -34,5 +39,9 @@ tenant_urlpatterns = [
     path("events/import/<uuid:import_id>/status", views.import_status, name="import_status"),
     path("events/import/<uuid:import_id>/progress", views.import_progress, name="import_progress"),
     path("events/accounts/<uuid:account_id>/owner/", owner_views.set_account_owner, name="set_account_owner"),
+    path("events/accounts/<uuid:account_id>/members/<uuid:end_user_id>/remove/", member_views.remove_member,
+         name="remove_account_member"),
+    path("events/accounts/<uuid:account_id>/members/remove/", member_views.remove_members,
+         name="remove_account_members"),
     path("events/users/<uuid:end_user_id>/owner/", owner_views.set_user_owner, name="set_user_owner"),
 ]

@@ -391,7 +391,9 @@ def _band_label(lo: int, hi: int | None, window: int) -> str:
 SUBJECT_SQL = {
     # (subject column, join that gives it) over the rollup alias r.
     "users": ("r.end_user_id", ""),
-    "accounts": ("e.account_id", "JOIN events_enduser e ON e.id = r.end_user_id AND e.account_id IS NOT NULL"),
+    # Every account of a user (AccountMembership, current membership), not only the primary one.
+    "accounts": ("m.account_id",
+                 "JOIN events_accountmembership m ON m.end_user_id = r.end_user_id AND m.ended_at IS NULL"),
 }
 
 

@@ -15,7 +15,7 @@ from accounts.scoping import get_tenant_object, tenant_view
 from core.csv_export import csv_download, csv_response
 from events.models import CustomerAccount, EndUser
 
-from . import charts, selectors, services
+from . import account_members, charts, selectors, services
 from .forms import ImportModelForm, RecomputeForm, ScoringModelForm
 from .freshness import in_process_delay_seconds
 from .modelfile import model_to_json
@@ -511,18 +511,21 @@ def account_detail(request, account_id):
     model = selectors.published_model(tenant)
     days = selectors.list_days(tenant, model)
     snapshot = selectors.latest_account_snapshot(tenant, account, model=model)
-    members = selectors.user_list(tenant, model=model, days=days, where=selectors.ListFilter(account=account))
+    # Members and seat tiers from AccountMembership: every member, not only those whose primary it is.
+    members = account_members.members(tenant, account, model, days, MEMBERS_SHOWN)
     context = {
         "account": account,
         "days": days,
         "traits": selectors.traits_of(account),
         "model": model,
         "snapshot": snapshot,
-        "seats": selectors.seat_engagement(tenant, snapshot) if snapshot else None,
+        "seats": account_members.seat_engagement(tenant, snapshot) if snapshot else None,
         "history": list(reversed(selectors.account_history(tenant, account))),
         "explanation": selectors.explain_account(tenant, account, model=model, day=days.day) if model else None,
-        "members": members[:MEMBERS_SHOWN],
+        "members": members,
+        "member_count": account_members.member_count(tenant, account, members, MEMBERS_SHOWN),
         "members_shown": MEMBERS_SHOWN,
+        "can_remove_members": request.membership.can(Role.ADMIN),
         "events": selectors.recent_events(tenant, account=account),
     }
     return render(request, "scoring/account_detail.html", context)

@@ -114,6 +114,29 @@ def _missing(service: str, how: str):
     pytest.skip(f"{service} not available: {how}.")
 
 
+NODE_MODULES = django_settings.BASE_DIR / "node_modules"
+
+
+def node_package(name: str, version: str):
+    """`node_modules/<name>` at the version package-lock.json pins, as `make install` leaves it.
+
+    Missing (no npm on the machine, or `make install` not run): a skip with the reason, and a
+    failure in CI (REQUIRE_SERVICES=1 or CI=true), where `make install` must have installed it.
+    """
+    import json
+
+    manifest = NODE_MODULES / name / "package.json"
+    how = f"{manifest} is missing (run `make install` with Node.js and npm)"
+    if manifest.is_file():
+        found = json.loads(manifest.read_text())["version"]
+        if found == version:
+            return manifest.parent
+        how = f"{name} {found} is installed but package-lock.json pins {version} (run `make install`)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is required in CI but {how}.")
+    _missing(name, how)
+
+
 @pytest.fixture
 def postgres():
     if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":

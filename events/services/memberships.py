@@ -4,7 +4,8 @@ A group call, or a `context.groupId` on any message, makes the end user a member
 of that account from the message's time (an open membership; a second call
 changes nothing, an older one moves the start back: history arriving late). A
 membership ends only on an explicit group call carrying
-`context.membership = "ended"`; the row stays with its `ended_at`, so the
+`context.membership = "ended"`, or on the account page's "Remove from account"
+(`membership_end`, one member or a list of userIds); the row stays with its `ended_at`, so the
 account roll-up of an old day (docs/scoring.md, "Users in several accounts")
 reads the memberships as they stood then. `EndUser.account` stays the primary
 account for display: the last one grouped (set by `_attach_accounts`), or,
@@ -14,7 +15,9 @@ when that membership ends, the most recently started open one.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Tenant
 
@@ -127,3 +130,25 @@ def accounts_of(tenant: Tenant, end_user: EndUser, *, at: datetime | None = None
     else:
         rows = rows.filter(Q(started_at__lt=at) & (Q(ended_at__isnull=True) | Q(ended_at__gte=at)))
     return sorted(set(rows.values_list("account_id", flat=True)))
+
+
+def membership_end(tenant: Tenant, account, end_users: list[EndUser], *, at: datetime | None = None) -> list[EndUser]:
+    """End these end users' open memberships of `account` now: what a group call with
+    `context.membership = "ended"` does, from the account page. Returns those who were members.
+
+    Their points stop counting in the account from the day it ends (a day already computed
+    keeps them, and recomputing it gives the same rows); their primary account moves to their
+    newest other one; `updated_at` moves, so a sync's `updated_since` lists their new `groupIds`.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        # Locked in id order, as ingestion locks a batch's end users, so a batch of theirs waits.
+        pks = list(EndUser.objects.for_tenant(tenant).select_for_update()
+                   .filter(pk__in=[u.pk for u in end_users]).order_by("pk").values_list("pk", flat=True))
+        members = set(AccountMembership.objects.for_tenant(tenant).filter(
+            account=account, end_user_id__in=pks, ended_at__isnull=True).values_list("end_user_id", flat=True))
+        if not members:
+            return []
+        record_memberships(tenant, MembershipChanges([(at, True, pk, account.pk) for pk in sorted(members)]))
+        EndUser.objects.for_tenant(tenant).filter(pk__in=members).update(updated_at=at)
+    return [u for u in end_users if u.pk in members]

@@ -64,7 +64,8 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
     first = last - timedelta(days=window - 1)
     before = first - timedelta(days=window)
     # First one row per (activity, end user, window) — a hash aggregate that shrinks the rollup
-    # ~5x — then the distinct counts per activity and overall, in one statement.
+    # ~5x — then the distinct counts per activity and overall, in one statement. An account is
+    # every account the user is a member of now (AccountMembership, not only the primary one).
     scope, scope_params = tenant_sql(tenant, "r")
     sql = f"""WITH x AS (
         SELECT r.activity_id AS a, r.end_user_id AS u, CASE WHEN r.day >= %s THEN 1 ELSE 0 END AS cur
@@ -72,12 +73,13 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
         WHERE {scope} AND r.day >= %s AND r.day <= %s
         GROUP BY r.activity_id, r.end_user_id, CASE WHEN r.day >= %s THEN 1 ELSE 0 END
     ),
-    y AS (SELECT x.a, x.u, x.cur, e.account_id AS acc FROM x JOIN events_enduser e ON e.id = x.u)
-    SELECT a, cur, COUNT(*), COUNT(DISTINCT acc) FROM y GROUP BY a, cur
+    y AS (SELECT x.a, x.u, x.cur, m.account_id AS acc FROM x LEFT JOIN events_accountmembership m
+          ON m.end_user_id = x.u AND m.tenant_id = %s AND m.ended_at IS NULL)
+    SELECT a, cur, COUNT(DISTINCT u), COUNT(DISTINCT acc) FROM y GROUP BY a, cur
     UNION ALL
     SELECT NULL, cur, COUNT(DISTINCT u), COUNT(DISTINCT acc) FROM y GROUP BY cur"""
     counts: dict[tuple, tuple[int, int]] = {}
-    params = [sql_date(first), *scope_params, sql_date(before), sql_date(last), sql_date(first)]
+    params = [sql_date(first), *scope_params, sql_date(before), sql_date(last), sql_date(first), tenant.pk]
     for activity_id, cur, users_n, accounts_n in fetch_all(sql, params):
         counts[(activity_id, int(cur))] = (int(users_n), int(accounts_n or 0))
     per_activity = {

@@ -55,9 +55,10 @@ def _membership_sql(tenant: Tenant, subject: str, measure: str, period: str, mod
             sql = f"""SELECT DISTINCT r.end_user_id AS s, {bucket} AS p FROM events_dailyactivitycount r
                 WHERE {scope} AND r.day <= %s"""
         else:
-            sql = f"""SELECT DISTINCT e.account_id AS s, {bucket} AS p FROM events_dailyactivitycount r
-                JOIN events_enduser e ON e.id = r.end_user_id
-                WHERE {scope} AND r.day <= %s AND e.account_id IS NOT NULL"""
+            # An account is active when any of its members is (every account of a user: AccountMembership).
+            sql = f"""SELECT DISTINCT am.account_id AS s, {bucket} AS p FROM events_dailyactivitycount r
+                JOIN events_accountmembership am ON am.end_user_id = r.end_user_id AND am.ended_at IS NULL
+                WHERE {scope} AND r.day <= %s"""
         return sql, [*params, sql_date(today)]
     table, column, _ = SUBJECTS[subject]
     bucket = period_sql("x.day", period)

@@ -149,9 +149,10 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
         later = f"""SELECT r.end_user_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
             WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
     else:
-        later = f"""SELECT e.account_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
-            JOIN events_enduser e ON e.id = r.end_user_id
-            WHERE {later_scope} AND r.day >= %s AND r.day <= %s AND e.account_id IS NOT NULL"""
+        # Every account of a user (AccountMembership), not only the primary one.
+        later = f"""SELECT m.account_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
+            JOIN events_accountmembership m ON m.end_user_id = r.end_user_id AND m.ended_at IS NULL
+            WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
     later_params = [sql_date(v) for h in HORIZONS for v in windows[h]]
     later_params += [*later_scope_params, sql_date(windows[HORIZONS[0]][0]), sql_date(windows[HORIZONS[-1]][1])]
     if subject == "accounts":

@@ -127,17 +127,19 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
     narrow, narrow_params = "", []
     if ids is not None:
         marks = ", ".join(["%s"] * len(ids))
-        seat_scope, seat_params = tenant_sql(tenant_id, "u0")
         narrow = (f"AND r.end_user_id IN ({marks})" if subject == "users" else
-                  f"AND r.end_user_id IN (SELECT u0.id FROM events_enduser u0 WHERE {seat_scope} "
-                  f"AND u0.account_id IN ({marks}))")
-        narrow_params = list(ids) if subject == "users" else [*seat_params, *ids]
+                  f"AND m.account_id IN ({marks})")
+        narrow_params = list(ids)
     # The rollup is read by each aggregate straight from its table: a shared CTE would be
     # materialized (deduplicating ~one row per seat-day first cost most of the time).
-    r_where, r_params = tenant_sql(tenant_id, "r")
-    rollup = f"""FROM events_dailyactivitycount r JOIN events_enduser u ON u.id = r.end_user_id
+    # An account's seats are its members now (AccountMembership: every account a user is in,
+    # not only the primary one), each with their own activity.
+    source, source_params = ("JOIN events_enduser u ON u.id = r.end_user_id", []) if subject == "users" else (
+        "JOIN events_accountmembership m ON m.end_user_id = r.end_user_id AND m.tenant_id = %s AND m.ended_at IS NULL",
+        [tenant_id])
+    rollup = f"""FROM events_dailyactivitycount r {source}
         WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0 {narrow}"""
-    rollup_params: list = [*scope_params, sql_date(first), sql_date(day), *narrow_params]
+    rollup_params: list = [*source_params, *scope_params, sql_date(first), sql_date(day), *narrow_params]
     # Only subjects quiet for MIN_GAP_DAYS can be "last seen" beyond their gap: their active days
     # alone are counted (counting every account's distinct days was most of the statement's time).
     quiet = sql_date(day - timedelta(days=MIN_GAP_DAYS))
@@ -149,15 +151,15 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
               AND r.end_user_id IN (SELECT sid FROM last_seen WHERE last_day <= %s) GROUP BY r.end_user_id)""", [
             *rollup_params, *rollup_params, quiet]
     sql = f"""seat AS (
-        SELECT u.account_id AS sid, u.id AS uid, MAX(r.day) AS last_day {rollup}
-          AND u.account_id IS NOT NULL GROUP BY u.account_id, u.id),
+        SELECT m.account_id AS sid, r.end_user_id AS uid, MAX(r.day) AS last_day {rollup}
+          GROUP BY m.account_id, r.end_user_id),
     seats AS (
         SELECT sid, COUNT(*) AS live, SUM(CASE WHEN last_day <= %s THEN 1 ELSE 0 END) AS silent,
                MAX(CASE WHEN last_day <= %s THEN last_day END) AS silent_last, MAX(last_day) AS last_day
         FROM seat GROUP BY sid),
     acct_days AS (
-        SELECT u.account_id AS sid, r.day AS day {rollup}
-          AND u.account_id IN (SELECT sid FROM seats WHERE last_day <= %s) GROUP BY u.account_id, r.day),
+        SELECT m.account_id AS sid, r.day AS day {rollup}
+          AND m.account_id IN (SELECT sid FROM seats WHERE last_day <= %s) GROUP BY m.account_id, r.day),
     gap AS (SELECT sid, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day FROM acct_days GROUP BY sid)"""
     return sql, [*rollup_params, silent_before, silent_before, *rollup_params, quiet]
 

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.scoping import tenant_view
-from core.csv_export import csv_response
+from core.csv_export import csv_download, csv_response
 
 SUBJECT_CHOICES = [("users", "End users"), ("accounts", "Customer accounts")]
 OUTPUTS = ("page", "svg", "csv")
@@ -67,13 +67,19 @@ class InsightView:
 
     @classmethod
     def views(cls, *outputs: str):
-        """The URL callbacks, one per output (default: page, svg, csv), each a tenant-scoped viewer GET."""
+        """The URL callbacks, one per output (default: page, svg, csv), each a tenant-scoped viewer GET.
+
+        The .csv also takes a read key instead of a login, and `?bom=1`, like the
+        score exports (docs/api.md, "CSV exports with a read key").
+        """
 
         def make(output: str):
             def view(request):
                 return cls().serve(request, output)
 
             view.__name__ = view.__qualname__ = f"{cls.__name__}.{output}"
+            if output == "csv":
+                return tenant_view(read_key=True)(require_GET(csv_download(view)))
             return tenant_view()(require_GET(view))
 
         # An output without its hook is refused when the URLconf loads, never on a request.

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
-from core.csv_export import csv_response
+from core.csv_export import csv_download, csv_response
 from insights import truth
 from insights.queries.cache import cached_insight
 from scoring import services as scoring_services
@@ -192,8 +192,9 @@ def truth_chart(request):
         content_type="image/svg+xml")
 
 
-@tenant_view()
+@tenant_view(read_key=True)
 @require_GET
+@csv_download
 def truth_csv(request):
     form, horizon, ok = _horizon(request)
     if not ok:

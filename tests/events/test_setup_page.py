@@ -29,6 +29,9 @@ def test_it_works(client, viewer, tenant, settings):
     # analytics-next loads its settings from cdnURL (our /v1/projects/<key>/settings), not Segment's CDN.
     assert f'{{writeKey: "{key.prefix}_...", cdnURL: "http://127.0.0.1:8000"}}' in content
     assert 'analytics._cdn = "http://127.0.0.1:8000";' in content
+    # Segment's standard snippet, loading analytics.js from us (events/cdn.py), never from Segment's CDN.
+    assert 't.src="http://127.0.0.1:8000/analytics.js/v1/" + key + "/analytics.min.js"' in content
+    assert "cdn.segment.com/analytics" not in content
     assert "rk_" not in content  # read keys are secret: never suggested here
     for text in (
         "/v1/batch",

@@ -308,7 +308,11 @@ def test_retention_by_activity_for_accounts(tenant):
     }, history_days=80)
     for name in ("a1", "a2", "a3"):
         account = CustomerAccount.objects.create(tenant=tenant, group_id=name, name=name)
-        EndUser.objects.filter(tenant=tenant, user_id__startswith=f"{name}-").update(account=account)
+        members = EndUser.objects.filter(tenant=tenant, user_id__startswith=f"{name}-")
+        members.update(account=account)
+        # Accounts are read from memberships (events.AccountMembership), as ingestion records them.
+        AccountMembership.objects.bulk_create(
+            AccountMembership(tenant=tenant, end_user=u, account=account, started_at=u.first_seen_at) for u in members)
 
     result = truth.retention_by_activity(tenant, day=first + timedelta(days=40), horizon=30, subject="accounts")
 

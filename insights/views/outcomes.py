@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from accounts.models import Role
 from scoring.selectors import published_model
 
 from .. import truth
@@ -36,7 +37,16 @@ class Outcomes(InsightView):
 
     def context(self, request, form, data):
         result = self.query(request, data)
-        return {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,
+        accounts = {}
+        if data["subject"] == "accounts":
+            # The account fit comes with the Score truth report (cached; a worker's job on a large tenant).
+            from .truth import account_weights_rows, report_or_pending
+
+            report = report_or_pending(request.tenant, None)
+            accounts = {"report": report, "account_truth_pending": report is None,
+                        "account_weights": account_weights_rows(report) if report else [],
+                        "can_edit": request.membership.can(Role.EDITOR)}
+        return accounts | {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,
                 "tier_rows": result.by_tier, "decile_rows": result.by_decile, "tier_names": TIERS,
                 "tier_chart": outcome_spec(result.by_tier, HORIZONS),
                 "decile_chart": outcome_spec(result.by_decile, HORIZONS, short=True),

@@ -146,14 +146,10 @@ def test_the_fit_is_judged_out_of_time(tenant):
     assert fit.train_auc > 0.7
 
 
-def test_the_fit_never_reads_what_follows_its_training_days(tenant):
-    """Change every event after the last training day's outcome: the fitted model must not move."""
-    first, acts, _ = world(tenant, planted(seed=11, users=120), history_days=150)
-    fit = truth.fit_weights(tenant, horizon=30)
-    seen_until = max(fit.train_days) + timedelta(days=fit.horizon)
+def turn_round_after(tenant, acts, seen_until):
+    """Busy users of planted() stay and deep users leave, after `seen_until` (a fit's last look)."""
     later = DailyActivityCount.objects.filter(tenant=tenant, day__gt=seen_until)
     assert later.exists()
-    # Busy users now stay and deep users leave, after the fit's last look.
     later.filter(end_user__user_id__startswith="deep-").delete()
     busy = EndUser.objects.filter(tenant=tenant, user_id__startswith="busy-")
     later.filter(end_user__in=busy).delete()
@@ -162,6 +158,13 @@ def test_the_fit_never_reads_what_follows_its_training_days(tenant):
                            count=10)
         for u in busy for d in range(1, (tenant.today() - seen_until).days)
     )
+
+
+def test_the_fit_never_reads_what_follows_its_training_days(tenant):
+    """Change every event after the last training day's outcome: the fitted model must not move."""
+    first, acts, _ = world(tenant, planted(seed=11, users=120), history_days=150)
+    fit = truth.fit_weights(tenant, horizon=30)
+    turn_round_after(tenant, acts, max(fit.train_days) + timedelta(days=fit.horizon))
 
     refit = truth.fit_weights(tenant, horizon=30)
 
@@ -308,7 +311,9 @@ def test_retention_by_activity_for_accounts(tenant):
     }, history_days=80)
     for name in ("a1", "a2", "a3"):
         account = CustomerAccount.objects.create(tenant=tenant, group_id=name, name=name)
-        EndUser.objects.filter(tenant=tenant, user_id__startswith=f"{name}-").update(account=account)
+        AccountMembership.objects.bulk_create(
+            AccountMembership(tenant=tenant, end_user=u, account=account, started_at=LONG_AGO)
+            for uid, u in users.items() if uid.startswith(f"{name}-"))
 
     result = truth.retention_by_activity(tenant, day=first + timedelta(days=40), horizon=30, subject="accounts")
 

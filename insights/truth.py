@@ -173,7 +173,8 @@ def _any_in(history: History, lo: int, hi: int) -> np.ndarray:
 
 
 def window_features(history: History, offset: int, *, window: int, cap: int | None = None,
-                    half_life: float | None = None, columns: np.ndarray | None = None) -> np.ndarray:
+                    half_life: float | None = None, columns: np.ndarray | None = None,
+                    log: bool = False) -> np.ndarray:
     """users x activities: sum over the window ending on `offset` of min(count, cap) x 0.5 ** (age / half-life).
 
     Exactly the engine's per-activity `times x factor` (scoring/engine.py), before the points.
@@ -195,6 +196,8 @@ def window_features(history: History, offset: int, *, window: int, cap: int | No
     counts = history.count[mask]
     if cap:
         counts = np.minimum(counts, cap)
+    if log:  # diminishing returns: log(1 + count) a day instead of a cap (compared by the fit, not publishable)
+        counts = np.log1p(counts)
     if half_life:
         counts = counts * 0.5 ** ((offset - history.day[mask]) / half_life)
     cells = history.user_index[mask] * n_act + act
@@ -526,11 +529,11 @@ class Verdict:
     warnings: list[str]
 
 
-def _account_scores(model: ScoringModel, days: list[date]) -> dict[date, dict[int, float]]:
+def _account_scores(model: ScoringModel, days: list[date]) -> dict[date, dict[int, tuple[float, str]]]:
     rows = AccountScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
-    out: dict[date, dict[int, float]] = {}
-    for day, account_id, points in rows.values_list("day", "account_id", "points"):
-        out.setdefault(day, {})[account_id] = float(points)
+    out: dict[date, dict[int, tuple[float, str]]] = {}
+    for day, account_id, points, tier in rows.values_list("day", "account_id", "points", "tier"):
+        out.setdefault(day, {})[account_id] = (float(points), tier)
     return out
 
 
@@ -630,17 +633,21 @@ def account_snapshot(history: History, accounts: AccountHistory, day: date, *, w
 
 
 def account_days(history: History, accounts: AccountHistory, snap_days: list[date], window: int, horizon: int,
-                 scores: dict[date, dict[int, float]]) -> list[DayAuc]:
-    """Per day: the account snapshot (see AccountSnapshot) and the AUC of the account points."""
+                 scores: dict[date, dict[int, tuple[float, str]]]) -> list[DayAuc]:
+    """Per day: the account snapshot (see AccountSnapshot) and the AUC of the account points and tier
+    (an account without a row that day counts as 0 points, dormant; new accounts are left out of the tier's)."""
     out = []
     for day in snap_days:
         snap = account_snapshot(history, accounts, day, window=window, horizon=horizon)
         if not len(snap.members):
             continue
-        points = np.array([scores.get(day, {}).get(int(a), 0.0) for a in snap.members])
-        value = auc(points, snap.stayed)
+        rows = [scores.get(day, {}).get(int(a), (0.0, "dormant")) for a in snap.members]
+        value = auc([p for p, _ in rows], snap.stayed)
+        ranked = [(TIER_RANK[t], s) for (_, t), s in zip(rows, snap.stayed, strict=True) if t in TIER_RANK]
+        tier_value = auc([r for r, _ in ranked], [s for _, s in ranked]) if ranked else None
         out.append(DayAuc(day, len(snap.members), int(snap.stayed.sum()),
-                          round(value, 3) if value is not None else None, None))
+                          round(value, 3) if value is not None else None,
+                          round(tier_value, 3) if tier_value is not None else None))
     return out
 
 
@@ -659,6 +666,11 @@ class Backtest:
     @property
     def account_mean_auc(self) -> float | None:
         values = [d.auc for d in self.accounts if d.auc is not None]
+        return round(sum(values) / len(values), 3) if values else None
+
+    @property
+    def account_mean_tier_auc(self) -> float | None:
+        values = [d.tier_auc for d in self.accounts if d.tier_auc is not None]
         return round(sum(values) / len(values), 3) if values else None
 
     @property
@@ -905,6 +917,20 @@ class Fit:
     activities: dict[int, Activity] = field(default_factory=dict)
     subject: str = "users"
     user_fit_auc: float | None = None  # accounts: the user-level fit judged on the same account days
+    log_form: Candidate | None = None  # points x log(1 + count) a day, cross-validated like the caps
+
+    @property
+    def best_candidate(self) -> Candidate | None:
+        return next((c for c in self.candidates if (c.daily_cap, c.half_life_days) ==
+                     (self.daily_cap, self.half_life_days)), None)
+
+    @property
+    def log_form_better(self) -> bool | None:
+        """Does the diminishing-returns form beat the chosen cap by more than 0.005 of cross-validated AUC?"""
+        best = self.best_candidate
+        if self.log_form is None or best is None or None in (self.log_form.validation_auc, best.validation_auc):
+            return None
+        return self.log_form.validation_auc > best.validation_auc + 0.005
 
     @property
     def ok(self) -> bool:
@@ -916,12 +942,12 @@ class Fit:
 
 
 def _stack(history: History, snaps: list[Snapshot], *, window: int, cap, half_life,
-           columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           columns: np.ndarray, log: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows (snapshot day, user) of the features, their labels and their users."""
     xs, ys, us = [], [], []
     for snap in snaps:
         features = window_features(history, snap.offset, window=window, cap=cap, half_life=half_life,
-                                   columns=columns)
+                                   columns=columns, log=log)
         xs.append(snap.rows(features).astype(np.float32))
         ys.append(snap.stayed)
         us.append(snap.members)
@@ -1056,6 +1082,11 @@ def fit_weights(tenant: Tenant, *, horizon: int | None = None, window: int = 30,
     if not candidates:
         return empty
     best = max(candidates, key=lambda c: (c.validation_auc or 0, -(c.daily_cap or 1000), -(c.half_life_days or 0)))
+    # Would points x log(1 + count) a day fit better than the best cap? Judged the same way, at the chosen
+    # half-life; reported, not used (the engine's form is a cap).
+    x, y, users = _stack(history, train, window=window, cap=None, half_life=best.half_life_days, columns=columns,
+                         log=True)
+    log_form = Candidate(None, best.half_life_days, _grouped_cv_auc(x, y, users))
     kw = {"window": window, "cap": best.daily_cap, "half_life": best.half_life_days, "columns": columns}
     x, y, _ = _stack(history, train, **kw)
     points = _to_points(nonnegative_logistic(x, y))
@@ -1069,7 +1100,7 @@ def fit_weights(tenant: Tenant, *, horizon: int | None = None, window: int = 30,
         points=fitted, train_days=train_days, eval_days=eval_days,
         eval_auc=round(float(np.mean(values)), 3) if values else None, eval_auc_by_day=by_day,
         train_auc=round(float(np.mean(train_values)), 3) if train_values else None, candidates=candidates,
-        readiness=ready,
+        readiness=ready, log_form=log_form,
         activities={a.pk: a for a in Activity.objects.for_tenant(tenant).filter(pk__in=history.activities)},
         subject=subject,
     )

@@ -122,6 +122,17 @@ def test_the_fit_puts_a_deep_activity_above_log_ins(tenant, other_tenant):
     assert fit.eval_auc > 0.8
     assert max(fit.train_days) < min(fit.eval_days)
     assert set(fit.activities) <= {a.pk for a in acts.values()}  # only this tenant's activities
+    # The diminishing-returns form is judged like the caps, at the chosen half-life: here it is no better
+    # than counting days (a cap of 1), so the page says nothing is lost by keeping the cap.
+    assert fit.log_form.half_life_days == fit.half_life_days and fit.daily_cap == 1
+    assert fit.log_form.validation_auc <= fit.best_candidate.validation_auc and fit.log_form_better is False
+
+
+def test_the_log_form_counts_log_1_plus_count_a_day(tenant):
+    world(tenant, {"u": [("A", 0, 10), ("A", 1, 1)]}, history_days=5)
+    history = truth.load_history(tenant)
+    features = truth.window_features(history, 1, window=2, log=True)
+    assert features[0, 0] == pytest.approx(np.log(11) + np.log(2))
 
 
 def test_the_fit_is_judged_out_of_time(tenant):

@@ -85,10 +85,13 @@ def test_account_snapshots_follow_membership_history(tenant):
 
     # The account AUC of a backtest uses the same snapshot: points 3 (A), 1 (B), 1 (D), 0 (E), 0 (F);
     # stayers A, B, E against leavers D, F: (A > D, A > F, B = D, B > F, E = F, E < D) = 3 + 2 x 0.5 of 6.
+    # Tiers high (A), low (B), medium (D), dormant (E, F without a row): A > D, A > F, B < D, B > F,
+    # E < D, E = F: 3.5 of 6.
     day = first + timedelta(days=40)
-    scores = {day: {accounts["A"].pk: 3.0, accounts["B"].pk: 1.0, accounts["D"].pk: 1.0}}
+    scores = {day: {accounts["A"].pk: (3.0, "high"), accounts["B"].pk: (1.0, "low"),
+                    accounts["D"].pk: (1.0, "medium")}}
     (result,) = truth.account_days(history, history_accounts, [day], 30, 30, scores)
-    assert (result.users, result.stayed, result.auc) == (5, 3, round(4 / 6, 3))
+    assert (result.users, result.stayed, result.auc, result.tier_auc) == (5, 3, round(4 / 6, 3), round(3.5 / 6, 3))
 
 
 def accounts_world(tenant, rows, *, size=2, shared_every=5):
@@ -171,6 +174,7 @@ def test_the_score_truth_page_shows_the_account_fit_and_makes_a_draft(client, te
     text = client.get(f"/t/{tenant.slug}/insights/truth/?horizon=30").content.decode()
     assert "Weights fitted on what made accounts stay" in text
     assert "Create a draft from the account fit" not in text  # viewers read
+    assert "Diminishing returns: points × log(1 + count) a day cross-validates at AUC" in text
 
     client.force_login(owner)
     page = client.get(f"/t/{tenant.slug}/insights/truth/?horizon=30")

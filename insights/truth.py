@@ -431,6 +431,8 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
     window_start = day - timedelta(days=window - 1)
     later_start, later_end = day + timedelta(days=horizon - ACTIVE_SPAN + 1), day + timedelta(days=horizon)
     column, join, join_params = _subject_sql(tenant, subject, day)
+    # The later users first, then their accounts: joined the other way round, SQLite read the week's
+    # rollup once per membership (5.4 s against 0.3 s for users on the demo tenant).
     _, later_join, later_join_params = _subject_sql(tenant, subject, later_end)
     band_case = " ".join(
         f"WHEN w.days >= {lo} " + (f"AND w.days <= {hi} " if hi else "") + f"THEN {i}"
@@ -448,8 +450,10 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
     ),
     pop AS (SELECT DISTINCT u FROM w),
     later AS (
-        SELECT DISTINCT {column} AS u FROM events_dailyactivitycount r {later_join}
-        WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0
+        SELECT DISTINCT {column} AS u FROM (
+            SELECT DISTINCT r.end_user_id FROM events_dailyactivitycount r
+            WHERE {scope} AND r.day >= %s AND r.day <= %s AND r."count" > 0
+        ) r {later_join}
     ),
     base AS (SELECT pop.u AS u, CASE WHEN later.u IS NULL {gone} THEN 0 ELSE 1 END AS stayed
              FROM pop LEFT JOIN later ON later.u = pop.u)
@@ -461,7 +465,7 @@ def retention_by_activity(tenant: Tenant, *, day: date, horizon: int, window: in
     UNION ALL
     SELECT NULL, NULL, NULL, COUNT(*), SUM(stayed) FROM base"""  # noqa: S608 - constants only
     params = [*join_params, *scope_params, _d(window_start), _d(day),
-              *later_join_params, *scope_params, _d(later_start), _d(later_end), *gone_ids]
+              *scope_params, _d(later_start), _d(later_end), *later_join_params, *gone_ids]
     per_activity: dict[int, dict] = {}
     population = None
     for activity_id, band, heavy, n, stayed in _fetch(sql, params):

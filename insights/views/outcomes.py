@@ -39,11 +39,12 @@ class Outcomes(InsightView):
         result = self.query(request, data)
         accounts = {}
         if data["subject"] == "accounts":
-            # The account fit comes with the Score truth report (cached; a worker's job on a large tenant).
-            from .truth import account_weights_rows, report_or_pending
+            # The account fit comes with the Score truth report: shown when that report is cached, never
+            # computed here (it is the whole fit, seconds on a large tenant; Outcomes stays a cheap read).
+            from .truth import account_weights_rows, report_for
 
-            report = report_or_pending(request.tenant, None)
-            accounts = {"report": report, "account_truth_pending": report is None,
+            report = report_for.peek(request.tenant, horizon=None)
+            accounts = {"report": report, "account_truth_link": report is None,
                         "account_weights": account_weights_rows(report) if report else [],
                         "can_edit": request.membership.can(Role.EDITOR)}
         return accounts | {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,

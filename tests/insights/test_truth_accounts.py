@@ -168,9 +168,16 @@ def test_an_empty_tenant_has_no_account_fit(tenant):
     assert not fit.ok and "0 accounts" in fit.readiness.message
 
 
-def test_the_score_truth_page_shows_the_account_fit_and_makes_a_draft(client, tenant, owner, viewer):
+def test_the_score_truth_page_shows_the_account_fit_and_makes_a_draft(client, tenant, owner, viewer, settings):
+    from django.core.cache import cache
+
+    settings.INSIGHTS_CACHE_SECONDS = 300
+    cache.clear()
     acts, _ = accounts_world(tenant, planted(users=120))
     client.force_login(viewer)
+    # Outcomes never computes the fit: before Score truth has, it links there.
+    outcomes = client.get(f"/t/{tenant.slug}/insights/outcomes/?subject=accounts").content.decode()
+    assert "Weights fitted on what made accounts stay" not in outcomes and "Score truth, accounts" in outcomes
     text = client.get(f"/t/{tenant.slug}/insights/truth/?horizon=30").content.decode()
     assert "Weights fitted on what made accounts stay" in text
     assert "Create a draft from the account fit" not in text  # viewers read
@@ -190,9 +197,11 @@ def test_the_score_truth_page_shows_the_account_fit_and_makes_a_draft(client, te
     weights = dict(draft.weights.filter(points__gt=0).values_list("activity_id", "points"))
     assert weights == report.account_fit.points and draft.account_rollup == "sum"
     assert client.get(response["Location"]).status_code == 200
-    # The accounts view of Outcomes carries the same summary.
+    # The accounts view of Outcomes carries the same card once the page's default report is computed.
+    assert client.get(f"/t/{tenant.slug}/insights/truth/").status_code == 200
     outcomes = client.get(f"/t/{tenant.slug}/insights/outcomes/?subject=accounts").content.decode()
     assert "Weights fitted on what made accounts stay" in outcomes
+    cache.clear()
 
 
 def test_a_thin_account_fit_is_a_plain_sentence_on_the_pages(client, tenant, owner):

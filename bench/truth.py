@@ -19,7 +19,11 @@ the AUC, on the later snapshot days the fit never saw, of:
                active days and recent active days per activity);
   (e) gbm      gradient-boosted trees on those features plus the window before
                (trend) and days since last seen: an estimate of how much any
-               model can tell from the history, on the same out-of-time split.
+               model can tell from the history, on the same out-of-time split;
+  (f) acc      the account-level fit (fit_weights(subject="accounts"): members'
+               summed counts, account stayed = a member active h days later),
+               judged out of time on its own later days, and acc/u the
+               user-level fitted points ranking the same accounts on those days.
 
 and the fitted draft's tier order, busy and valuable users' mean points, and
 the time the fit and the backtest take. Targets (issue 16): fitted AUC >= 0.75
@@ -181,6 +185,7 @@ def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
     events = load_world(world, tenant)
     load_s = time.perf_counter() - t0
     history = truth.load_history(tenant)
+    accounts = truth.account_history(tenant, history)
     user_ids = dict(EndUser.objects.for_tenant(tenant).values_list("pk", "user_id"))
     rows = []
     for horizon in HORIZONS:
@@ -219,6 +224,12 @@ def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
                 result["busy_mean"] = round(statistics.mean(means["busy"]), 1) if means["busy"] else None
                 result["valuable_mean"] = round(statistics.mean(means["valuable"]), 1) if means["valuable"] else None
         result["fit_eval"] = fit.eval_auc
+        account_fit = truth.fit_weights(tenant, horizon=horizon, window=window, history=history, subject="accounts",
+                                        accounts=accounts)
+        result["acc"] = account_fit.eval_auc if account_fit.ok else None
+        result["acc_u"] = truth.points_on_accounts(history, accounts, fit, account_fit.eval_days) \
+            if account_fit.ok else None
+        result["acc_n"] = f"{account_fit.readiness.users}/{account_fit.readiness.left}"
         result["ceiling"] = ceiling_auc(history, [snaps[d] for d in fit.train_days],
                                         [snaps[d] for d in fit.eval_days], window)
         result["bound"] = bound_auc(history, [snaps[d] for d in fit.train_days],
@@ -254,7 +265,7 @@ def main() -> int:
     print(f"database: {connection.vendor}; users per world {args.users}, {args.days} days of history")
     header = (f"{'world':<12} {'set':<8} {'h':>3} {'events':>7} {'naive':>6} {'survey':>6} {'fitted':>6} "
               f"{'ceil':>6} {'gbm':>6} {'cap':>4} {'hl':>4} {'order':>5} {'busy':>7} {'valu.':>7} {'fit s':>6} "
-              f"{'bt s':>5}  verdict")
+              f"{'bt s':>5} {'acc':>6} {'acc/u':>6} {'acc n/left':>10}  verdict")
     print(header)
     all_rows = []
     for product in args.products.split(","):
@@ -268,7 +279,8 @@ def main() -> int:
                       f"{row['h']:>3} {row['events']:>7} {row['naive']:>6} {row['survey']:>6} {row['fitted']:>6} "
                       f"{row['ceiling']:>6} {row['bound']:>6} {str(row['cap']):>4} {str(row['half_life']):>4} "
                       f"{str(row['order']):>5} {row['busy_mean']:>7} {row['valuable_mean']:>7} "
-                      f"{row['fit_s']:>6.2f} {row['fitted_s']:>5.2f}  {verdict_of(row)}", flush=True)
+                      f"{row['fit_s']:>6.2f} {row['fitted_s']:>5.2f} {str(row['acc']):>6} {str(row['acc_u']):>6} "
+                      f"{row['acc_n']:>10}  {verdict_of(row)}", flush=True)
     good = [r for r in all_rows if "error" not in r]
     for horizon in HORIZONS:
         for label, keep in (("seen", False), ("held out", True)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from accounts.models import Role
 from scoring.selectors import published_model
 
 from .. import truth
@@ -36,7 +37,17 @@ class Outcomes(InsightView):
 
     def context(self, request, form, data):
         result = self.query(request, data)
-        return {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,
+        accounts = {}
+        if data["subject"] == "accounts":
+            # The account fit comes with the Score truth report: shown when that report is cached, never
+            # computed here (it is the whole fit, seconds on a large tenant; Outcomes stays a cheap read).
+            from .truth import account_weights_rows, report_for
+
+            report = report_for.peek(request.tenant, horizon=None)
+            accounts = {"report": report, "account_truth_link": report is None,
+                        "account_weights": account_weights_rows(report) if report else [],
+                        "can_edit": request.membership.can(Role.EDITOR)}
+        return accounts | {"form": form, "result": result, "horizons": HORIZONS, "thin": THIN,
                 "tier_rows": result.by_tier, "decile_rows": result.by_decile, "tier_names": TIERS,
                 "tier_chart": outcome_spec(result.by_tier, HORIZONS),
                 "decile_chart": outcome_spec(result.by_decile, HORIZONS, short=True),

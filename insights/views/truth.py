@@ -18,7 +18,7 @@ from core.csv_export import csv_download, csv_response
 from insights import truth
 from insights.queries.cache import cached_insight
 from scoring import services as scoring_services
-from scoring.models import ScoringModel, TierMethod
+from scoring.models import AccountRollup, ScoringModel, TierMethod
 from scoring.selectors import published_model
 
 HORIZON_CHOICES = [("", "Longest with enough history")] + [(str(h), f"{h} days later") for h in truth.HORIZONS]
@@ -31,6 +31,8 @@ class TruthForm(forms.Form):
 
 class DraftFromFitForm(TruthForm):
     survey_share = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Survey's share (%)")
+    subject = forms.ChoiceField(choices=[("users", "users"), ("accounts", "accounts")], required=False,
+                                label="Fitted on")
 
 
 report_for = cached_insight(truth.score_truth)
@@ -146,8 +148,20 @@ def truth_page(request):
         # hit the same cached report instead of computing it again under another key.
         "weights": _weights_rows(report), "query": f"horizon={horizon or ''}",
         "retentions": [report.retention, report.account_retention],
+        "account_weights": account_weights_rows(report),
     }
     return render(request, "insights/truth.html", context)
+
+
+def account_weights_rows(report: truth.TruthReport) -> list[dict]:
+    """The account fit's points next to the user fit's, per activity either gives points."""
+    fit, user_fit = report.account_fit, report.fit
+    if fit is None or not fit.ok:
+        return []
+    names = user_fit.activities | fit.activities
+    rows = [{"activity": names[a], "accounts": fit.points.get(a, 0), "users": user_fit.points.get(a, 0)}
+            for a in set(fit.points) | set(user_fit.points) if a in names]
+    return sorted(rows, key=lambda r: (-r["accounts"], -r["users"], r["activity"].name))
 
 
 def _weights_rows(report: truth.TruthReport) -> list[dict]:
@@ -200,7 +214,7 @@ def truth_csv(request):
     if not ok:
         return _bad_horizon(form)
     subject = request.GET.get("subject", "users")
-    if subject not in truth.SUBJECT_SQL:
+    if subject not in truth.SUBJECTS:
         return HttpResponse("subject: choose users or accounts.", status=400, content_type="text/plain; charset=utf-8")
     report = report_or_pending(request.tenant, horizon)
     if report is None:
@@ -230,9 +244,10 @@ def truth_draft(request):
         messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
         return redirect("insights:truth", tenant_slug=request.tenant.slug)
     report = report_for(request.tenant, horizon=form.cleaned_data.get("horizon"))
-    fit = report.fit
-    if not fit.ok:
-        messages.error(request, fit.readiness.message)
+    on_accounts = form.cleaned_data.get("subject") == "accounts"
+    fit = report.account_fit if on_accounts else report.fit
+    if fit is None or not fit.ok:
+        messages.error(request, fit.readiness.message if fit is not None else "Nothing to fit yet.")
         return redirect("insights:truth", tenant_slug=request.tenant.slug)
     share = form.cleaned_data["survey_share"] / 100
     survey_points = report.survey.points if report.survey else {}
@@ -247,7 +262,10 @@ def truth_draft(request):
     tiers = {"tier_method": TierMethod.PERCENTILE}
     if published is None or published.tier_method != TierMethod.PERCENTILE:
         tiers |= {"tier_high": 80, "tier_medium": 40}
-    name = f"Fitted on outcomes ({report.horizon} days)" + (f", {round(share * 100)}% survey" if share else "")
+    if on_accounts:  # the account fit weighs the sum of members' activity: an account is its members' sum
+        tiers["account_rollup"] = AccountRollup.SUM
+    name = f"Fitted on {'account ' if on_accounts else ''}outcomes ({report.horizon} days)" + \
+        (f", {round(share * 100)}% survey" if share else "")
     try:
         draft = scoring_services.scoring_model_create_draft(tenant=request.tenant, created_by=request.user)
         draft = scoring_services.scoring_model_update(model=draft, points=points, name=name[:100],

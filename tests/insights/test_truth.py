@@ -122,6 +122,17 @@ def test_the_fit_puts_a_deep_activity_above_log_ins(tenant, other_tenant):
     assert fit.eval_auc > 0.8
     assert max(fit.train_days) < min(fit.eval_days)
     assert set(fit.activities) <= {a.pk for a in acts.values()}  # only this tenant's activities
+    # The diminishing-returns form is judged like the caps, at the chosen half-life: here it is no better
+    # than counting days (a cap of 1), so the page says nothing is lost by keeping the cap.
+    assert fit.log_form.half_life_days == fit.half_life_days and fit.daily_cap == 1
+    assert fit.log_form.validation_auc <= fit.best_candidate.validation_auc and fit.log_form_better is False
+
+
+def test_the_log_form_counts_log_1_plus_count_a_day(tenant):
+    world(tenant, {"u": [("A", 0, 10), ("A", 1, 1)]}, history_days=5)
+    history = truth.load_history(tenant)
+    features = truth.window_features(history, 1, window=2, log=True)
+    assert features[0, 0] == pytest.approx(np.log(11) + np.log(2))
 
 
 def test_the_fit_is_judged_out_of_time(tenant):
@@ -146,14 +157,10 @@ def test_the_fit_is_judged_out_of_time(tenant):
     assert fit.train_auc > 0.7
 
 
-def test_the_fit_never_reads_what_follows_its_training_days(tenant):
-    """Change every event after the last training day's outcome: the fitted model must not move."""
-    first, acts, _ = world(tenant, planted(seed=11, users=120), history_days=150)
-    fit = truth.fit_weights(tenant, horizon=30)
-    seen_until = max(fit.train_days) + timedelta(days=fit.horizon)
+def turn_round_after(tenant, acts, seen_until):
+    """Busy users of planted() stay and deep users leave, after `seen_until` (a fit's last look)."""
     later = DailyActivityCount.objects.filter(tenant=tenant, day__gt=seen_until)
     assert later.exists()
-    # Busy users now stay and deep users leave, after the fit's last look.
     later.filter(end_user__user_id__startswith="deep-").delete()
     busy = EndUser.objects.filter(tenant=tenant, user_id__startswith="busy-")
     later.filter(end_user__in=busy).delete()
@@ -162,6 +169,13 @@ def test_the_fit_never_reads_what_follows_its_training_days(tenant):
                            count=10)
         for u in busy for d in range(1, (tenant.today() - seen_until).days)
     )
+
+
+def test_the_fit_never_reads_what_follows_its_training_days(tenant):
+    """Change every event after the last training day's outcome: the fitted model must not move."""
+    first, acts, _ = world(tenant, planted(seed=11, users=120), history_days=150)
+    fit = truth.fit_weights(tenant, horizon=30)
+    turn_round_after(tenant, acts, max(fit.train_days) + timedelta(days=fit.horizon))
 
     refit = truth.fit_weights(tenant, horizon=30)
 
@@ -308,11 +322,9 @@ def test_retention_by_activity_for_accounts(tenant):
     }, history_days=80)
     for name in ("a1", "a2", "a3"):
         account = CustomerAccount.objects.create(tenant=tenant, group_id=name, name=name)
-        members = EndUser.objects.filter(tenant=tenant, user_id__startswith=f"{name}-")
-        members.update(account=account)
-        # Accounts are read from memberships (events.AccountMembership), as ingestion records them.
         AccountMembership.objects.bulk_create(
-            AccountMembership(tenant=tenant, end_user=u, account=account, started_at=u.first_seen_at) for u in members)
+            AccountMembership(tenant=tenant, end_user=u, account=account, started_at=LONG_AGO)
+            for uid, u in users.items() if uid.startswith(f"{name}-"))
 
     result = truth.retention_by_activity(tenant, day=first + timedelta(days=40), horizon=30, subject="accounts")
 

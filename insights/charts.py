@@ -107,7 +107,7 @@ def adoption_spec(rows, links: list[str | None] | None = None) -> dict:
         [{"name": "End users", "values": [r.user_share for r in rows], "color": ACCENT, "links": links},
          {"name": "Accounts", "values": [r.account_share for r in rows], "color": "#a3b1f5", "links": links}],
         horizontal=True, y={"title": "share of the active ones", "unit": "%", "min": 0, "max": 100},
-        height=max(220, 70 + 30 * len(rows)),
+        height=max(220, 80 + 44 * len(rows)),
         footer=[[f"{r.users:,} end users, {r.accounts:,} accounts"
                  + (f"; {pct(r.user_share_before)} of users the window before" if r.user_share_before is not None
                     else "")] for r in rows],
@@ -151,6 +151,13 @@ def segment_boxes_spec(segments) -> dict:
     """Points per segment: min–max as a thin bar, Q1–Q3 as a thick one, the median as a tick."""
     shown = [s for s in segments if s.median is not None]
     labels = [f"{s.value} (n={s.scored:,})" for s in shown]
+    # A few heavy users put the maximum far above the quartiles: the axis stops at 2.5 × the largest
+    # third quartile so the boxes stay readable; the cut whiskers' true maximum is in the tooltip.
+    top = max((s.maximum for s in shown), default=0)
+    q3 = max((s.q3 for s in shown), default=0)
+    y = {"title": "points (subjects with points)", "min": 0}
+    if q3 and top > 2.5 * q3:
+        y["max"] = _nice(2.5 * q3)
     return spec(
         "bar", labels,
         [{"name": "Min – max", "values": [[s.minimum, s.maximum] for s in shown], "color": GREY, "range": True,
@@ -158,8 +165,14 @@ def segment_boxes_spec(segments) -> dict:
          {"name": "Q1 – Q3", "values": [[s.q1, s.q3] for s in shown], "color": "#a3b1f5", "range": True,
           "width": 0.55},
          {"name": "Median", "values": [s.median for s in shown], "color": "#1d2330", "tick": True}],
-        y={"title": "points (subjects with points)", "min": 0}, partial=[bool(s.thin) for s in shown],
+        y=y, partial=[bool(s.thin) for s in shown],
         footer=[[f"Mean {num(s.mean)}; {s.subjects:,} in the segment"
                  + (" (too few to compare)" if s.thin else "")] for s in shown],
         empty="No segment has points yet",
     )
+
+
+def _nice(value: float) -> float:
+    """The next round number above `value` (1, 2 or 5 times a power of ten), for an axis end."""
+    power = 10 ** math.floor(math.log10(value)) if value > 0 else 1
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)

@@ -86,7 +86,10 @@
       });
     } else {
       Object.assign(d, { borderRadius: 3, maxBarThickness: 48, stack: s.stack || `s${index}` });
-      if (s.width) Object.assign(d, { grouped: false, barPercentage: s.width, categoryPercentage: 1 });
+      if (s.width) {
+        Object.assign(d, { grouped: false, barPercentage: s.width, categoryPercentage: 1,
+                           maxBarThickness: s.width < 0.2 ? 8 : 48, order: s.width < 0.2 ? 10 : index });
+      }
     }
     return d;
   }
@@ -115,7 +118,8 @@
     const scales = {
       [horizontal ? "y" : "x"]: {
         stacked: Boolean(spec.stacked), grid: { display: false }, border: { color: "#d0d5dd" },
-        ticks: { autoSkip: true, maxRotation: 0, autoSkipPadding: 14 },
+        // Horizontal bars name every row (their height leaves room); days and weeks skip to fit.
+        ticks: { autoSkip: !horizontal, maxRotation: 0, autoSkipPadding: 14 },
       },
       [valueAxis]: scale(spec, y, horizontal, horizontal ? "bottom" : "left"),
     };

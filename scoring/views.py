@@ -45,6 +45,9 @@ def overview(request):
         "marks": selectors.version_changes(series),
         "product_chart": charts.product_spec(series, selectors.version_changes(series)),
     }
+    latest = context["latest"]
+    if latest is not None and latest.active_users:
+        context["engaged_share"] = 100 * latest.engaged_users / latest.active_users
     return render(request, "scoring/overview.html", context)
 
 

@@ -147,6 +147,6 @@ def _attach_accounts_portable(tenant: Tenant, pks: list[int], attach: dict[int, 
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE events_enduser SET account_id = v.column2 FROM (VALUES {values}) AS v "  # noqa: S608
-            f"WHERE events_enduser.id = v.column1 AND {scope} AND (v.column3 = 1 OR events_enduser.account_id "
-            "IS NULL) AND events_enduser.account_id IS NOT v.column2",
+            f"WHERE events_enduser.id = v.column1 AND {scope} AND (v.column3 = 1 AND (events_enduser.account_id "
+            "IS NULL OR events_enduser.account_id <> v.column2) OR events_enduser.account_id IS NULL)",
             [*params, *scope_params])

@@ -46,17 +46,11 @@ MARK = "<!-- bench/pages.py:{part}:{edge} -->"
 
 PAGES = [
     ("dashboard", "tenant_home", ""),
-    ("dashboard: product chart", "insights:product_chart", ""),
-    ("dashboard: users chart", "insights:users_chart", ""),
-    ("dashboard: tiers chart", "insights:tiers_chart", ""),
     ("growth, users weekly", "insights:growth", ""),
     ("growth, accounts monthly", "insights:growth", "subject=accounts&period=month"),
-    ("growth chart (engaged)", "insights:growth_chart", "measure=engaged"),
     ("tier transitions", "insights:transitions", ""),
     ("feature adoption (30 d)", "insights:adoption", ""),
-    ("adoption trend chart", "insights:adoption_trend_chart", ""),
     ("segments by plan", "insights:segments", "dimension=plan"),
-    ("segments chart", "insights:segments_chart", "dimension=plan"),
     ("outcomes, users", "insights:outcomes", ""),
     ("outcomes, accounts", "insights:outcomes", "subject=accounts"),
     ("onboarding status JSON", "insights:onboarding_status", ""),

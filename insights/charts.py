@@ -1,181 +1,36 @@
-"""pygal charts of the dashboard and insight pages, rendered as SVG documents.
+"""Chart specs of the dashboard and the insight pages, drawn by static/js/charts.js (Chart.js).
 
-Served as image responses and embedded with <img src>, so the pages keep their
-strict CSP (an SVG image runs no script; pygal's CDN tooltip script is off with
-`js=[]`). Every chart's numbers are also on its page as a table or CSV.
+The spec (`scoring.charts.spec`) is embedded with `json_script` (data, not script: the CSP holds):
+values on hover, formatted axes, partial periods drawn lighter (bars) or dashed (lines), version
+changes as marked lines, a click on a bar opening the rows behind it. Every chart's numbers are also
+on its page as a table or a CSV.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
-import pygal
-from pygal.style import Style
-
 from core.templatetags.engage import num, pct
-from scoring.charts import STYLE
+from scoring.charts import ACCENT, ENGAGED_COLOR, GREY, day_labels, product_spec, spec
+from scoring.charts import TIER_COLORS as SPEC_TIER_COLORS
+from scoring.charts import marks as version_marks
 from scoring.selectors import version_changes
 
 from .queries.common import TIERS
 
-TIER_COLORS = {"high": "#2b8a3e", "medium": "#74b816", "low": "#f59f00", "new": "#3b5bdb", "dormant": "#adb5bd"}
-GROWTH_STYLE = Style(**{**STYLE.to_dict(), "colors": ("#2b8a3e", "#3b5bdb", "#74b816", "#c92a2a")})
-
-
-def _style(colors: tuple[str, ...] | None = None) -> Style:
-    if not colors:
-        return STYLE
-    return Style(**{**STYLE.to_dict(), "colors": colors})
-
-
-def _common(**extra) -> dict:
-    return {"js": [], "width": 900, "height": 320, "legend_at_bottom": True, "truncate_label": -1,
-            "no_data_text": "No data yet", **extra}
-
-
-def _number(value) -> str:
-    """Axis labels without pygal's long decimals (e.g. 10 digits on a secondary axis)."""
-    if value is None:
-        return ""
-    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.1f}"
-
-
-def _day_labels(chart, days: list[date], marks: list[tuple[date, int]]) -> None:
-    mark_days = dict(marks)
-    labels = [f"{d:%b %d} · v{mark_days[d]}" if d in mark_days else f"{d:%b %d}" for d in days]
-    chart.x_labels = labels
-    step = max(1, len(days) // 12)
-    chart.x_labels_major = [label for i, label in enumerate(labels) if i % step == 0 or days[i] in mark_days]
-
-
-def daily_lines(
-    title: str, days: list[date], series: dict[str, list], marks: list[tuple[date, int]],
-    secondary: dict[str, list] | None = None, colors: tuple[str, ...] | None = None,
-) -> bytes:
-    """Daily lines; `secondary` series use the right-hand axis; version changes are labelled."""
-    chart = pygal.Line(title=title, style=_style(colors), x_label_rotation=30, show_minor_x_labels=False,
-                       show_dots=len(days) <= 31, value_formatter=_number, **_common())
-    _day_labels(chart, days, marks)
-    if not days:
-        return chart.render()  # pygal's secondary axis fails on no data; its "No data yet" text is the answer
-    for name, values in series.items():
-        chart.add(name, values)
-    for name, values in (secondary or {}).items():
-        chart.add(name, values, secondary=True)
-    return chart.render()
-
-
-def tier_bars(title: str, rows: list[dict]) -> bytes:
-    """Tier counts 30 days ago next to today."""
-    chart = pygal.Bar(title=title, style=_style(("#adb5bd", "#3b5bdb")), **_common())
-    chart.x_labels = [r["label"] for r in rows]
-    chart.add("30 days earlier", [r["then"] for r in rows])
-    chart.add("Latest day", [r["now"] for r in rows])
-    return chart.render()
-
-
-def growth_bars(title: str, rows) -> bytes:
-    """New, resurrected and retained above the axis, churned below it."""
-    chart = pygal.StackedBar(title=title, style=GROWTH_STYLE, x_label_rotation=30, **_common())
-    chart.x_labels = [r.label + (" (so far)" if r.partial else "") for r in rows]
-    chart.add("New", [r.new for r in rows])
-    chart.add("Resurrected", [r.resurrected for r in rows])
-    chart.add("Retained", [r.retained for r in rows])
-    chart.add("Churned", [-r.churned for r in rows])
-    return chart.render()
-
-
-def share_bars(title: str, labels: list[str], series: dict[str, list], horizontal: bool = True) -> bytes:
-    kind = pygal.HorizontalBar if horizontal else pygal.Bar
-    height = max(320, 40 + 26 * len(labels) * max(1, len(series))) if horizontal else 320
-    chart = kind(title=title, style=STYLE, range=(0, 100), **_common(height=height))
-    chart.x_labels = labels
-    for name, values in series.items():
-        chart.add(name, values)
-    return chart.render()
-
-
-def weekly_lines(title: str, weeks: list[date], series: dict[str, list]) -> bytes:
-    chart = pygal.Line(title=title, style=STYLE, x_label_rotation=30, range=(0, 100), **_common(height=380))
-    chart.x_labels = [f"{w:%b %d}" for w in weeks]
-    for name, values in series.items():
-        chart.add(name, values)
-    return chart.render()
-
-
-def boxes(title: str, segments) -> bytes:
-    """Box plots from precomputed quartiles.
-
-    pygal computes quartiles itself (Mendenhall-Sincich); for the nine values
-    min, q1 x3, median, q3 x3, max its Q1, median and Q3 are exactly ours.
-    """
-    chart = pygal.Box(title=title, style=STYLE, box_mode="extremes", **_common())
-    for seg in segments:
-        if seg.median is None:
-            continue
-        values = [seg.minimum, *[seg.q1] * 3, seg.median, *[seg.q3] * 3, seg.maximum]
-        chart.add(f"{seg.value} (n={seg.scored})", values)
-    return chart.render()
-
-
-def tier_share_bars(title: str, labels: list[str], shares: list[dict]) -> bytes:
-    """Stacked tier shares (0-100%) per group."""
-    colors = tuple(TIER_COLORS.values())
-    chart = pygal.StackedBar(title=title, style=_style(colors), range=(0, 100), **_common())
-    chart.x_labels = labels
-    for tier in TIER_COLORS:
-        chart.add(tier, [s.get(tier) or 0 for s in shares])
-    return chart.render()
-
-
-# --- Interactive charts (Chart.js, static/vendor/chartjs) -----------------------------------------------
-#
-# The pages draw their charts in the browser from a small spec embedded with `json_script` (data, not
-# script: the CSP holds) and read by static/js/charts.js: values on hover, formatted axes, partial periods
-# drawn lighter (bars) or dashed (lines), version changes as marked lines, a click on a bar opens the rows
-# behind it. The pygal SVGs above stay as the .svg endpoints and the no-script fallback.
-
-ENGAGED_COLOR = "#12805c"
-ACCENT = "#4f46e5"
-GREY = "#c3c8d2"
-SPEC_TIER_COLORS = {"high": "#12805c", "medium": "#65a30d", "low": "#f59e0b", "new": "#4f46e5", "dormant": "#98a2b3"}
-
-
-def _marks(days: list[date], marks: list[tuple[date, int]]) -> list[dict]:
-    index = {d: i for i, d in enumerate(days)}
-    return [{"at": index[d], "label": f"v{v}"} for d, v in marks if d in index]
-
-
-def spec(kind: str, labels: list[str], series: list[dict], **options) -> dict:
-    """A chart for static/js/charts.js. `series`: name, values, color, and optionally links (a URL per
-    value, or None), axis ("y2"), stack, absolute (tooltip shows |value|). `options`: y / y2 ({title,
-    unit, min, max}), partial (a bool per label), marks, stacked, horizontal, height, footer (extra
-    tooltip lines per label), empty (text when there is nothing to draw)."""
-    return {"kind": kind, "labels": labels, "series": series, **options}
-
-
-def product_spec(series) -> dict:
-    """Mean points per active user per day: the product score a person reads; the total rides in the tooltip."""
-    days = [r.day for r in series]
-    return spec(
-        "line", [f"{d:%b %-d}" for d in days],
-        [{"name": "Mean points per active user", "values": [r.mean_points for r in series], "color": ACCENT,
-          "fill": True}],
-        y={"title": "points per active user", "min": 0},
-        marks=_marks(days, version_changes(series)),
-        footer=[[f"Total {_thousands(r.total_points)} points", f"{r.active_users:,} active users"] for r in series],
-    )
+__all__ = ["product_spec", "spec"]
 
 
 def users_spec(series) -> dict:
     days = [r.day for r in series]
     return spec(
-        "line", [f"{d:%b %-d}" for d in days],
+        "line", day_labels(days),
         [{"name": "Active (points in the window)", "values": [r.active_users for r in series], "color": ACCENT},
          {"name": "Engaged (tier high or medium)", "values": [r.engaged_users for r in series],
           "color": ENGAGED_COLOR, "fill": True}],
         y={"title": "end users", "min": 0},
-        marks=_marks(days, version_changes(series)),
+        marks=version_marks(days, version_changes(series)),
         footer=[[f"Engaged share {_share(r.engaged_users, r.active_users)}"] for r in series],
     )
 
@@ -243,3 +98,81 @@ def _thousands(value) -> str:
 
 def _share(part, whole) -> str:
     return pct(100 * part / whole) if whole else "—"
+
+
+def adoption_spec(rows, links: list[str | None] | None = None) -> dict:
+    """Share of active end users and accounts per activity as horizontal bars; a bar opens its activity."""
+    return spec(
+        "bar", [r.name for r in rows],
+        [{"name": "End users", "values": [r.user_share for r in rows], "color": ACCENT, "links": links},
+         {"name": "Accounts", "values": [r.account_share for r in rows], "color": "#a3b1f5", "links": links}],
+        horizontal=True, y={"title": "share of the active ones", "unit": "%", "min": 0, "max": 100},
+        height=max(220, 80 + 44 * len(rows)),
+        footer=[[f"{r.users:,} end users, {r.accounts:,} accounts"
+                 + (f"; {pct(r.user_share_before)} of users the window before" if r.user_share_before is not None
+                    else "")] for r in rows],
+    )
+
+
+def adoption_trend_spec(weeks: list[date], series: dict[str, list], today: date) -> dict:
+    """Weekly share of active end users per activity; the week under way is dashed (not over)."""
+    palette = (ACCENT, ENGAGED_COLOR, "#f59e0b", "#d92d20", "#0ea5e9", "#a855f7", "#65a30d", "#db2777",
+               "#475467", "#14b8a6", "#f97316", "#6366f1")
+    partial = [w <= today < w.fromordinal(w.toordinal() + 7) for w in weeks]
+    labels = [f"{w:%b %-d}" + (" (so far)" if p else "") for w, p in zip(weeks, partial, strict=True)]
+    return spec(
+        "line", labels,
+        [{"name": name, "values": values, "color": palette[i % len(palette)]}
+         for i, (name, values) in enumerate(series.items())],
+        y={"title": "share of active end users", "unit": "%", "min": 0, "max": 100}, partial=partial,
+        height=360,
+    )
+
+
+def truth_spec(columns, horizon: int) -> dict:
+    """AUC per past snapshot day, one line per column (published, survey, fitted); 0.50 is a coin."""
+    days = sorted({d.day for _, bt in columns for d in bt.days})
+    palette = (ACCENT, "#f59e0b", ENGAGED_COLOR, "#d92d20")
+    lines = []
+    for i, (name, bt) in enumerate(columns):
+        by_day = {d.day: d.auc for d in bt.days}
+        lines.append({"name": name, "values": [None if by_day.get(d) is None else round(by_day[d], 3)
+                                               for d in days], "color": palette[i % len(palette)]})
+    if days:
+        lines.append({"name": "A coin (0.50)", "values": [0.5] * len(days), "color": "#98a2b3", "dash": True})
+    # From 0.4 (a little below a coin) unless a day fell lower: the differences that matter stay visible.
+    low = min([0.4, *(v for line in lines for v in line["values"] if v is not None)])
+    return spec("line", day_labels(days), lines, y={"title": f"AUC, still active {horizon} days later",
+                                                   "min": math.floor(low * 10) / 10, "max": 1, "decimals": 2},
+                empty="No past days to judge yet")
+
+
+def segment_boxes_spec(segments) -> dict:
+    """Points per segment: min–max as a thin bar, Q1–Q3 as a thick one, the median as a tick."""
+    shown = [s for s in segments if s.median is not None]
+    labels = [f"{s.value} (n={s.scored:,})" for s in shown]
+    # A few heavy users put the maximum far above the quartiles: the axis stops at 2.5 × the largest
+    # third quartile so the boxes stay readable; the cut whiskers' true maximum is in the tooltip.
+    top = max((s.maximum for s in shown), default=0)
+    q3 = max((s.q3 for s in shown), default=0)
+    y = {"title": "points (subjects with points)", "min": 0}
+    if q3 and top > 2.5 * q3:
+        y["max"] = _nice(2.5 * q3)
+    return spec(
+        "bar", labels,
+        [{"name": "Min – max", "values": [[s.minimum, s.maximum] for s in shown], "color": GREY, "range": True,
+          "width": 0.12},
+         {"name": "Q1 – Q3", "values": [[s.q1, s.q3] for s in shown], "color": "#a3b1f5", "range": True,
+          "width": 0.55},
+         {"name": "Median", "values": [s.median for s in shown], "color": "#1d2330", "tick": True}],
+        y=y, partial=[bool(s.thin) for s in shown],
+        footer=[[f"Mean {num(s.mean)}; {s.subjects:,} in the segment"
+                 + (" (too few to compare)" if s.thin else "")] for s in shown],
+        empty="No segment has points yet",
+    )
+
+
+def _nice(value: float) -> float:
+    """The next round number above `value` (1, 2 or 5 times a power of ten), for an axis end."""
+    power = 10 ** math.floor(math.log10(value)) if value > 0 else 1
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)

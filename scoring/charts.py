@@ -1,102 +1,82 @@
-"""Server-side SVG charts (pygal), served as separate image responses.
+"""Chart specs for static/js/charts.js (Chart.js, vendored in static/vendor/chartjs).
 
-The page embeds them with <img src>, so the strict CSP of the HTML page is not
-relaxed: an SVG image renders its own styles and runs no scripts. pygal's
-default tooltip script comes from a CDN, so it is switched off (`js=[]`).
+A page embeds a spec with `json_script` (data, not script: the CSP holds) through
+templates/_chart.html; the browser draws it: values on hover, formatted axes,
+partial periods lighter (bars) or dashed (lines), version changes as marked lines,
+a click on a bar opening the rows behind it. Every chart's numbers are also on its
+page as a table or a CSV. The insight pages' specs are in insights/charts.py.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-import pygal
-from pygal.style import Style
+from core.templatetags.engage import num
 
-STYLE = Style(
-    background="white",
-    plot_background="white",
-    foreground="#1d2330",
-    foreground_strong="#1d2330",
-    foreground_subtle="#e4e7ec",
-    colors=("#3b5bdb", "#2b8a3e", "#f59f00", "#c92a2a"),
-    font_family="system-ui, sans-serif",
-)
+from .models import TierMethod
 
-
-def line_chart(
-    title: str, days: list[date], series: dict[str, list[float | None]], marks: list[tuple[date, int]]
-) -> bytes:
-    """A daily line chart; days where the model version changed get a labelled major tick."""
-    chart = pygal.Line(
-        title=title,
-        style=STYLE,
-        js=[],
-        width=900,
-        height=320,
-        x_label_rotation=30,
-        show_minor_x_labels=False,
-        show_dots=len(days) <= 31,
-        legend_at_bottom=True,
-        truncate_label=-1,
-        no_data_text="No scores yet",
-    )
-    mark_days = {day: version for day, version in marks}
-    labels = [f"{d:%b %d} · v{mark_days[d]}" if d in mark_days else f"{d:%b %d}" for d in days]
-    chart.x_labels = labels
-    # Show a label about every week, and always where the version changed.
-    step = max(1, len(days) // 12)
-    chart.x_labels_major = [label for i, label in enumerate(labels) if i % step == 0 or days[i] in mark_days]
-    for name, values in series.items():
-        chart.add(name, values)
-    return chart.render()
-
-
-TIER_COLORS = {"high": "#2b8a3e", "medium": "#74b816", "low": "#f59f00", "new": "#3b5bdb", "dormant": "#adb5bd"}
+ACCENT = "#4f46e5"
+ENGAGED_COLOR = "#12805c"
+GREY = "#c3c8d2"
 POINTS_COLOR = "#1d2330"
-THRESHOLD_COLORS = {"high": "#2b8a3e", "medium": "#74b816"}
+TIER_COLORS = {"high": "#12805c", "medium": "#65a30d", "low": "#f59e0b", "new": "#4f46e5", "dormant": "#98a2b3"}
 
 
-def tier_chart(
-    title: str,
-    days: list[date],
-    points: list[float],
-    tiers: list[str],
-    marks: list[tuple[date, int]],
-    thresholds: dict[str, float] | None = None,
-) -> bytes:
-    """A score history: the points line, a dot per day coloured by that day's tier (one legend entry per
-    tier), and, for a points-threshold tier rule, the thresholds as dashed lines.
+def spec(kind: str, labels: list[str], series: list[dict], **options) -> dict:
+    """A chart for static/js/charts.js. `series`: name, values, color, and optionally colors (one per
+    value), links (a URL per value, or None), axis ("y2"), stack, absolute (tooltip shows |value|),
+    fill, dash (a dashed line without dots), dots (dots without a line, absent from the tooltip),
+    range (floating bars: each value is [low, high]), width (bar width, 0-1). `options`: y / y2 ({title,
+    unit, min, max}), partial (a bool per label), marks, stacked, horizontal, height, footer (extra
+    tooltip lines per label), empty (text when there is nothing to draw)."""
+    return {"kind": kind, "labels": labels, "series": series, **options}
+
+
+def day_labels(days: list[date]) -> list[str]:
+    return [f"{d:%b %-d}" for d in days]
+
+
+def marks(days: list[date], changes: list[tuple[date, int]]) -> list[dict]:
+    """Version changes (scoring.selectors.version_changes) as marks at their day's index."""
+    index = {d: i for i, d in enumerate(days)}
+    return [{"at": index[d], "label": f"v{v}"} for d, v in changes if d in index]
+
+
+def product_spec(series, changes: list[tuple[date, int]]) -> dict:
+    """Mean points per active user per day: the product score a person reads; the total rides in the tooltip."""
+    days = [r.day for r in series]
+    return spec(
+        "line", day_labels(days),
+        [{"name": "Mean points per active user", "values": [r.mean_points for r in series], "color": ACCENT,
+          "fill": True}],
+        y={"title": "points per active user", "min": 0},
+        marks=marks(days, changes),
+        footer=[[f"Total {num(r.total_points, 0)} points", f"{r.active_users:,} active users"] for r in series],
+        empty="No scores yet",
+    )
+
+
+def history_spec(series, changes: list[tuple[date, int]], model=None) -> dict:
+    """A score history: the points line with a dot per day in that day's tier colour (one legend entry per
+    tier) and, for a points-threshold tier rule, the thresholds as dashed lines.
 
     Tiers by percentile have no fixed points boundary (it moves with everyone else's scores), so the
     dots carry the tier rather than shaded bands.
     """
-    present = [tier for tier in TIER_COLORS if tier in tiers]
-    colors = (POINTS_COLOR, *(TIER_COLORS[t] for t in present), *(THRESHOLD_COLORS[t] for t in thresholds or {}))
-    style = Style(**{**STYLE.to_dict(), "colors": colors})
-    chart = pygal.Line(
-        title=title,
-        style=style,
-        js=[],
-        width=900,
-        height=320,
-        x_label_rotation=30,
-        show_minor_x_labels=False,
-        show_dots=False,
-        legend_at_bottom=True,
-        truncate_label=-1,
-        no_data_text="No scores yet",
-    )
-    mark_days = dict(marks)
-    labels = [f"{d:%b %d} · v{mark_days[d]}" if d in mark_days else f"{d:%b %d}" for d in days]
-    chart.x_labels = labels
-    step = max(1, len(days) // 12)
-    chart.x_labels_major = [label for i, label in enumerate(labels) if i % step == 0 or days[i] in mark_days]
-    if not days:
-        return chart.render()
-    chart.add("Points", points, stroke_style={"width": 2})
-    for tier in present:
-        values = [p if t == tier else None for p, t in zip(points, tiers, strict=True)]
-        chart.add(f"{tier} tier", values, stroke=False, show_dots=True, dots_size=3.5)
-    for tier, value in (thresholds or {}).items():
-        chart.add(f"{tier} from {value:g}", [value] * len(days), stroke_style={"width": 1, "dasharray": "6,4"})
-    return chart.render()
+    days = [r.day for r in series]
+    points = [r.points for r in series]
+    tiers = [r.tier for r in series]
+    lines = [{"name": "Points", "values": points, "color": POINTS_COLOR}]
+    for tier in TIER_COLORS:
+        if tier in tiers:
+            lines.append({"name": f"{tier} tier", "values": [p if t == tier else None for p, t in zip(
+                points, tiers, strict=True)], "color": TIER_COLORS[tier], "dots": True})
+    if model is not None and model.tier_method == TierMethod.POINTS and days:
+        for tier, value in (("high", model.tier_high), ("medium", model.tier_medium)):
+            lines.append({"name": f"{tier} from {num(value)}", "values": [value] * len(days),
+                          "color": TIER_COLORS[tier], "dash": True})
+    footer = [[f"Tier {r.tier} · v{r.model.version}"
+               + (f" · percentile {r.percentile}" if getattr(r, "percentile", None) is not None else "")]
+              for r in series]
+    return spec("line", day_labels(days), lines, y={"title": "points", "min": 0}, marks=marks(days, changes),
+                footer=footer, empty="No scores yet")

@@ -11,7 +11,6 @@ urlpatterns = []
 # Under t/<slug:tenant_slug>/ (engagement_site/urls.py), all wrapped in accounts.scoping.tenant_view.
 tenant_urlpatterns = [
     path(T, views.overview, name="overview"),
-    path(T + "product.svg", views.product_chart, name="product_chart"),
     path(T + "product.csv", views.product_csv, name="product_csv"),
     path(T + "how-scores-work/", views.formulas, name="formulas"),
     path(T + "models/", views.models, name="models"),
@@ -29,9 +28,7 @@ tenant_urlpatterns = [
     path(T + "users/", views.users, name="users"),
     path(T + "users.csv", views.users_csv, name="users_csv"),
     path(T + "users/<uuid:end_user_id>/", views.user_detail, name="user_detail"),
-    path(T + "users/<uuid:end_user_id>/chart.svg", views.user_chart, name="user_chart"),
     path(T + "accounts/", views.accounts, name="accounts"),
     path(T + "accounts.csv", views.accounts_csv, name="accounts_csv"),
     path(T + "accounts/<uuid:account_id>/", views.account_detail, name="account_detail"),
-    path(T + "accounts/<uuid:account_id>/chart.svg", views.account_chart, name="account_chart"),
 ]

@@ -19,7 +19,7 @@ from . import account_members, charts, selectors, services
 from .forms import ImportModelForm, RecomputeForm, ScoringModelForm
 from .freshness import in_process_delay_seconds
 from .modelfile import model_to_json
-from .models import ScoringModel, ScoringRun, TierMethod
+from .models import ScoringModel, ScoringRun
 
 PAGE_SIZE = 50
 
@@ -42,26 +42,12 @@ def overview(request):
         "latest": series[-1] if series else None,
         "series": list(reversed(series[-30:])),
         "marks": selectors.version_changes(series),
+        "product_chart": charts.product_spec(series, selectors.version_changes(series)),
     }
+    latest = context["latest"]
+    if latest is not None and latest.active_users:
+        context["engaged_share"] = 100 * latest.engaged_users / latest.active_users
     return render(request, "scoring/overview.html", context)
-
-
-def _svg(content: bytes) -> HttpResponse:
-    return HttpResponse(content, content_type="image/svg+xml")
-
-
-@tenant_view()
-@require_GET
-def product_chart(request):
-    series = selectors.product_series(request.tenant)
-    days = [row.day for row in series]
-    svg = charts.line_chart(
-        f"{request.tenant.product_name}: product score (total points) per day",
-        days,
-        {"Total points": [row.total_points for row in series]},
-        selectors.version_changes(series),
-    )
-    return _svg(svg)
 
 
 @tenant_view(read_key=True)
@@ -459,6 +445,7 @@ def user_detail(request, end_user_id):
     end_user = get_tenant_object(tenant, EndUser, public_id=end_user_id)
     model = selectors.published_model(tenant)
     days = selectors.list_days(tenant, model)
+    history = selectors.user_history(tenant, end_user)
     context = {
         "end_user": end_user,
         "days": days,
@@ -467,37 +454,17 @@ def user_detail(request, end_user_id):
         "model": model,
         "snapshot": selectors.latest_user_snapshot(tenant, end_user, model=model),
         "row": selectors.user_row(tenant, end_user, model=model, days=days) if model else None,
-        "history": list(reversed(selectors.user_history(tenant, end_user))),
+        "history": list(reversed(history)),
+        "history_chart": _history_chart(history),
         "explanation": selectors.explain_user(tenant, end_user, model=model, day=days.day) if model else None,
         "events": selectors.recent_events(tenant, end_user=end_user),
     }
     return render(request, "scoring/user_detail.html", context)
 
 
-def _tier_chart(title: str, series, model) -> HttpResponse:
-    thresholds = None
-    if model is not None and model.tier_method == TierMethod.POINTS:
-        thresholds = {"high": model.tier_high, "medium": model.tier_medium}
-    return _svg(
-        charts.tier_chart(
-            title,
-            [r.day for r in series],
-            [r.points for r in series],
-            [r.tier for r in series],
-            selectors.version_changes(series),
-            thresholds,
-        )
-    )
-
-
-@tenant_view()
-@require_GET
-def user_chart(request, end_user_id):
-    end_user = get_tenant_object(request.tenant, EndUser, public_id=end_user_id)
-    series = selectors.user_history(request.tenant, end_user)
-    return _tier_chart(
-        f"{end_user}: points per day, dots coloured by tier", series, series[-1].model if series else None
-    )
+def _history_chart(series) -> dict:
+    """Points per day with each day's tier; the latest version's thresholds when it ranks by points."""
+    return charts.history_spec(series, selectors.version_changes(series), series[-1].model if series else None)
 
 
 MEMBERS_SHOWN = 100
@@ -513,6 +480,7 @@ def account_detail(request, account_id):
     snapshot = selectors.latest_account_snapshot(tenant, account, model=model)
     # Members and seat tiers from AccountMembership: every member, not only those whose primary it is.
     members = account_members.members(tenant, account, model, days, MEMBERS_SHOWN)
+    history = selectors.account_history(tenant, account)
     context = {
         "account": account,
         "days": days,
@@ -520,7 +488,8 @@ def account_detail(request, account_id):
         "model": model,
         "snapshot": snapshot,
         "seats": account_members.seat_engagement(tenant, snapshot) if snapshot else None,
-        "history": list(reversed(selectors.account_history(tenant, account))),
+        "history": list(reversed(history)),
+        "history_chart": _history_chart(history),
         "explanation": selectors.explain_account(tenant, account, model=model, day=days.day) if model else None,
         "members": members,
         "member_count": account_members.member_count(tenant, account, members, MEMBERS_SHOWN),
@@ -529,16 +498,6 @@ def account_detail(request, account_id):
         "events": selectors.recent_events(tenant, account=account),
     }
     return render(request, "scoring/account_detail.html", context)
-
-
-@tenant_view()
-@require_GET
-def account_chart(request, account_id):
-    account = get_tenant_object(request.tenant, CustomerAccount, public_id=account_id)
-    series = selectors.account_history(request.tenant, account)
-    return _tier_chart(
-        f"{account}: account score per day, dots coloured by tier", series, series[-1].model if series else None
-    )
 
 
 @tenant_view()

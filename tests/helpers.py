@@ -25,3 +25,15 @@ def assert_error(response, status, code=None, message=None, field=_UNCHECKED) ->
     if field is not _UNCHECKED:
         assert error.get("field") == field, error
     return error
+
+
+def chart_spec(response, chart_id: str) -> dict:
+    """The spec a page hands static/js/charts.js for `<canvas data-chart=chart_id>` (its json_script)."""
+    import json
+    import re
+
+    html = response.content.decode()
+    assert f'data-chart="{chart_id}"' in html, f"no chart {chart_id} on the page"
+    match = re.search(rf'<script id="{re.escape(chart_id)}" type="application/json">(.*?)</script>', html, re.S)
+    assert match, f"no spec for {chart_id}"
+    return json.loads(match.group(1))

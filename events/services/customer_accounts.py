@@ -4,14 +4,13 @@
 from datetime import UTC, datetime
 
 from django.db import connection
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
 
 from .. import owners
-from ..models import CustomerAccount, EndUser
+from ..models import CustomerAccount
 from ..wire import Message
 from .db import _server_bound_cursor
 
@@ -142,19 +141,14 @@ def _attach_accounts_postgresql(tenant: Tenant, pks: list[int], attach: dict[int
 
 
 def _attach_accounts_portable(tenant: Tenant, pks: list[int], attach: dict[int, int], explicit: set[int]) -> None:
-    by_account: dict[int, list[int]] = {}
-    for pk in pks:
-        by_account.setdefault(attach[pk], []).append(pk)
-    forced = [pk for pk in pks if pk in explicit]
-    filling = [pk for pk in pks if pk not in explicit]
-    (
-        EndUser.objects.for_tenant(tenant)
-        .filter(Q(pk__in=forced) | Q(pk__in=filling, account__isnull=True))
-        .update(
-            account_id=Case(
-                *(When(pk__in=members, then=Value(account_id)) for account_id, members in sorted(by_account.items())),
-                default=F("account_id"),
-                output_field=BigIntegerField(),
-            )
-        )
-    )
+    """One UPDATE … FROM (VALUES …): a CASE with a WHEN per account, built by the ORM, cost more Python
+    than the statement itself on a large import."""
+    scope, scope_params = tenant_sql(tenant, "events_enduser")
+    values = ", ".join(["(%s, %s, %s)"] * len(pks))
+    params = [p for pk in pks for p in (pk, attach[pk], 1 if pk in explicit else 0)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE events_enduser SET account_id = v.column2 FROM (VALUES {values}) AS v "  # noqa: S608
+            f"WHERE events_enduser.id = v.column1 AND {scope} AND (v.column3 = 1 AND (events_enduser.account_id "
+            "IS NULL OR events_enduser.account_id <> v.column2) OR events_enduser.account_id IS NULL)",
+            [*params, *scope_params])

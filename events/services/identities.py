@@ -4,8 +4,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Least
 
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
@@ -227,11 +225,15 @@ def _backdate_first_seen(tenant: Tenant, earliest: dict[int, datetime]) -> None:
         with _server_bound_cursor() as cursor:
             cursor.execute(BACKDATE_SQL.format(scope=scope), [pks, [earliest[pk] for pk in pks], *scope_params])
         return
-    for start in range(0, len(pks), ATTACH_CHUNK):
-        chunk = pks[start : start + ATTACH_CHUNK]
-        EndUser.objects.for_tenant(tenant).filter(pk__in=chunk).update(
-            first_seen_at=Least(
-                F("first_seen_at"),
-                Case(*(When(pk=pk, then=Value(earliest[pk])) for pk in chunk), default=F("first_seen_at")),
-            )
-        )
+    # SQLite: one UPDATE … FROM (VALUES …) per chunk. A CASE with a WHEN per end user, built by the ORM,
+    # cost more Python than the whole statement (a third of the demo's seeding time).
+    scope, scope_params = tenant_sql(tenant, "events_enduser")
+    with connection.cursor() as cursor:
+        for start in range(0, len(pks), ATTACH_CHUNK):
+            chunk = pks[start : start + ATTACH_CHUNK]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            params = [p for pk in chunk for p in (pk, connection.ops.adapt_datetimefield_value(earliest[pk]))]
+            cursor.execute(
+                f"UPDATE events_enduser SET first_seen_at = v.column2 FROM (VALUES {values}) AS v "  # noqa: S608
+                f"WHERE events_enduser.id = v.column1 AND {scope} AND events_enduser.first_seen_at > v.column2",
+                [*params, *scope_params])

@@ -129,7 +129,3 @@ def adoption_trend(tenant: Tenant, *, weeks: int = 12) -> tuple[list[date], dict
         if activity_id is not None and activity_id not in series:
             series[activity_id] = [percent(counts.get((activity_id, p), 0), counts.get((None, p))) for p in periods]
     return [period_start(p, "week") for p in periods], series
-
-
-def activity_names(tenant: Tenant) -> dict[int, str]:
-    return {a.pk: str(a) for a in Activity.objects.for_tenant(tenant).only("name", "display_name")}

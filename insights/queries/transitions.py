@@ -10,6 +10,7 @@ from typing import Any
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
 from core.sql import fetch_all, sql_date
+from events.models import CustomerAccount, EndUser
 from scoring.models import ScoringModel
 from scoring.selectors import TIER_RANK, published_model
 
@@ -79,4 +80,68 @@ def tier_transitions(
     for a, b, n in fetch_all(sql, params):
         result.matrix.setdefault(a, {})[b] = int(n)
     result.rows = [t for t in TIERS if t in result.matrix] + ([NOT_SEEN] if NOT_SEEN in result.matrix else [])
+    return result
+
+
+@dataclass
+class Mover:
+    """One subject behind a cell of the matrix: its tier and points on both days."""
+
+    subject: Any  # an EndUser or a CustomerAccount
+    tier_from: str
+    tier_to: str
+    points_from: float | None
+    points_to: float
+
+
+@dataclass
+class CellMembers:
+    subject: str
+    day_from: date
+    day_to: date
+    tier_from: str
+    tier_to: str
+    total: int
+    rows: list[Mover]
+
+    @property
+    def more(self) -> bool:
+        return self.total > len(self.rows)
+
+
+def transition_members(
+    tenant: Tenant, *, day_from: date, day_to: date, tier_from: str, tier_to: str, subject: str = "users",
+    model: ScoringModel | None = None, limit: int | None = None,
+) -> CellMembers:
+    """Who moved from `tier_from` on `day_from` to `tier_to` on `day_to` (a cell of `tier_transitions`),
+    highest points first. `tier_from` NOT_SEEN: scored on `day_to` with no snapshot on `day_from`.
+
+    One statement for the ids, the points and the cell's total (a window count, so a page can show the
+    first `limit` of many), then one ORM query for the subjects themselves.
+    """
+    model = model or published_model(tenant)
+    result = CellMembers(subject=subject, day_from=day_from, day_to=day_to, tier_from=tier_from, tier_to=tier_to,
+                         total=0, rows=[])
+    if model is None:
+        return result
+    table, column, _ = SUBJECTS[subject]
+    scope, scope_params = tenant_sql(tenant, "b")
+    moved = "a.id IS NULL" if tier_from == NOT_SEEN else "a.tier = %s"
+    sql = f"""SELECT b.{column}, a.points, b.points, COUNT(*) OVER () FROM {table} b
+        LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.tenant_id = b.tenant_id
+            AND a.day = %s
+        WHERE {scope} AND b.model_id = %s AND b.day = %s AND b.tier = %s AND {moved}
+        ORDER BY b.points DESC, b.{column}""" + (" LIMIT %s" if limit else "")
+    params = [sql_date(day_from), *scope_params, model.pk, sql_date(day_to), tier_to,
+              *([] if tier_from == NOT_SEEN else [tier_from]), *([limit] if limit else [])]
+    found = fetch_all(sql, params)
+    if not found:
+        return result
+    result.total = int(found[0][3])
+    kind = EndUser if subject == "users" else CustomerAccount
+    query = kind.objects.for_tenant(tenant).filter(pk__in=[r[0] for r in found])
+    subjects = {s.pk: s for s in (query.select_related("account") if subject == "users" else query)}
+    result.rows = [Mover(subject=subjects[pk], tier_from=tier_from, tier_to=tier_to,
+                         points_from=None if before is None else float(before), points_to=float(after))
+                   for pk, before, after, _n in found if pk in subjects]
     return result

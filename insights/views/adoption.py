@@ -1,15 +1,15 @@
-"""Feature adoption: share of active end users and accounts per activity; its charts and CSV."""
+"""Feature adoption: share of active end users and accounts per activity; its charts (drawn on the page) and CSV."""
 
 from __future__ import annotations
 
 from django import forms
-from django.views.decorators.http import require_GET
+from django.urls import reverse
 
-from accounts.scoping import tenant_view
+from events.models import Activity
 
-from ..charts import share_bars, weekly_lines
-from ..queries.adoption import activity_names, adoption_trend, feature_adoption
-from .base import InsightView, svg_response
+from ..charts import adoption_spec, adoption_trend_spec
+from ..queries.adoption import adoption_trend, feature_adoption
+from .base import InsightView
 
 
 class AdoptionForm(forms.Form):
@@ -25,16 +25,23 @@ class Adoption(InsightView):
         return feature_adoption(request.tenant, window=data["window"])
 
     def context(self, request, form, data):
-        return {"form": form, "result": self.query(request, data), "window": data["window"]}
-
-    def chart(self, request, data):
+        tenant = request.tenant
         result = self.query(request, data)
-        rows = list(reversed(result.rows))  # pygal draws horizontal bars bottom-up
-        return share_bars(
-            f"Share of active end users and accounts per activity, last {result.window} days (%)",
-            [r.name for r in rows],
-            {"End users": [r.user_share for r in rows], "Accounts": [r.account_share for r in rows]},
-        )
+        context = {"form": form, "result": result, "window": data["window"]}
+        if result.active_users:
+            # A bar opens its activity in the catalog (its name, description, first and last seen).
+            catalog = reverse("events:catalog", args=[tenant.slug])
+            activities = list(Activity.objects.for_tenant(tenant).only("public_id", "name", "display_name"))
+            public = {a.pk: a.public_id for a in activities}
+            names = {a.pk: str(a) for a in activities}
+            context["chart"] = adoption_spec(result.rows, [f"{catalog}#activity-{public[r.activity_id]}"
+                                                           if r.activity_id in public else None for r in result.rows])
+            weeks, series = adoption_trend(tenant)
+            context["trend_chart"] = adoption_trend_spec(weeks, {
+                names.get(activity_id, str(activity_id)): values
+                for activity_id, values in sorted(series.items(), key=lambda item: names.get(item[0], ""))
+            }, tenant.today())
+        return context
 
     def csv(self, request, data):
         result = self.query(request, data)
@@ -47,17 +54,4 @@ class Adoption(InsightView):
         return f"{request.tenant.slug}-adoption.csv", header, rows
 
 
-page, svg, csv = Adoption.views()
-
-
-@tenant_view()
-@require_GET
-def trend_svg(request):
-    """The weekly trend over 12 weeks: it takes no window, so no form."""
-    weeks, series = adoption_trend(request.tenant)
-    names = activity_names(request.tenant)
-    return svg_response(weekly_lines(
-        "Weekly share of active end users per activity (%)", weeks,
-        {names.get(activity_id, str(activity_id)): values for activity_id, values in sorted(
-            series.items(), key=lambda item: names.get(item[0], ""))},
-    ))
+page, csv = Adoption.views()

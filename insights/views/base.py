@@ -1,4 +1,4 @@
-"""One view per insight: its page, its .svg and its .csv from one form and one query."""
+"""One view per insight: its page and its .csv from one form and one query (the page draws the chart)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,7 @@ from accounts.scoping import tenant_view
 from core.csv_export import csv_download, csv_response
 
 SUBJECT_CHOICES = [("users", "End users"), ("accounts", "Customer accounts")]
-OUTPUTS = ("page", "svg", "csv")
-
-
-def svg_response(content: bytes) -> HttpResponse:
-    return HttpResponse(content, content_type="image/svg+xml")
+OUTPUTS = ("page", "csv")
 
 
 def bad_request(form) -> HttpResponse:
@@ -29,9 +25,9 @@ class InsightView:
     """An insight's form (query string over `form_class.DEFAULTS`) and its renderings.
 
     A subclass sets `form_class` and `template`, writes its query, and gives
-    `context` (the page), `chart` (SVG bytes) and/or `csv` (filename, header,
+    `context` (the page, its chart specs included) and/or `csv` (filename, header,
     rows). An invalid query string is the page with the form's errors (400), or a
-    plain-text 400 for the .svg and .csv.
+    plain-text 400 for the .csv.
     """
 
     form_class: type[forms.Form]
@@ -46,9 +42,6 @@ class InsightView:
     def context(self, request, form, data: dict) -> dict:
         raise NotImplementedError(f"{type(self).__name__} has no page")
 
-    def chart(self, request, data: dict) -> bytes:
-        raise NotImplementedError(f"{type(self).__name__} has no chart")
-
     def csv(self, request, data: dict) -> tuple[str, list[str], Iterable]:
         raise NotImplementedError(f"{type(self).__name__} has no CSV")
 
@@ -60,14 +53,12 @@ class InsightView:
             return render(request, self.template, self.context(request, form, data))
         if data is None:
             return bad_request(form)
-        if output == "svg":
-            return svg_response(self.chart(request, data))
         # Small CSVs (tens of rows: aggregates, never raw events), formula-safe.
         return csv_response(*self.csv(request, data))
 
     @classmethod
     def views(cls, *outputs: str):
-        """The URL callbacks, one per output (default: page, svg, csv), each a tenant-scoped viewer GET.
+        """The URL callbacks, one per output (default: page, csv), each a tenant-scoped viewer GET.
 
         The .csv also takes a read key instead of a login, and `?bom=1`, like the
         score exports (docs/api.md, "CSV exports with a read key").
@@ -83,7 +74,7 @@ class InsightView:
             return tenant_view()(require_GET(view))
 
         # An output without its hook is refused when the URLconf loads, never on a request.
-        hooks = {"page": "context", "svg": "chart", "csv": "csv"}
+        hooks = {"page": "context", "csv": "csv"}
         for output in outputs or OUTPUTS:
             if getattr(cls, hooks[output]) is getattr(InsightView, hooks[output]):
                 raise TypeError(f"{cls.__name__} serves {output!r} but does not define {hooks[output]}()")

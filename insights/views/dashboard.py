@@ -1,4 +1,4 @@
-"""The dashboard (tenant home), its three charts, and the onboarding checklist's page and live status."""
+"""The dashboard (tenant home) with its three charts, and the onboarding checklist's page and live status."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from scoring import selectors
 
 from .. import charts, onboarding
 from ..queries.movers import at_risk_accounts, last_run, movers, power_users, tier_change
-from .base import svg_response
 
 
 def _latest_and_earlier(series, model):
@@ -49,7 +48,7 @@ def _dashboard_context(request) -> dict:
         "tiers": tier_change(latest, earlier),
     }
     if series:
-        context["product_chart"] = charts.product_spec(series)
+        context["product_chart"] = charts.product_spec(series, context["marks"])
         context["users_chart"] = charts.users_spec(series)
     if latest is not None:
         context["tiers_chart"] = charts.tiers_spec(context["tiers"], reverse("scoring:users", args=[tenant.slug]))
@@ -67,43 +66,6 @@ def _dashboard_context(request) -> dict:
 @require_GET
 def dashboard(request):
     return render(request, "insights/dashboard.html", _dashboard_context(request))
-
-
-@tenant_view()
-@require_GET
-def product_chart(request):
-    series = selectors.product_series(request.tenant)
-    return svg_response(charts.daily_lines(
-        f"{request.tenant.product_name}: product score per day",
-        [r.day for r in series],
-        {"Total points": [r.total_points for r in series]},
-        selectors.version_changes(series),
-        secondary={"Mean points per active user (right axis)": [r.mean_points for r in series]},
-        colors=("#3b5bdb", "#f59f00"),
-    ))
-
-
-@tenant_view()
-@require_GET
-def users_chart(request):
-    series = selectors.product_series(request.tenant)
-    return svg_response(charts.daily_lines(
-        "Active and engaged end users per day",
-        [r.day for r in series],
-        {"Active (points in the window)": [r.active_users for r in series],
-         "Engaged (tier high or medium)": [r.engaged_users for r in series]},
-        selectors.version_changes(series),
-        colors=("#3b5bdb", "#2b8a3e"),
-    ))
-
-
-@tenant_view()
-@require_GET
-def tiers_chart(request):
-    tenant = request.tenant
-    latest, earlier = _latest_and_earlier(selectors.product_series(tenant), selectors.published_model(tenant))
-    return svg_response(charts.tier_bars("End users per tier: latest day and 30 days earlier",
-                                         tier_change(latest, earlier)))
 
 
 # --- Onboarding -------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django import forms
 
 from scoring.selectors import published_model
 
-from ..charts import growth_bars, growth_spec
+from ..charts import growth_spec
 from ..queries.growth import growth_accounting
 from .base import SUBJECT_CHOICES, InsightView
 
@@ -41,12 +41,6 @@ class Growth(InsightView):
             "query": f"subject={data['subject']}&period={data['period']}",
         }
 
-    def chart(self, request, data):
-        measure = data["measure"] or "active"
-        subject = "end users" if data["subject"] == "users" else "accounts"
-        title = f"{measure} {subject}: new, resurrected, retained and churned per {data['period']}"
-        return growth_bars(title.capitalize(), self.query(request, data, measure).rows)
-
     def csv(self, request, data):
         rows = []
         for measure in MEASURES:
@@ -59,4 +53,4 @@ class Growth(InsightView):
         return f"{request.tenant.slug}-growth-{data['subject']}-{data['period']}.csv", header, rows
 
 
-page, svg, csv = Growth.views()
+page, csv = Growth.views()

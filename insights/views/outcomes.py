@@ -1,4 +1,4 @@
-"""Outcomes: retention h days after a scored day, by tier and by score decile; its chart and CSV."""
+"""Outcomes: retention h days after a scored day, by tier and by score decile; its charts and CSV."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from accounts.models import Role
 from scoring.selectors import published_model
 
 from .. import truth
-from ..charts import outcome_spec, share_bars
+from ..charts import outcome_spec
 from ..queries.cache import cached_insight
 from ..queries.common import THIN, TIERS, nearest_scored_day, scored_days
 from ..queries.outcomes import HORIZONS, outcomes
@@ -57,16 +57,6 @@ class Outcomes(InsightView):
                 "truth": truth_summary(request.tenant) if result.day and data["subject"] == "users" else None,
                 "query": f"subject={data['subject']}" + (f"&day={result.day}" if result.day else "")}
 
-    def chart(self, request, data):
-        result = self.query(request, data)
-        rows = result.by_decile if request.GET.get("view") == "deciles" else result.by_tier
-        return share_bars(
-            f"Share still active 30 and 60 days after {result.day or 'the snapshot'} (%)",
-            [f"{r.group} (n={r.subjects})" for r in rows],
-            {f"{h} days later": [r.share(h) for r in rows] for h in HORIZONS},
-            horizontal=False,
-        )
-
     def csv(self, request, data):
         result = self.query(request, data)
         header = ["snapshot_day", "grouping", "group", "subjects", *[f"active_{h}d" for h in HORIZONS],
@@ -79,4 +69,4 @@ class Outcomes(InsightView):
         return f"{request.tenant.slug}-outcomes-{data['subject']}.csv", header, rows
 
 
-page, svg, csv = Outcomes.views()
+page, csv = Outcomes.views()

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.urls import reverse
 
-from ..charts import boxes, segment_tiers_spec, tier_share_bars
+from ..charts import segment_boxes_spec, segment_tiers_spec
 from ..queries.common import TIERS
 from ..queries.segments import COHORT, segments, trait_keys
 from .base import SUBJECT_CHOICES, InsightView
@@ -46,6 +46,7 @@ class Segments(InsightView):
         result = self.query(request, data)
         return {"form": form, "result": result, "tiers": TIERS,
                 "tiers_chart": segment_tiers_spec(result.segments, self.rows_link(request, data)),
+                "boxes_chart": segment_boxes_spec(result.segments),
                 "query": f"subject={data['subject']}&dimension={data['dimension']}"}
 
     def rows_link(self, request, data):
@@ -60,14 +61,6 @@ class Segments(InsightView):
 
         return link
 
-    def chart(self, request, data):
-        result = self.query(request, data)
-        if request.GET.get("view") == "tiers":
-            return tier_share_bars(
-                "Tier shares per segment (%)", [s.value for s in result.segments], [s.tiers for s in result.segments]
-            )
-        return boxes("Points per segment: min, quartiles, max (subjects with points)", result.segments)
-
     def csv(self, request, data):
         result = self.query(request, data)
         header = ["segment", "subjects", "with_points", "min", "q1", "median", "q3", "max", "mean",
@@ -77,4 +70,4 @@ class Segments(InsightView):
         return f"{request.tenant.slug}-segments-{data['dimension']}.csv", header, rows
 
 
-page, svg, csv = Segments.views()
+page, csv = Segments.views()

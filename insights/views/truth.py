@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import Role
 from accounts.scoping import get_tenant_object, tenant_view
 from core.csv_export import csv_download, csv_response
-from insights import truth
+from insights import charts, truth
 from insights.queries.cache import cached_insight
 from scoring import services as scoring_services
 from scoring.models import AccountRollup, ScoringModel, TierMethod
@@ -144,11 +144,12 @@ def truth_page(request):
         "form": form, "report": report, "columns": report.columns,
         "draft_form": DraftFromFitForm(initial={"horizon": report.horizon, "survey_share": 0}),
         "can_edit": request.membership.can(Role.EDITOR),
-        # The chart and the CSV ask for the same horizon as the page (empty = the default), so they
-        # hit the same cached report instead of computing it again under another key.
+        # The CSV asks for the same horizon as the page (empty = the default), so it hits the same
+        # cached report instead of computing it again under another key.
         "weights": _weights_rows(report), "query": f"horizon={horizon or ''}",
         "retentions": [report.retention, report.account_retention],
         "account_weights": account_weights_rows(report),
+        "auc_chart": charts.truth_spec(report.columns, report.horizon),
     }
     return render(request, "insights/truth.html", context)
 
@@ -185,25 +186,6 @@ def _weights_rows(report: truth.TruthReport) -> list[dict]:
         })
     rows.sort(key=lambda r: (-r["fitted"], -(r["survey_points"] or 0), r["activity"].name))
     return rows
-
-
-@tenant_view()
-@require_GET
-def truth_chart(request):
-    from insights import charts
-
-    form, horizon, ok = _horizon(request)
-    if not ok:
-        return _bad_horizon(form)
-    report = report_or_pending(request.tenant, horizon)
-    if report is None:
-        return _still_computing()
-    days = sorted({d.day for _, bt in report.columns for d in bt.days})
-    series = {name: [next((round(d.auc * 100, 1) for d in bt.days if d.day == day and d.auc is not None), None)
-                     for day in days] for name, bt in report.columns}
-    return HttpResponse(charts.weekly_lines(
-        f"AUC x 100 on past days (50 = a coin), still active {report.horizon} days later", days, series),
-        content_type="image/svg+xml")
 
 
 @tenant_view(read_key=True)

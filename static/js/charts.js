@@ -6,11 +6,18 @@
   "use strict";
   if (!window.Chart) return;
   const NUMBER = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
-  const fmt = (value, unit) => {
+  const TWO = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const fmt = (value, unit, decimals) => {
     if (value === null || value === undefined || Number.isNaN(value)) return "—";
+    // A floating bar (a range such as min – max) is [low, high].
+    if (Array.isArray(value)) return `${fmt(value[0], unit, decimals)} – ${fmt(value[1], unit, decimals)}`;
+    if (decimals === 2) return TWO.format(value);
     return unit === "%" ? `${Number(value).toFixed(1)}%` : NUMBER.format(value);
   };
-  const axisFmt = (value, unit) => (unit === "%" ? `${NUMBER.format(value)}%` : NUMBER.format(value));
+  const axisFmt = (value, unit, decimals) => {
+    if (decimals === 2) return TWO.format(value);
+    return unit === "%" ? `${NUMBER.format(value)}%` : NUMBER.format(value);
+  };
   const alpha = (hex, a) => {
     const n = parseInt(hex.slice(1), 16);
     return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
@@ -58,14 +65,31 @@
       borderWidth: line ? 2 : colors.map((_, i) => (partial[i] ? 1.5 : 0)),
       order: index,
     };
-    if (line) {
+    if (s.tick) {
+      // A short horizontal mark per bar (a median): a line dataset drawn as points only.
       Object.assign(d, {
-        fill: Boolean(s.fill), tension: 0.25, pointRadius: s.values.length > 45 ? 0 : 2.5, pointHoverRadius: 4,
-        spanGaps: true,
-        segment: { borderDash: (ctx) => (partial[ctx.p1DataIndex] ? [5, 4] : undefined) },
+        type: "line", showLine: false, pointStyle: "line", pointRadius: 14, pointHoverRadius: 14,
+        pointBorderWidth: 3, borderColor: s.color, backgroundColor: s.color, order: -1,
+      });
+    } else if (line && s.dots) {
+      // Dots only (the day's tier on a history): the legend names the colour, the tooltip the footer.
+      Object.assign(d, {
+        showLine: false, pointRadius: 3.5, pointHoverRadius: 5, backgroundColor: s.color, borderWidth: 0,
+        order: -1,
+      });
+    } else if (line) {
+      Object.assign(d, {
+        fill: Boolean(s.fill), tension: 0.25, pointRadius: s.values.length > 45 || s.dash ? 0 : 2.5,
+        pointHoverRadius: s.dash ? 0 : 4, spanGaps: true, borderWidth: s.dash ? 1.5 : 2,
+        borderDash: s.dash ? [6, 4] : undefined,
+        segment: { borderDash: (ctx) => (s.dash || partial[ctx.p1DataIndex] ? [5, 4] : undefined) },
       });
     } else {
       Object.assign(d, { borderRadius: 3, maxBarThickness: 48, stack: s.stack || `s${index}` });
+      if (s.width) {
+        Object.assign(d, { grouped: false, barPercentage: s.width, categoryPercentage: 1,
+                           maxBarThickness: s.width < 0.2 ? 8 : 48, order: s.width < 0.2 ? 10 : index });
+      }
     }
     return d;
   }
@@ -82,7 +106,7 @@
       title: { display: Boolean(axis.title), text: axis.title || "" },
       ticks: {
         maxTicksLimit: horizontal ? 6 : 6, padding: 6,
-        callback: (value) => axisFmt(Math.abs(value) === value ? value : value, unit),
+        callback: (value) => axisFmt(value, unit, axis.decimals),
       },
     };
   }
@@ -94,12 +118,14 @@
     const scales = {
       [horizontal ? "y" : "x"]: {
         stacked: Boolean(spec.stacked), grid: { display: false }, border: { color: "#d0d5dd" },
-        ticks: { autoSkip: true, maxRotation: 0, autoSkipPadding: 14 },
+        // Horizontal bars name every row (their height leaves room); days and weeks skip to fit.
+        ticks: { autoSkip: !horizontal, maxRotation: 0, autoSkipPadding: 14 },
       },
       [valueAxis]: scale(spec, y, horizontal, horizontal ? "bottom" : "left"),
     };
     if (spec.y2) scales.y2 = scale(spec, spec.y2, false, "right");
     const units = spec.series.map((s) => (s.axis === "y2" ? spec.y2 || {} : y).unit || "");
+    const decimals = spec.series.map((s) => (s.axis === "y2" ? spec.y2 || {} : y).decimals);
     const links = spec.series.map((s) => s.links || null);
     const linkAt = (el) => (el && links[el.datasetIndex] ? links[el.datasetIndex][el.index] : null);
     return {
@@ -116,12 +142,13 @@
           legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true, pointStyle: "rectRounded", padding: 14 } },
           tooltip: {
             backgroundColor: "#101828", padding: 10, cornerRadius: 8, boxPadding: 4,
+            filter: (item) => !spec.series[item.datasetIndex].dots && item.raw !== null,
             callbacks: {
               label: (item) => {
                 const s = spec.series[item.datasetIndex];
                 const raw = item.raw;
                 const value = s.absolute && raw !== null ? Math.abs(raw) : raw;
-                return ` ${s.name}: ${fmt(value, units[item.datasetIndex])}`;
+                return ` ${s.name}: ${fmt(value, units[item.datasetIndex], decimals[item.datasetIndex])}`;
               },
               footer: (items) => (items.length && spec.footer ? spec.footer[items[0].dataIndex] || [] : []),
             },
@@ -144,6 +171,14 @@
     const source = document.getElementById(canvas.dataset.chart);
     if (!source) return;
     const spec = JSON.parse(source.textContent);
+    if (!spec.labels.length) {
+      // Nothing to draw: say so in the card rather than draw empty axes.
+      const note = document.createElement("p");
+      note.className = "empty chart-empty";
+      note.textContent = spec.empty || "No data yet";
+      canvas.replaceWith(note);
+      return;
+    }
     if (spec.height) canvas.parentElement.style.height = `${spec.height}px`;
     canvas.parentElement.classList.add("drawn");
     new Chart(canvas, config(spec));

@@ -86,6 +86,11 @@ QUERIES = {
     "insights:outcomes_csv": ["", "?subject=accounts"],
     "insights:growth_csv": ["", "?subject=accounts"],
     "insights:adoption_csv": ["", "?subject=accounts"],
+    # Every cell of the matrix, so the hostile user and account are in one of them.
+    "insights:transition_members_csv": [f"?subject={subject}&tier_from={a}&tier_to={b}"
+                                        for subject in ("users", "accounts")
+                                        for a in ("high", "medium", "low", "new", "dormant", "not%20seen%20yet")
+                                        for b in ("high", "medium", "low", "new", "dormant")],
 }
 
 
@@ -107,7 +112,7 @@ def test_every_csv_export_is_formula_safe(client, tenant, owner, hostile_world):
                         seen_hostile.add(name)
     # The hostile values really reached the exports that list them, escaped.
     assert {"scoring:users_csv", "scoring:accounts_csv", "insights:adoption_csv",
-            "insights:segments_csv"} <= seen_hostile, seen_hostile
+            "insights:segments_csv", "insights:transition_members_csv"} <= seen_hostile, seen_hostile
 
 
 def test_a_viewer_reads_the_escaped_users_csv(client, tenant, viewer, hostile_world):

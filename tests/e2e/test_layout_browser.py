@@ -1,6 +1,7 @@
 """The main pages at a desktop (1280 px) and a phone (390 px) width: no console error (the favicon
 included: it is linked, so nothing 404s), nothing wider than the window, a sidebar whose links each
-stay on one line; a screenshot of every page in test-artifacts/ for people to look at."""
+stay on one line, every chart drawn at a readable size; a screenshot of every page (and of each chart
+on its own) in test-artifacts/ for people to look at."""
 
 from io import StringIO
 
@@ -25,6 +26,7 @@ MAIN_PAGES = [
     ("account", "scoring:account_detail", ("account_id",)),
     ("growth", "insights:growth", ()),
     ("transitions", "insights:transitions", ()),
+    ("moved", "insights:transition_members", (), "?tier_from=medium&tier_to=high"),
     ("adoption", "insights:adoption", ()),
     ("segments", "insights:segments", ()),
     ("outcomes", "insights:outcomes", ()),
@@ -54,7 +56,12 @@ LAYOUT = """() => {
   const bar = document.querySelector('.sidebar .brand');
   return {overflow: doc.scrollWidth - doc.clientWidth, wrapped,
           barHeight: bar ? bar.getBoundingClientRect().height : 0, links: links.length,
-          favicon: !!document.querySelector('link[rel=icon]')};
+          favicon: !!document.querySelector('link[rel=icon]'),
+          // Every chart drew (or said it has nothing to draw) at a readable size inside its card.
+          charts: [...document.querySelectorAll('canvas[data-chart]')].map(c => ({
+            id: c.dataset.chart, drawn: c.parentElement.classList.contains('drawn'),
+            height: c.getBoundingClientRect().height,
+            inside: c.getBoundingClientRect().right <= c.closest('main').getBoundingClientRect().right + 1}))};
 }"""
 
 
@@ -93,8 +100,9 @@ def _walk(browser, live_server):  # noqa: F811
             page.click("label.nav-toggle-label")
             assert page.locator(".side-nav").is_visible()
             page.screenshot(path=str(ARTIFACTS / "layout-phone-menu.png"))
-        for name, route, params in MAIN_PAGES:
+        for name, route, params, *query in MAIN_PAGES:
             path = reverse(route, kwargs={"tenant_slug": tenant.slug, **{p: ids[p] for p in params}})
+            path += "".join(query)
             response = page.goto(live_server.url + path, wait_until="load")
             assert response.status == 200, f"{path}: {response.status}"
             page.wait_for_timeout(150)  # charts draw after the deferred scripts run
@@ -105,6 +113,9 @@ def _walk(browser, live_server):  # noqa: F811
                 problems.append(f"{device} {path}: {layout['overflow']} px wider than the window")
             if layout["wrapped"]:
                 problems.append(f"{device} {path}: nav links wrap: {layout['wrapped']}")
+            for chart in layout["charts"]:
+                if not chart["drawn"] or chart["height"] < 180 or not chart["inside"]:
+                    problems.append(f"{device} {path}: chart {chart}")
             if layout["links"] < 8 or not layout["favicon"]:
                 problems.append(f"{device} {path}: sidebar has {layout['links']} links, favicon {layout['favicon']}")
             if device == "phone":
@@ -112,6 +123,9 @@ def _walk(browser, live_server):  # noqa: F811
                     problems.append(f"{device} {path}: the top bar is {layout['barHeight']} px high")
                 page.click("label.nav-toggle-label")
             page.screenshot(path=str(ARTIFACTS / f"layout-{device}-{name}.png"), full_page=True)
+            for chart in layout["charts"]:  # each chart on its own, at the size it is read
+                page.locator(f"figure:has(canvas[data-chart='{chart['id']}'])").screenshot(
+                    path=str(ARTIFACTS / f"chart-{device}-{name}-{chart['id']}.png"))
         # A chart is drawn, and its hover shows a formatted value.
         page.goto(f"{live_server.url}/t/{tenant.slug}/", wait_until="load")
         canvas = page.locator("canvas[data-chart=chart-product]")

@@ -9,7 +9,7 @@ from insights.queries.growth import growth_accounting
 from insights.queries.movers import at_risk_accounts, movers, power_users
 from insights.queries.outcomes import outcomes
 from insights.queries.segments import COHORT, segments, trait_keys
-from insights.queries.transitions import NOT_SEEN, tier_transitions
+from insights.queries.transitions import NOT_SEEN, tier_transitions, transition_members
 from scoring.selectors import published_model
 
 from .helpers import account, account_scores, group, monday, published, send, track, user_scores, users
@@ -110,6 +110,31 @@ def test_tier_transition_matrix(tenant):
     assert (result.moved_up, result.moved_down, result.total) == (2, 1, 5)
     table = {row["tier"]: row["cells"] for row in result.table()}
     assert table["medium"] == [1, 1, 0, 0, 0]  # to high, medium, low, new, dormant
+
+
+def test_the_people_behind_a_cell_are_those_the_matrix_counts(tenant, other_tenant):
+    model = published(tenant)
+    p = users(tenant, "u1", "u2", "u3", "u4", "u5", "u6")
+    d1, d2 = tenant.today() - timedelta(days=30), tenant.today()
+    user_scores(tenant, model, d1, [(p["u1"], 50, "medium"), (p["u2"], 55, "medium"), (p["u3"], 50, "medium"),
+                                    (p["u4"], 90, "high")])
+    user_scores(tenant, model, d2, [(p["u1"], 80, "high"), (p["u2"], 95, "high"), (p["u3"], 40, "medium"),
+                                    (p["u4"], 97, "high"), (p["u5"], 1, "new"), (p["u6"], 3, "new")])
+    # Another workspace's snapshots of the same days and tiers are not theirs.
+    other = published(other_tenant)
+    q = users(other_tenant, "u1")
+    user_scores(other_tenant, other, d1, [(q["u1"], 50, "medium")])
+    user_scores(other_tenant, other, d2, [(q["u1"], 99, "high")])
+
+    up = transition_members(tenant, day_from=d1, day_to=d2, tier_from="medium", tier_to="high")
+    assert [(r.subject.user_id, r.points_from, r.points_to) for r in up.rows] == [("u2", 55, 95), ("u1", 50, 80)]
+    assert up.total == tier_transitions(tenant, day_from=d1, day_to=d2).matrix["medium"]["high"] == 2
+    stayed = transition_members(tenant, day_from=d1, day_to=d2, tier_from="high", tier_to="high")
+    assert [r.subject.user_id for r in stayed.rows] == ["u4"]
+    first = transition_members(tenant, day_from=d1, day_to=d2, tier_from=NOT_SEEN, tier_to="new", limit=1)
+    assert (first.total, len(first.rows), first.more) == (2, 1, True)
+    assert first.rows[0].subject.user_id == "u6" and first.rows[0].points_from is None  # highest points first
+    assert transition_members(tenant, day_from=d1, day_to=d2, tier_from="low", tier_to="high").rows == []
 
 
 def test_tier_transitions_of_accounts(tenant):

@@ -391,7 +391,7 @@ def test_an_empty_or_one_user_tenant_gets_a_plain_answer(client, tenant, owner, 
     page = client.get(f"/t/{tenant.slug}/insights/truth/")
     assert page.status_code == 200
     assert b"Not enough history to fit or judge" in page.content
-    assert client.get(f"/t/{tenant.slug}/insights/truth.svg").status_code == 200
+    assert client.get(f"/t/{tenant.slug}/insights/truth.svg").status_code == 404  # the chart is on the page
     assert client.get(f"/t/{tenant.slug}/insights/truth/retention-by-activity.csv").status_code == 200
     response = client.post(f"/t/{tenant.slug}/insights/truth/draft/", {"survey_share": 0})
     assert response.status_code == 302  # back to the page with the reason, no draft

@@ -13,6 +13,7 @@ from django.urls import reverse
 from events.models import Activity, DailyActivityCount, Event
 from scoring import selectors
 from scoring.models import AccountScore, ModelStatus, ProductScore, ScoringModel, UserScore
+from tests.helpers import chart_spec
 
 from .conftest import LONG_AGO, make_account, make_users
 
@@ -558,18 +559,23 @@ class TestUserDetail:
         assert "2026-03-31 00:30" in html and "times in Europe/Paris" in html
 
     def test_the_chart_colours_the_dots_by_tier(self, client, viewer, tenant, world):
-        r = login(client, viewer).get(url("user_chart", tenant, world["alice"].public_id))
-        assert r["Content-Type"] == "image/svg+xml"
-        svg = r.content.decode()
-        assert "high tier" in svg and "medium tier" in svg and "low tier" not in svg
-        assert "kozea.github.io" not in svg
+        r = login(client, viewer).get(url("user_detail", tenant, world["alice"].public_id))
+        chart = chart_spec(r, "chart-history")
+        names = [s["name"] for s in chart["series"]]
+        assert names == ["Points", "high tier", "medium tier"]  # no low day, so no low legend entry
+        points = chart["series"][0]["values"]
+        dots = [s["values"] for s in chart["series"][1:]]
+        # Every day's points are a dot of exactly one tier.
+        assert [[v for v in day if v is not None] for day in zip(*dots, strict=True)] == [[p] for p in points]
 
     def test_points_thresholds_are_drawn(self, client, viewer, tenant, world):
         ScoringModel.objects.unscoped().filter(pk=world["model"].pk).update(
             tier_method="points", tier_high=80, tier_medium=20
         )
-        svg = login(client, viewer).get(url("user_chart", tenant, world["bob"].public_id)).content.decode()
-        assert "high from 80" in svg and "medium from 20" in svg
+        r = login(client, viewer).get(url("user_detail", tenant, world["bob"].public_id))
+        lines = {s["name"]: s for s in chart_spec(r, "chart-history")["series"] if s.get("dash")}
+        assert set(lines) == {"high from 80", "medium from 20"}
+        assert set(lines["high from 80"]["values"]) == {80}
 
     def test_empty_states(self, client, viewer, tenant, world):
         login(client, viewer)
@@ -588,7 +594,6 @@ class TestUserDetail:
     def test_it_checks_the_tenant(self, client, outsider, other_tenant, tenant, world):
         login(client, outsider)
         assert client.get(url("user_detail", other_tenant, world["alice"].public_id)).status_code == 404
-        assert client.get(url("user_chart", other_tenant, world["alice"].public_id)).status_code == 404
 
 
 class TestAccountDetail:
@@ -621,8 +626,10 @@ class TestAccountDetail:
         assert url("user_detail", tenant, world["bob"].public_id) in r.content.decode()
 
     def test_the_chart(self, client, viewer, tenant, world):
-        r = login(client, viewer).get(url("account_chart", tenant, world["globex"].public_id))
-        assert r.status_code == 200 and b"low tier" in r.content and b"medium tier" in r.content
+        r = login(client, viewer).get(url("account_detail", tenant, world["globex"].public_id))
+        chart = chart_spec(r, "chart-history")
+        assert {"low tier", "medium tier"} <= {s["name"] for s in chart["series"]}
+        assert len(chart["labels"]) == len(r.context["history"])
 
     def test_query_count_is_bounded(self, client, viewer, tenant, world, django_assert_max_num_queries):
         add_events(tenant, world["alice"], world["activity"], 30)

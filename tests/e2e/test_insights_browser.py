@@ -232,13 +232,20 @@ def demo_ids(tenant) -> dict:
     }
 
 
+# Routes that answer only with a query (the two tiers of a transition cell): the one a matrix cell links to.
+QUERIES = {
+    "insights:transition_members": "?tier_from=medium&tier_to=high",
+    "insights:transition_members_csv": "?tier_from=medium&tier_to=high",
+}
+
+
 def tenant_urls(tenant, ids) -> list[str]:
     """Every named route under /t/<slug>/, with the demo's own objects for its ids."""
     urls = []
     for route, name, pattern in _walk(get_resolver().url_patterns):
         if route.startswith(TENANT_PREFIX):
             kwargs = {param: ids[param] for param in pattern.pattern.converters if param != "tenant_slug"}
-            urls.append(reverse(name, kwargs={"tenant_slug": tenant.slug, **kwargs}))
+            urls.append(reverse(name, kwargs={"tenant_slug": tenant.slug, **kwargs}) + QUERIES.get(name, ""))
     return sorted(set(urls))
 
 

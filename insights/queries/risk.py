@@ -208,7 +208,6 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     ctes, params = _ctes(subject, tenant.pk, day, s, ids)
     b_where, b_params = tenant_sql(tenant, "b")
     flags, flag_params = _flags(day, s)
-    scope, scope_params = tenant_sql(tenant, "b")
     narrow, narrow_params = "", []
     if owner_id is not None:
         narrow += " AND e.owner_id = %s"
@@ -226,7 +225,7 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
         LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
         LEFT JOIN seats st ON st.sid = b.{column}
         LEFT JOIN gap g ON g.sid = b.{column}
-        WHERE {scope} AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
+        WHERE {b_where} AND b.model_id = %s AND b.day = %s AND b.tier <> 'new'
     )
     SELECT e.id, e.public_id, {_name_sql(subject)}, m.points, m.before, m.tier, m.tier_before, m.live, m.silent,
            m.silent_last, m.n, m.first_day, m.last_day, m.f_points, m.f_tier, m.f_silent, m.f_gap, e.owner_id,
@@ -235,8 +234,8 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     WHERE (m.f_points + m.f_tier + m.f_silent + m.f_gap + m.f_falling) > 0 {narrow}
     ORDER BY (m.f_points + m.f_tier + m.f_silent + m.f_gap + m.f_falling) DESC,
              (COALESCE(m.before, 0) - m.points) / CASE WHEN m.before > 0 THEN m.before ELSE 1 END DESC, e.id"""
-    params += flag_params + [sql_date(before), *scope_params, model.pk, sql_date(day)] + narrow_params
-    result.items = [_item(row, day, s) for row in fetch_all(sql, params)]
+    params += flag_params + [sql_date(before), *b_params, model.pk, sql_date(day)] + narrow_params
+    result.items = [_item(row, day, s, model) for row in fetch_all(sql, params)]
     return result
 
 

@@ -101,12 +101,12 @@ def members(tenant: Tenant, account: CustomerAccount, model: ScoringModel | None
                 points_7=_points_on(tenant, model, days.day_7),
                 points_30=_points_on(tenant, model, days.day_30),
                 since=Subquery(current.filter(end_user=OuterRef("end_user")).values("started_at")[:1]),
-                last_seen=_last_day_seen("end_user"),
+                seen_last=_last_day_seen("end_user"),  # not `last_seen`: the snapshot's own column
             )
             .order_by("-points", "end_user_id")[:limit]
         )
         for s in scored:
-            row = _row(s.end_user, account, s.since, s.last_seen)
+            row = _row(s.end_user, account, s.since, s.seen_last)
             row.points, row.percentile, row.tier = float(s.points), s.percentile, s.tier
             # No snapshot on the compared day (not seen yet then): it had 0 points, as in the lists.
             if days.day_7 is not None:

@@ -32,9 +32,12 @@ from django.db import connection, transaction
 
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
+from core.sql import fetch_all as _fetch
+from core.sql import sql_date as _d
 from events.models import Activity
 from scoring import engine
 from scoring.models import AccountScore, ScoringModel, UserScore
+from scoring.selectors import TIER_RANK
 
 HORIZONS = (14, 30, 60, 90)
 ACTIVE_SPAN = 7
@@ -45,22 +48,11 @@ MIN_ACCOUNTS_EACH = 10  # accounts are fewer: 10 that left and 10 that stayed be
 MIN_TRAIN_DAYS = 2
 MAX_EVAL_DAYS = 6
 THIN = 30
-TIER_RANK = {"high": 3, "medium": 2, "low": 1, "dormant": 0}
 # Verdict thresholds (docs/scoring.md): a coin is 0.5.
 PREDICTIVE_AUC = 0.70
 WEAK_AUC = 0.60
 FADING_DROP = 0.5  # points fell by more than half in 30 days
 ORDER_SLACK = 1.0  # percentage points
-
-
-def _d(value: date):
-    return connection.ops.adapt_datefield_value(value)
-
-
-def _fetch(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 # --- The history, as arrays -------------------------------------------------------------------------

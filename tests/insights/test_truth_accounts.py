@@ -172,6 +172,8 @@ def test_the_score_truth_page_shows_the_account_fit_and_makes_a_draft(client, te
     from django.core.cache import cache
 
     settings.INSIGHTS_CACHE_SECONDS = 300
+    # The report computed in the request (as in the embedded default), not enqueued to a worker.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     cache.clear()
     acts, _ = accounts_world(tenant, planted(users=120))
     client.force_login(viewer)

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from accounts.scoping import tenant_sql
 from core.sql import sql_date
 
+from .hooks import run_day_hooks
 from .models import AccountRollup, ScoringModel, TierMethod
 
 USER_TABLE = "scoring_userscore"
@@ -531,4 +532,5 @@ def compute_day(model: ScoringModel, day: date) -> DayResult:
         cursor.execute(*account_scores_sql(model, day))
         accounts = cursor.rowcount
         cursor.execute(*product_score_sql(model, day))
+        run_day_hooks(model, [day])
     return DayResult(day=day, users=users, accounts=accounts)

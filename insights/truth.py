@@ -658,6 +658,12 @@ class Backtest:
     readiness: Readiness
     scores: dict[date, dict[int, tuple[float, str]]] = field(default_factory=dict, repr=False)
     accounts: list[DayAuc] = field(default_factory=list)
+    falling: dict[date, set[int]] = field(default_factory=dict, repr=False)  # the snapshots' falling flags
+    falling_check: FallingCheck | None = None  # the flag judged on the held-out days (score_truth)
+
+    def drop_rows(self) -> None:
+        """Keep the summary only: the page needs no user's points (and the cache stays small)."""
+        self.scores, self.falling = {}, {}
 
     @property
     def account_mean_auc(self) -> float | None:
@@ -685,21 +691,34 @@ def _read_scores(model: ScoringModel, day: date) -> dict[int, tuple[float, str]]
     return {u: (float(p), t) for u, p, t in rows.values_list("end_user_id", "points", "tier")}
 
 
-def model_snapshots(model: ScoringModel, days: list[date], *,
-                    account_scores: dict | None = None) -> dict[date, dict[int, tuple[float, str]]]:
+def _read_falling(model: ScoringModel, days: list[date]) -> dict[date, set[int]]:
+    """{day: end user ids} the engine flagged falling (UserScore.falling) in `model`'s snapshots of `days`."""
+    rows = UserScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days, falling=True)
+    out: dict[date, set[int]] = {d: set() for d in days}
+    for day, end_user_id in rows.values_list("day", "end_user_id"):
+        out[day].add(end_user_id)
+    return out
+
+
+def model_snapshots(model: ScoringModel, days: list[date], *, account_scores: dict | None = None,
+                    falling: dict | None = None) -> dict[date, dict[int, tuple[float, str]]]:
     """{day: {end_user_id: (points, tier)}} of `model` on `days`, written by the engine and rolled back.
 
     Days a run already stored for this version are read as they are; any other
     day is computed inside a transaction that is always rolled back, so the
-    backtest stores nothing and uses exactly the engine's formulas.
+    backtest stores nothing and uses exactly the engine's formulas. `falling`,
+    when given, is filled with the snapshots' own falling flags ({day: end user ids}).
     """
     result: dict[date, dict[int, tuple[float, str]]] = {}
     rows = UserScore.objects.for_tenant(model.tenant).filter(model=model, day__in=days)
     for day, end_user_id, points, tier in rows.values_list("day", "end_user_id", "points", "tier"):
         result.setdefault(day, {})[end_user_id] = (float(points), tier)
     missing = [d for d in days if d not in result]
+    stored = [d for d in days if d not in missing]
     if account_scores is not None:
-        account_scores.update(_account_scores(model, [d for d in days if d not in missing]))
+        account_scores.update(_account_scores(model, stored))
+    if falling is not None:
+        falling.update(_read_falling(model, stored))
     if missing:
         try:
             with transaction.atomic():
@@ -708,14 +727,44 @@ def model_snapshots(model: ScoringModel, days: list[date], *,
                     result[day] = _read_scores(model, day)
                 if account_scores is not None:
                     account_scores.update(_account_scores(model, missing))
+                if falling is not None:  # the engine writes the flag with the points: read before the rollback
+                    falling.update(_read_falling(model, missing))
                 raise _Discard
         except _Discard:
             pass
     return result
 
 
+@dataclass
+class Fading:
+    """Snapshots (user-days) on the judged days whose points fell, how many of them left, and the others."""
+
+    rule: str  # the fall, in words: "by at least 50% in 30 days (this version's falling flag)"
+    n: int = 0
+    left: int = 0
+    others_n: int = 0
+    others_left: int = 0
+    stored: bool = False  # read from the snapshots' own falling flag, not recomputed here
+
+    def add(self, fading: np.ndarray, stayed: np.ndarray) -> None:
+        self.n += int(fading.sum())
+        self.left += int((fading & ~stayed).sum())
+        self.others_n += int((~fading).sum())
+        self.others_left += int((~fading & ~stayed).sum())
+
+
+def fading_rule(model: ScoringModel | None, *, stored: bool) -> str:
+    if stored:
+        return f"by at least {model.falling_drop_pct}% in {model.trend_days} days (this version's falling flag)"
+    trend = model.trend_days if model is not None else 30
+    return f"by more than {int(FADING_DROP * 100)}% in {trend} days"
+
+
 def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
-          scores: dict[date, dict[int, tuple[float, str]]], points: dict[int, int]) -> Backtest:
+          scores: dict[date, dict[int, tuple[float, str]]], points: dict[int, int],
+          falling: dict[date, set[int]] | None = None) -> Backtest:
+    """`falling`: the snapshots' own flags ({day: end user ids}, model_snapshots); the fading warning
+    reads them when the version has a falling rule, and recomputes a fall from the rollup otherwise."""
     window = model.window_days
     snaps = [snapshot(history, d, window=window, horizon=horizon) for d in days]
     ready = readiness(history, snaps, horizon, window=window)
@@ -723,7 +772,9 @@ def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
     weights = np.array([points[history.activities[i]] for i in columns], dtype=float)
     kw = {"window": window, "cap": model.daily_cap, "half_life": model.half_life_days, "columns": columns}
     day_aucs, tier_counts = [], {t: [0, 0] for t in TIER_RANK}
-    fading_n = fading_left = others_n = others_left = 0
+    stored = bool(model.falling_drop_pct) and falling is not None
+    fading = Fading(fading_rule(model, stored=stored), stored=stored)
+    trend = model.trend_days
     for snap in snaps:
         by_user = scores.get(snap.day, {})
         ids = history.users[snap.members]
@@ -739,19 +790,19 @@ def judge(model: ScoringModel, history: History, days: list[date], horizon: int,
         day_aucs.append(DayAuc(snap.day, len(ids), int(snap.stayed.sum()),
                                round(score_auc, 3) if score_auc is not None else None,
                                round(tier_auc, 3) if tier_auc is not None else None))
-        # Fading: the model's points 30 days earlier (same formula, from the rollup) more than halved.
-        if snap.offset - 30 >= window - 1:
-            prev = (window_features(history, snap.offset - 30, **kw) @ weights)[snap.members]
+        if stored:  # the flag the engine stored with these snapshots (or wrote before the rollback)
+            flagged = falling.get(snap.day, set())
+            fading.add(np.fromiter((int(u) in flagged for u in ids), dtype=bool, count=len(ids)), snap.stayed)
+        elif snap.offset - trend >= window - 1:
+            # No falling rule in this version: its points `trend_days` earlier (same formula, from the
+            # rollup) more than halved.
+            prev = (window_features(history, snap.offset - trend, **kw) @ weights)[snap.members]
             now = (window_features(history, snap.offset, **kw) @ weights)[snap.members]
-            fading = (prev > 0) & (now < (1 - FADING_DROP) * prev)
-            fading_n += int(fading.sum())
-            fading_left += int((fading & ~snap.stayed).sum())
-            others_n += int((~fading).sum())
-            others_left += int((~fading & ~snap.stayed).sum())
+            fading.add((prev > 0) & (now < (1 - FADING_DROP) * prev), snap.stayed)
     tiers = [TierOutcome(t, n, s) for t, (n, s) in tier_counts.items() if n]
     bt = Backtest(model=model, horizon=horizon, days=day_aucs, tiers=tiers, in_order=_in_order(tiers),
                   verdict=Verdict("thin", ready.message, []), readiness=ready, scores=scores)
-    bt.verdict = verdict(bt, fading=(fading_n, fading_left, others_n, others_left))
+    bt.verdict = verdict(bt, fading=fading)
     return bt
 
 
@@ -765,7 +816,7 @@ def _in_order(tiers: list[TierOutcome]) -> bool | None:
     return all(a >= b - ORDER_SLACK for a, b in zip(ordered, ordered[1:], strict=False))
 
 
-def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
+def verdict(bt: Backtest, *, fading: Fading | None = None) -> Verdict:
     """Plain words; never "predictive" when the AUC or the tier order says otherwise."""
     warnings = []
     shares = {t.tier: t for t in bt.tiers}
@@ -776,10 +827,10 @@ def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
     if bt.in_order is False:
         order = ", ".join(f"{t.tier} {t.share}%" for t in bt.tiers if t.tier in ("high", "medium", "low"))
         warnings.append(f"The tiers are out of order: {order} still active {bt.horizon} days later.")
-    f_n, f_left, o_n, o_left = fading
-    if f_n >= THIN // 3 and f_left * 2 > f_n:
-        warnings.append(f"Fading users: {f_n} had their points fall by more than {int(FADING_DROP * 100)}% in 30 "
-                        f"days and {_pct(f_left, f_n)}% of them left (against {_pct(o_left, o_n)}% of the others).")
+    if fading is not None and fading.n >= THIN // 3 and fading.left * 2 > fading.n:
+        warnings.append(f"Fading users: {fading.n} had their points fall {fading.rule} and "
+                        f"{_pct(fading.left, fading.n)}% of them left (against "
+                        f"{_pct(fading.others_left, fading.others_n)}% of the others).")
     if not bt.readiness.ok:
         return Verdict("thin", bt.readiness.message, warnings)
     value = bt.mean_auc
@@ -806,6 +857,147 @@ def verdict(bt: Backtest, *, fading=(0, 0, 0, 0)) -> Verdict:
     return Verdict("not", f"Not predictive: {why}. The score does not tell who stays.", warnings)
 
 
+# --- The falling flag: does it tell more than the points? ---------------------------------------------
+
+FLAG_GAIN = 0.01  # AUC the flag must add on the judged days before the page says it adds anything
+FLAG_MIN = THIN // 3  # falling snapshots needed on the weighed days and on the judged days
+MAX_FLAG_TRAIN_DAYS = 3  # the latest fitted days: each is an engine day more for a version without stored ones
+
+
+@dataclass
+class FlagDay:
+    """One snapshot day's population: the version's points, its falling flag and who stayed."""
+
+    day: date
+    points: np.ndarray
+    falling: np.ndarray  # bool
+    stayed: np.ndarray  # bool
+
+
+@dataclass
+class FallingCheck:
+    """The version's falling flag judged on days it was never weighed on.
+
+    The flag's weight next to the points (a logistic regression of "stayed" on log(1 + points) and
+    the flag) is fitted on earlier days whose outcome was known by the first judged day, as the
+    fitted weights are; every figure is from the judged days.
+    """
+
+    trend_days: int
+    drop_pct: int | None
+    train_days: list[date]
+    eval_days: list[date]
+    level: str = "off"  # adds | nothing | reversed | thin | off
+    headline: str = ""
+    falling: Cohort | None = None  # the judged days' falling snapshots (user-days), and how many stayed
+    steady: Cohort | None = None  # the other snapshots of the judged days
+    score_auc: float | None = None  # the points alone (mean over the judged days)
+    demoted_auc: float | None = None  # every falling user ranked below every other one
+    combined_auc: float | None = None  # the points and the flag, weighed on the train days
+    flag_weight: float | None = None  # log-odds of staying the flag adds at the same points (< 0: goes with leaving)
+    days_better: int = 0  # judged days on which the points with the flag beat the points alone
+    train_falling: int = 0
+
+    @property
+    def gain(self) -> float | None:
+        if self.combined_auc is None or self.score_auc is None:
+            return None
+        return round(self.combined_auc - self.score_auc, 3)
+
+    @property
+    def rule(self) -> str:
+        return f"points down at least {self.drop_pct}% on {self.trend_days} days earlier"
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(float(np.mean(values)), 3) if values else None
+
+
+def compare_falling(train: list[FlagDay], judged: list[FlagDay], *, horizon: int, trend_days: int,
+                    drop_pct: int | None) -> FallingCheck:
+    """Does the flag add to the points on the judged days? (see FallingCheck). Refuses a training day
+    whose outcome falls after the first judged day: the flag is never weighed on what it is judged on."""
+    if judged and any(t.day + timedelta(days=horizon) > min(j.day for j in judged) for t in train):
+        raise ValueError("the falling flag is weighed only on days whose outcome was known by the first judged day")
+    check = FallingCheck(trend_days=trend_days, drop_pct=drop_pct, train_days=[t.day for t in train],
+                         eval_days=[j.day for j in judged])
+    if not drop_pct:
+        check.headline = "This version has no falling flag (its “points down by” setting is empty)."
+        return check
+    flagged = np.concatenate([j.falling for j in judged]) if judged else np.zeros(0, dtype=bool)
+    stayed = np.concatenate([j.stayed for j in judged]) if judged else np.zeros(0, dtype=bool)
+    check.falling = Cohort("falling", int(flagged.sum()), int((flagged & stayed).sum()))
+    check.steady = Cohort("not falling", int((~flagged).sum()), int((~flagged & stayed).sum()))
+    check.score_auc = _mean(auc(j.points, j.stayed) for j in judged)
+    # Every falling user below every other one, the points ordering each group: what a "falling first" list does.
+    check.demoted_auc = _mean(auc(j.points + (~j.falling) * (j.points.max(initial=0) + 1), j.stayed) for j in judged)
+    check.train_falling = int(sum(t.falling.sum() for t in train))
+    y = np.concatenate([t.stayed for t in train]) if train else np.zeros(0, dtype=bool)
+    if check.falling.n < FLAG_MIN or check.steady.n < FLAG_MIN or check.train_falling < FLAG_MIN \
+            or y.all() or not y.any():
+        check.level = "thin"
+        check.headline = (f"Too few falling users to judge the flag: {check.falling.n} falling snapshots on the "
+                          f"judged days and {check.train_falling} on the days it is weighed on (at least "
+                          f"{FLAG_MIN} of each, and both stayers and leavers, are needed).")
+        return check
+
+    def features(d: FlagDay) -> np.ndarray:
+        return np.column_stack([np.log1p(d.points), d.falling.astype(float)])
+
+    w = nonnegative_logistic(np.vstack([features(t) for t in train]), y, signed=True)
+    check.flag_weight = round(float(w[1]), 2)
+    combined = [auc(features(j) @ w, j.stayed) for j in judged]
+    alone = [auc(j.points, j.stayed) for j in judged]
+    check.combined_auc = _mean(combined)
+    check.days_better = sum(1 for c, a in zip(combined, alone, strict=True) if None not in (c, a) and c > a)
+    shares = (f"{check.falling.share}% of falling users stayed {horizon} days later (95% interval "
+              f"{check.falling.interval[0]}–{check.falling.interval[1]}%) against {check.steady.share}% of the "
+              f"others ({check.steady.interval[0]}–{check.steady.interval[1]}%)")
+    aucs = (f"the points with the flag rank who stays at AUC {check.combined_auc:.3f} against "
+            f"{check.score_auc:.3f} for the points alone ({check.gain:+.3f}")
+    if check.gain >= FLAG_GAIN and check.flag_weight < 0:
+        check.level = "adds"
+        check.headline = (f"The falling flag adds to the points: on {len(judged)} days it was never weighed on, "
+                          f"{shares}, and {aucs}; better on {check.days_better} of {len(judged)} days).")
+    elif check.gain >= FLAG_GAIN:
+        check.level = "reversed"
+        check.headline = (f"The falling flag tells something, but not decline: at the same points, falling users "
+                          f"stayed more than the others; {shares}, and {aucs}).")
+    else:
+        if check.gain <= -FLAG_GAIN:
+            why = "weighed on earlier days, it ranks the judged days worse than the points alone"
+        elif check.falling.share < check.steady.share:
+            why = "the points already rank falling users low"
+        else:
+            why = "falling users did not leave more than the others"
+        check.level = "nothing"
+        check.headline = (f"The falling flag adds nothing that counts beyond the points ({why}): {shares}, and "
+                          f"{aucs}, under the {FLAG_GAIN} this page counts as adding).")
+    return check
+
+
+def flag_days(history: History, days: list[date], horizon: int, window: int,
+              scores: dict[date, dict[int, tuple[float, str]]], falling: dict[date, set[int]]) -> list[FlagDay]:
+    out = []
+    for day in days:
+        snap = snapshot(history, day, window=window, horizon=horizon)
+        ids = history.users[snap.members].tolist()
+        by_user, flagged = scores.get(day, {}), falling.get(day, set())
+        out.append(FlagDay(day, np.array([by_user.get(u, (0.0, "dormant"))[0] for u in ids], dtype=float),
+                           np.array([u in flagged for u in ids], dtype=bool), snap.stayed))
+    return out
+
+
+def falling_check(model: ScoringModel, history: History, horizon: int, train_days: list[date], train_scores,
+                  train_falling, days: list[date], scores, falling) -> FallingCheck:
+    """The version's stored (or rolled-back) snapshots of `train_days` and `days`, through compare_falling."""
+    window = model.window_days
+    return compare_falling(flag_days(history, train_days, horizon, window, train_scores, train_falling),
+                           flag_days(history, days, horizon, window, scores, falling),
+                           horizon=horizon, trend_days=model.trend_days, drop_pct=model.falling_drop_pct)
+
+
 def default_days(history: History, window: int, horizon: int, count: int = MAX_EVAL_DAYS) -> list[date]:
     return snapshot_days(history, window=window, horizon=horizon)[-count:]
 
@@ -828,8 +1020,11 @@ def _thin_backtest(model, horizon, history) -> Backtest:
 
 
 def backtest(model: ScoringModel, *, horizon: int | None = None, days: list[date] | None = None,
-             history: History | None = None) -> Backtest:
-    """How well `model` (published or draft) separated stayers from leavers on past days. Stores nothing."""
+             history: History | None = None, train_days: list[date] | None = None) -> Backtest:
+    """How well `model` (published or draft) separated stayers from leavers on past days. Stores nothing.
+
+    `train_days` (earlier days, outcome known by the first of `days`): weigh the falling flag on them
+    and judge it on `days` (Backtest.falling_check)."""
     history = history or load_history(model.tenant)
     if horizon is None:
         horizon = backtest_horizon(history, model.window_days)
@@ -839,18 +1034,26 @@ def backtest(model: ScoringModel, *, horizon: int | None = None, days: list[date
         days = default_days(history, model.window_days, horizon)
     points = dict(model.weights.filter(points__gt=0).values_list("activity_id", "points"))
     account_scores: dict = {}
-    scores = model_snapshots(model, days, account_scores=account_scores)
-    bt = judge(model, history, days, horizon, scores, points)
+    falling: dict = {}
+    scores = model_snapshots(model, days, account_scores=account_scores, falling=falling)
+    bt = judge(model, history, days, horizon, scores, points, falling)
+    bt.falling = falling
     bt.accounts = account_days(history, account_history(model.tenant, history), days, model.window_days, horizon,
                                account_scores)
+    if train_days:
+        train_falling: dict = {}
+        train_scores = model_snapshots(model, train_days, falling=train_falling)
+        bt.falling_check = falling_check(model, history, horizon, train_days, train_scores, train_falling,
+                                         days, scores, falling)
     return bt
 
 
 def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: ScoringModel | None = None,
                     horizon: int | None = None, days: list[date] | None = None, history: History | None = None,
-                    **fields) -> Backtest:
+                    train_days: list[date] | None = None, **fields) -> Backtest:
     """Backtest weights that are not a saved version (the survey's proposal, a fit): a draft made and
-    scored inside a transaction that is rolled back, so not even the draft remains."""
+    scored inside a transaction that is rolled back, so not even the draft remains. `train_days`:
+    as backtest()'s, the falling flag weighed on them and judged on `days`."""
     from scoring import services
 
     history = history or load_history(tenant)
@@ -870,9 +1073,18 @@ def backtest_points(tenant: Tenant, points: dict[int, int], *, settings_from: Sc
             for day in days:
                 engine.compute_day(model, day)
                 scores[day] = _read_scores(model, day)
-            result = judge(model, history, days, horizon, scores, points)
+            falling = _read_falling(model, days)
+            result = judge(model, history, days, horizon, scores, points, falling)
+            result.falling = falling
             result.accounts = account_days(history, account_history(tenant, history), days, model.window_days,
                                            horizon, _account_scores(model, days))
+            if train_days:
+                train_scores = {}
+                for day in train_days:
+                    engine.compute_day(model, day)
+                    train_scores[day] = _read_scores(model, day)
+                result.falling_check = falling_check(model, history, horizon, train_days, train_scores,
+                                                     _read_falling(model, train_days), days, scores, falling)
             raise _Discard
     except _Discard:
         pass
@@ -952,12 +1164,13 @@ def _stack(history: History, snaps: list[Snapshot], *, window: int, cap, half_li
     return np.vstack(xs), np.concatenate(ys), np.concatenate(us)
 
 
-def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> np.ndarray:
+def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, signed: bool = False) -> np.ndarray:
     """Weights >= 0 of a logistic regression of y on x (scipy's bounded L-BFGS-B).
 
     Points can't be negative in a scoring model, so an activity that goes with
     leaving gets 0 rather than a negative weight; features are scaled by their
-    spread so the penalty treats every activity alike.
+    spread so the penalty treats every activity alike. `signed=True` lifts the
+    bound (the falling check weighs a flag that may count against staying).
     """
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
@@ -979,7 +1192,7 @@ def nonnegative_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> n
         return value, grad
 
     theta0 = np.zeros(k + 1)
-    bounds = [(0, None)] * k + [(None, None)]
+    bounds = [(None if signed else 0, None)] * k + [(None, None)]
     # One BLAS thread: L-BFGS-B's small matrix products were 10x slower threaded on this 2-core machine.
     with threadpool_limits(limits=1, user_api="blas"):
         result = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
@@ -1275,24 +1488,26 @@ def score_truth(tenant: Tenant, *, horizon: int | None = None) -> TruthReport:
         report.account_fit.user_fit_auc = points_on_accounts(history, accounts, fit, report.account_fit.eval_days)
     if history is None or not fit.readiness.ok:
         return report
-    # Everything is judged on the fit's held-out days, so no column has seen them.
+    # Everything is judged on the fit's held-out days, so no column has seen them; the falling flag
+    # of the published version and of the fit's draft is weighed on the fit's latest training days.
     days = fit.eval_days or default_days(history, window, horizon)
+    flag_train = fit.train_days[-MAX_FLAG_TRAIN_DAYS:] if fit.eval_days else None
     if published is not None:
-        report.published = backtest(published, horizon=horizon, days=days, history=history)
+        report.published = backtest(published, horizon=horizon, days=days, history=history, train_days=flag_train)
     if survey is not None and survey.points:
         report.survey_backtest = backtest_points(tenant, survey.points, settings_from=published, horizon=horizon,
                                                  days=days, history=history)
     if fit.ok:
         report.fit_backtest = backtest_points(tenant, fit.points, settings_from=published, horizon=horizon, days=days,
                                               history=history, window_days=window, daily_cap=fit.daily_cap,
-                                              half_life_days=fit.half_life_days)
+                                              half_life_days=fit.half_life_days, train_days=flag_train)
     report.retention = retention_by_activity(tenant, day=days[-1], horizon=horizon, window=window)
     report.account_retention = retention_by_activity(tenant, day=days[-1], horizon=horizon, window=window,
                                                      subject="accounts")
     report.disagreements = _disagreements(fit, survey, report.retention)
     for column in (report.published, report.survey_backtest, report.fit_backtest):
         if column is not None:
-            column.scores = {}  # the page needs the summary, not every user's points (and the cache stays small)
+            column.drop_rows()
     return report
 
 
@@ -1308,5 +1523,5 @@ def published_backtest(tenant: Tenant) -> Backtest | None:
     stored = set(UserScore.objects.for_tenant(tenant).filter(model=model).values_list("day", flat=True).distinct())
     horizon = backtest_horizon(history, model.window_days, stored)
     bt = backtest(model, horizon=horizon, history=history)
-    bt.scores = {}
+    bt.drop_rows()
     return bt

@@ -91,7 +91,7 @@ def backtest_for(tenant, *, model_id: int, horizon: int | None, version: str):
         horizon = truth.backtest_horizon(history, model.window_days)
     result = {"horizon": horizon, "columns": []}
     bt = truth.backtest(model, horizon=horizon, history=history)
-    bt.scores = {}
+    bt.drop_rows()
     result["readiness"] = bt.readiness
     result["days"] = [d.day for d in bt.days]
     result["columns"].append((f"{model} ({model.get_status_display().lower()})", bt))
@@ -101,13 +101,13 @@ def backtest_for(tenant, *, model_id: int, horizon: int | None, version: str):
     published = published_model(tenant)
     if published is not None and published.pk != model.pk:
         other = truth.backtest(published, horizon=horizon, days=days, history=history)
-        other.scores = {}
+        other.drop_rows()
         result["columns"].append((f"Published {published}", other))
     survey = truth.latest_survey_view(tenant)
     if survey is not None and survey.points:
         other = truth.backtest_points(tenant, survey.points, settings_from=published, horizon=horizon, days=days,
                                       history=history)
-        other.scores = {}
+        other.drop_rows()
         result["columns"].append(("Survey proposal", other))
     return result
 
@@ -150,6 +150,7 @@ def truth_page(request):
         "retentions": [report.retention, report.account_retention],
         "account_weights": account_weights_rows(report),
         "auc_chart": charts.truth_spec(report.columns, report.horizon),
+        "falling_checks": [(name, bt.falling_check) for name, bt in report.columns if bt.falling_check],
     }
     return render(request, "insights/truth.html", context)
 

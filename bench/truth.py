@@ -26,7 +26,13 @@ the AUC, on the later snapshot days the fit never saw, of:
                user-level fitted points ranking the same accounts on those days.
 
 and the fitted draft's tier order, busy and valuable users' mean points, and
-the time the fit and the backtest take. Targets (issue 16): fitted AUC >= 0.75
+the time the fit and the backtest take. A second table judges the model's
+falling flag (the default rule unless --drop-pct / --trend-days say otherwise)
+on the fitted draft, on the same held-out days: the share of falling and other
+users who stayed (Wilson 95% intervals), the AUC of the points alone (flag
+off), with every falling user demoted below the others, and of the points plus
+the flag weighed by a logistic regression on the fit's latest training days
+(insights.truth.compare_falling), and the verdict the Score truth page gives. Targets (issue 16): fitted AUC >= 0.75
 at 60 days and >= 0.85 at 90, within 0.03 of the ceiling, busy < valuable.
 Worlds marked "held out" were never run while the fit was built.
 """
@@ -169,7 +175,7 @@ def bound_auc(history, train, held_out, window) -> float | None:
     return round(float(np.mean(values)), 3) if values else None
 
 
-def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
+def run_world(product: str, seed: int, users: int, days: int, flag: dict | None = None) -> list[dict]:
     from django.contrib.auth import get_user_model
 
     from accounts.services import tenant_create
@@ -207,11 +213,16 @@ def run_world(product: str, seed: int, users: int, days: int) -> list[dict]:
                   "held_out": (product, seed) not in SEEN}
         for name, (points, fields) in candidates.items():
             t0 = time.perf_counter()
+            # The fitted draft's falling flag is weighed on the fit's latest training days (as on the page);
+            # its time is the backtest's plus those engine days.
+            extra = {"train_days": fit.train_days[-truth.MAX_FLAG_TRAIN_DAYS:], **(flag or {})} \
+                if name == "fitted" else {}
             bt = truth.backtest_points(tenant, points, horizon=horizon, days=fit.eval_days, history=history,
-                                       window_days=window, **fields)
+                                       window_days=window, **fields, **extra)
             result[f"{name}_s"] = time.perf_counter() - t0
             result[name] = bt.mean_auc
             if name == "fitted":
+                result["flag"] = bt.falling_check
                 result["order"] = bt.in_order
                 result["tiers"] = {t.tier: t.share for t in bt.tiers}
                 result["verdict"] = bt.verdict.level
@@ -258,7 +269,10 @@ def main() -> int:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--users", type=int, default=600)
     parser.add_argument("--days", type=int, default=240)
+    parser.add_argument("--drop-pct", type=int, default=None, help="falling rule: points down by (default: model's)")
+    parser.add_argument("--trend-days", type=int, default=None, help="falling rule: compare with (default: model's)")
     args = parser.parse_args()
+    flag = {k: v for k, v in (("falling_drop_pct", args.drop_pct), ("trend_days", args.trend_days)) if v is not None}
     setup(os.environ.get("DATABASE_URL"))
     from django.db import connection
 
@@ -270,7 +284,7 @@ def main() -> int:
     all_rows = []
     for product in args.products.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            for row in run_world(product, seed, args.users, args.days):
+            for row in run_world(product, seed, args.users, args.days, flag):
                 all_rows.append(row)
                 if "error" in row:
                     print(f"{product}-{seed:<5} {row['h']:>3} {row['error']}")
@@ -290,7 +304,42 @@ def main() -> int:
                     f"{k} {statistics.mean(r[k] for r in rows):.3f}"
                     for k in ("naive", "survey", "fitted", "ceiling", "bound"))
                     + f"  ({sum(verdict_of(r) == 'ok' for r in rows)}/{len(rows)} meet every target)")
+    print_flags(good)
     return 0
+
+
+def _share(cohort) -> str:
+    if cohort is None or not cohort.n:
+        return "—"
+    low, high = cohort.interval
+    return f"{cohort.share:.1f}% [{low:.0f}-{high:.0f}]"
+
+
+def print_flags(rows: list[dict]) -> None:
+    """The falling flag of the fitted draft, on the held-out days: on (demoted, weighed) against off (points)."""
+    rows = [r for r in rows if r.get("flag") is not None]
+    if not rows:
+        return
+    first = rows[0]["flag"]
+    print(f"\nfalling flag of the fitted draft (down {first.drop_pct}% on {first.trend_days} days earlier), "
+          "judged on the held-out days; weighed on the fit's last training days")
+    print(f"{'world':<12} {'set':<8} {'h':>3} {'falling':>7} {'stayed if falling':>18} {'stayed if not':>18} "
+          f"{'off':>6} {'demote':>6} {'+flag':>6} {'gain':>7} {'weight':>6} {'better':>6} {'w.days':>6}  verdict")
+    for r in rows:
+        c = r["flag"]
+        figures = (f"{str(c.score_auc):>6} {str(c.demoted_auc):>6} {str(c.combined_auc):>6} "
+                   f"{(f'{c.gain:+.3f}' if c.gain is not None else '—'):>7} {str(c.flag_weight):>6} "
+                   f"{f'{c.days_better}/{len(c.eval_days)}':>6} {c.train_falling:>6}")
+        print(f"{r['product'] + '-' + str(r['seed']):<12} {'held out' if r['held_out'] else 'seen':<8} {r['h']:>3} "
+              f"{(c.falling.n if c.falling else 0):>7} {_share(c.falling):>18} {_share(c.steady):>18} {figures}  "
+              f"{c.level}")
+    for horizon in HORIZONS:
+        judged = [r["flag"] for r in rows if r["h"] == horizon and r["flag"].combined_auc is not None]
+        if judged:
+            levels = ", ".join(f"{lv} {sum(c.level == lv for c in judged)}" for lv in ("adds", "nothing", "reversed"))
+            print(f"mean h={horizon}: off {statistics.mean(c.score_auc for c in judged):.3f}  demote "
+                  f"{statistics.mean(c.demoted_auc for c in judged):.3f}  +flag "
+                  f"{statistics.mean(c.combined_auc for c in judged):.3f}  ({levels}; of {len(judged)} judged)")
 
 
 if __name__ == "__main__":

@@ -26,14 +26,16 @@ the AUC, on the later snapshot days the fit never saw, of:
                user-level fitted points ranking the same accounts on those days.
 
 and the fitted draft's tier order, busy and valuable users' mean points, and
-the time the fit and the backtest take. A second table judges the model's
-falling flag (the default rule unless --drop-pct / --trend-days say otherwise)
-on the fitted draft, on the same held-out days: the share of falling and other
-users who stayed (Wilson 95% intervals), the AUC of the points alone (flag
-off), with every falling user demoted below the others, and of the points plus
-the flag weighed by a logistic regression on the fit's latest training days
-(insights.truth.compare_falling), and the verdict the Score truth page gives. Targets (issue 16): fitted AUC >= 0.75
+the time the fit and the backtest take. Targets (issue 16): fitted AUC >= 0.75
 at 60 days and >= 0.85 at 90, within 0.03 of the ceiling, busy < valuable.
+
+A second table judges the model's falling flag (the default rule unless
+--drop-pct / --trend-days say otherwise) on the survey's draft (no half-life)
+and on the fitted one, on the same held-out days: the share of falling and
+other users who stayed (Wilson 95% intervals), the AUC of the points alone
+(flag off), with every falling user demoted below the others, and of the
+points plus the flag weighed by a logistic regression on the fit's latest
+training days (insights.truth.compare_falling), and the page's verdict.
 Worlds marked "held out" were never run while the fit was built.
 """
 
@@ -55,6 +57,7 @@ BENCH_DB = "engagement_truth_bench"
 SEEN = {("photos", 1), ("crm", 1)}
 HORIZONS = (60, 90)
 TARGETS = {60: 0.75, 90: 0.85}
+FLAG_COLUMNS = ("survey", "fitted")  # whose falling flag the second table judges
 
 
 def setup(url: str | None) -> None:
@@ -213,16 +216,17 @@ def run_world(product: str, seed: int, users: int, days: int, flag: dict | None 
                   "held_out": (product, seed) not in SEEN}
         for name, (points, fields) in candidates.items():
             t0 = time.perf_counter()
-            # The fitted draft's falling flag is weighed on the fit's latest training days (as on the page);
-            # its time is the backtest's plus those engine days.
+            # The falling flag of the survey's (no half-life) and the fitted draft (the fit's half-life) is
+            # weighed on the fit's latest training days, as on the page; their time includes those engine days.
             extra = {"train_days": fit.train_days[-truth.MAX_FLAG_TRAIN_DAYS:], **(flag or {})} \
-                if name == "fitted" else {}
+                if name in FLAG_COLUMNS else {}
             bt = truth.backtest_points(tenant, points, horizon=horizon, days=fit.eval_days, history=history,
                                        window_days=window, **fields, **extra)
             result[f"{name}_s"] = time.perf_counter() - t0
             result[name] = bt.mean_auc
+            if name in FLAG_COLUMNS:
+                result[f"flag_{name}"] = bt.falling_check
             if name == "fitted":
-                result["flag"] = bt.falling_check
                 result["order"] = bt.in_order
                 result["tiers"] = {t.tier: t.share for t in bt.tiers}
                 result["verdict"] = bt.verdict.level
@@ -316,30 +320,33 @@ def _share(cohort) -> str:
 
 
 def print_flags(rows: list[dict]) -> None:
-    """The falling flag of the fitted draft, on the held-out days: on (demoted, weighed) against off (points)."""
-    rows = [r for r in rows if r.get("flag") is not None]
-    if not rows:
+    """The falling flag of the survey's and the fitted draft, on the held-out days: on (demoted, weighed)
+    against off (the points alone)."""
+    checks = [(r, name, r[f"flag_{name}"]) for r in rows for name in FLAG_COLUMNS if r.get(f"flag_{name}")]
+    if not checks:
         return
-    first = rows[0]["flag"]
-    print(f"\nfalling flag of the fitted draft (down {first.drop_pct}% on {first.trend_days} days earlier), "
-          "judged on the held-out days; weighed on the fit's last training days")
-    print(f"{'world':<12} {'set':<8} {'h':>3} {'falling':>7} {'stayed if falling':>18} {'stayed if not':>18} "
-          f"{'off':>6} {'demote':>6} {'+flag':>6} {'gain':>7} {'weight':>6} {'better':>6} {'w.days':>6}  verdict")
-    for r in rows:
-        c = r["flag"]
+    first = checks[0][2]
+    print(f"\nfalling flag (down {first.drop_pct}% on {first.trend_days} days earlier) of the survey's draft (no "
+          "half-life) and the fitted one, judged on the held-out days; weighed on the fit's last training days")
+    print(f"{'world':<12} {'set':<8} {'h':>3} {'model':<6} {'falling':>7} {'stayed if falling':>18} "
+          f"{'stayed if not':>18} {'off':>6} {'demote':>6} {'+flag':>6} {'gain':>7} {'weight':>6} {'better':>6} "
+          f"{'w.fall':>6}  verdict")
+    for r, name, c in checks:
         figures = (f"{str(c.score_auc):>6} {str(c.demoted_auc):>6} {str(c.combined_auc):>6} "
                    f"{(f'{c.gain:+.3f}' if c.gain is not None else '—'):>7} {str(c.flag_weight):>6} "
                    f"{f'{c.days_better}/{len(c.eval_days)}':>6} {c.train_falling:>6}")
         print(f"{r['product'] + '-' + str(r['seed']):<12} {'held out' if r['held_out'] else 'seen':<8} {r['h']:>3} "
-              f"{(c.falling.n if c.falling else 0):>7} {_share(c.falling):>18} {_share(c.steady):>18} {figures}  "
-              f"{c.level}")
-    for horizon in HORIZONS:
-        judged = [r["flag"] for r in rows if r["h"] == horizon and r["flag"].combined_auc is not None]
-        if judged:
-            levels = ", ".join(f"{lv} {sum(c.level == lv for c in judged)}" for lv in ("adds", "nothing", "reversed"))
-            print(f"mean h={horizon}: off {statistics.mean(c.score_auc for c in judged):.3f}  demote "
-                  f"{statistics.mean(c.demoted_auc for c in judged):.3f}  +flag "
-                  f"{statistics.mean(c.combined_auc for c in judged):.3f}  ({levels}; of {len(judged)} judged)")
+              f"{name:<6} {(c.falling.n if c.falling else 0):>7} {_share(c.falling):>18} {_share(c.steady):>18} "
+              f"{figures}  {c.level}")
+    for name in FLAG_COLUMNS:
+        for horizon in HORIZONS:
+            judged = [c for r, n, c in checks if n == name and r["h"] == horizon and c.combined_auc is not None]
+            if judged:
+                levels = ", ".join(f"{lv} {sum(c.level == lv for c in judged)}"
+                                   for lv in ("adds", "nothing", "reversed"))
+                print(f"mean h={horizon} {name:<6}: off {statistics.mean(c.score_auc for c in judged):.3f}  demote "
+                      f"{statistics.mean(c.demoted_auc for c in judged):.3f}  +flag "
+                      f"{statistics.mean(c.combined_auc for c in judged):.3f}  ({levels}; of {len(judged)} judged)")
 
 
 if __name__ == "__main__":

@@ -100,11 +100,27 @@ def test_the_flag_adds_nothing_where_the_points_already_rank_leavers_last(tenant
 # --- Out of time --------------------------------------------------------------------------------------
 
 
-def _flag_day(day, rng, n=200):
+def _flag_day(day, rng, n=200, falling_stays=0.2, falling_share=0.2):
     points = rng.integers(0, 300, size=n).astype(float)
-    falling = rng.random(n) < 0.2
-    stayed = rng.random(n) < np.where(falling, 0.2, 0.3 + points / 500)
+    falling = rng.random(n) < falling_share
+    stayed = rng.random(n) < np.where(falling, falling_stays, 0.3 + points / 500)
     return truth.FlagDay(day, points, falling, stayed)
+
+
+def test_the_verdict_says_when_the_flag_points_the_other_way_or_is_too_thin():
+    rng = np.random.default_rng(8)
+    first = date(2026, 1, 1)
+
+    def days(**kw):
+        train = [_flag_day(first + timedelta(days=7 * i), rng, **kw) for i in range(3)]
+        return train, [_flag_day(first + timedelta(days=14 + HORIZON + 7 * i), rng, **kw) for i in range(4)]
+
+    reversed_ = truth.compare_falling(*days(falling_stays=0.95), horizon=HORIZON, trend_days=30, drop_pct=50)
+    assert reversed_.level == "reversed" and reversed_.flag_weight > 0, reversed_.headline
+    assert reversed_.headline.startswith("The falling flag tells something, but not decline")
+    thin = truth.compare_falling(*days(falling_share=0.005), horizon=HORIZON, trend_days=30, drop_pct=50)
+    assert thin.level == "thin" and thin.combined_auc is None
+    assert thin.headline.startswith(f"Too few falling users to judge the flag: {thin.falling.n} falling snapshots")
 
 
 def test_the_flag_is_judged_only_on_days_it_was_not_weighed_on():

@@ -534,3 +534,267 @@ def compute_day(model: ScoringModel, day: date) -> DayResult:
         cursor.execute(*product_score_sql(model, day))
         run_day_hooks(model, [day])
     return DayResult(day=day, users=users, accounts=accounts)
+
+
+# --- The range engine ----------------------------------------------------------------------
+#
+# compute_days scores many days in one pass over the rollup: the rollup rows of the range (and of
+# the earlier days its windows and compared days reach) are summed once per (end user, day), laid
+# on a dense (end user x day) grid, and every day's points, active days, breadth and last day seen
+# come from running sums along each user's days (window functions), with the compared days' points
+# read a fixed number of grid rows back (LAG). The rows equal compute_day's, day by day
+# (tests/scoring/test_engine_range.py keeps compute_day as the oracle).
+
+# A half-life grid carries 2 ** (age / half_life) per day: stay far below the float range (2 ** 1023).
+_MAX_DECAY_EXPONENT = 900
+
+
+def _cast(sql_type: str) -> str:
+    """A typed parameter for a VALUES list (PostgreSQL needs the type; SQLite's CAST AS DATE would
+    turn ISO text into a number)."""
+    return f"CAST(%s AS {sql_type})" if connection.vendor == "postgresql" else "%s"
+
+
+def _day_number(column: str) -> str:
+    """SQL of the whole days from a parameter day (its one %s) to the date `column`."""
+    if connection.vendor == "postgresql":
+        return f"({column} - CAST(%s AS DATE))"
+    return f"CAST(julianday({column}) - julianday(%s) AS INTEGER)"
+
+
+def _range_spans(model: ScoringModel, days: list[date]) -> list[list[date]]:
+    """`days` cut so that no grid spans more decay doublings than a float holds."""
+    if not model.half_life_days:
+        return [days]
+    reach = max(days_back(model)) + model.window_days
+    spans, current = [], []
+    for day in days:
+        if current and ((day - current[0]).days + reach) / model.half_life_days > _MAX_DECAY_EXPONENT:
+            spans.append(current)
+            current = []
+        current.append(day)
+    return [*spans, current]
+
+
+def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
+    """The INSERT of the user snapshots of every day of `days` (sorted), equal to user_scores_sql's.
+
+    The grid runs from `lo` (the first day any window or compared window of the range reaches) to
+    the last day, one row per (end user active in it, day). Without a half-life, points are integer
+    running sums: P(T) = C(T) - C(T - window). With one, C sums wc x 2 ** (d / h) and P(T) multiplies
+    the difference by 0.5 ** (T / h) (days counted from `lo`): each row weighs 0.5 ** ((T - d) / h),
+    as in compute_day, up to float rounding that the 4-decimal ROUND hides. Breadth counts the
+    (user, activity) coverage intervals [d, d + window - 1] open on a day: +1 where a run of the
+    activity's days starts, -1 a window after it ends."""
+    tenant_id, window = model.tenant_id, model.window_days
+    backs = days_back(model)
+    first, last = days[0], days[-1]
+    lo = first - timedelta(days=max(backs) + window - 1)
+    span = (last - lo).days + 1
+    half_life = model.half_life_days
+    ctes, params = _weights_cte(model, None)
+
+    # cal: the grid's days (dense), their decay scales and whether the day is one to write.
+    out_days = set(days)
+    cal_row = f"({_cast('INTEGER')}, {_cast('DATE')}, {_cast('DOUBLE PRECISION')}, " \
+              f"{_cast('DOUBLE PRECISION')}, {_cast('INTEGER')})"
+    ctes.append(f"cal (dn, day, g, h, out) AS (VALUES {', '.join([cal_row] * span)})")
+    for i in range(span):
+        g, h = (2.0 ** (i / half_life), 0.5 ** (i / half_life)) if half_life else (1.0, 1.0)
+        when = lo + timedelta(days=i)
+        params += [i, sql_date(when), g, h, 1 if when in out_days else 0]
+
+    if model.daily_cap:
+        count_sql, count_params = 'CASE WHEN r."count" > %s THEN %s ELSE r."count" END', [model.daily_cap] * 2
+    else:
+        count_sql, count_params = 'r."count"', []
+    dn_sql = _day_number("r.day")
+    tenant_where, tenant_params = tenant_sql(tenant_id, "r")
+    # rr: the rollup rows read, once. wc is NULL for an activity without points (it only counts
+    # for the last day seen).
+    ctes.append(
+        f"""rr AS (
+        SELECT r.end_user_id AS u, r.activity_id AS a, {dn_sql} AS dn, w.points * ({count_sql}) AS wc
+        FROM events_dailyactivitycount r
+        LEFT JOIN weights w ON w.activity_id = r.activity_id
+        WHERE {tenant_where} AND r.day >= %s AND r.day <= %s AND r."count" > 0
+    )"""  # noqa: S608 - only module constants are formatted in; values are parameters
+    )
+    params += [sql_date(lo), *count_params, *tenant_params, sql_date(lo), sql_date(last)]
+    ctes.append(
+        """uday AS (
+        SELECT u, dn, SUM(wc) AS wc, MAX(CASE WHEN wc IS NOT NULL THEN 1 ELSE 0 END) AS act
+        FROM rr GROUP BY u, dn
+    )"""
+    )
+    # Breadth: only the days whose windows end in the range matter.
+    first_dn = (first - lo).days
+    ctes.append(
+        f"""runs AS (
+        SELECT u, dn, LAG(dn) OVER (PARTITION BY u, a ORDER BY dn) AS prev,
+               LEAD(dn) OVER (PARTITION BY u, a ORDER BY dn) AS nxt
+        FROM rr WHERE wc IS NOT NULL AND dn >= {int(first_dn - window + 1)}
+    ),
+    bev AS (
+        SELECT u, dn, SUM(delta) AS bd FROM (
+            SELECT u, dn, 1 AS delta FROM runs WHERE prev IS NULL OR dn - prev > {int(window)}
+            UNION ALL
+            SELECT u, dn + {int(window)}, -1 FROM runs WHERE nxt IS NULL OR nxt - dn > {int(window)}
+        ) ev GROUP BY u, dn
+    )"""  # noqa: S608 - integers only
+    )
+    weighted = "COALESCE(ud.wc, 0) * c.g" if half_life else "COALESCE(ud.wc, 0)"
+    ctes.append(
+        f"""grid AS (
+        SELECT us.u AS u, c.dn AS dn, c.day AS day, c.h AS h, c.out AS out,
+               SUM({weighted}) OVER w AS cw,
+               SUM(COALESCE(ud.act, 0)) OVER w AS ca,
+               SUM(COALESCE(b.bd, 0)) OVER w AS breadth,
+               MAX(CASE WHEN ud.u IS NOT NULL THEN c.day END) OVER w AS last_seen
+        FROM (SELECT DISTINCT u FROM uday) us CROSS JOIN cal c
+        LEFT JOIN uday ud ON ud.u = us.u AND ud.dn = c.dn
+        LEFT JOIN bev b ON b.u = us.u AND b.dn = c.dn
+        WINDOW w AS (PARTITION BY us.u ORDER BY c.dn ROWS UNBOUNDED PRECEDING)
+    )"""  # noqa: S608 - constants only
+    )
+
+    def diff_at(back: int) -> str:
+        """The points `back` grid rows before, unrounded."""
+        cw = f"LAG(cw, {back}) OVER o" if back else "cw"
+        diff = f"({cw} - COALESCE(LAG(cw, {back + window}) OVER o, 0))"
+        if half_life:
+            diff = f"{f'LAG(h, {back}) OVER o' if back else 'h'} * {diff}"
+        return diff
+
+    # Rounded (as compute_day rounds them) only on the days written, after the window pass.
+    raw = ", ".join(f"{diff_at(back)} AS d{back}" for back in [0, *backs])
+    rounded = ", ".join(f"ROUND(CAST(d{back} AS NUMERIC), 4) AS points_{back}" for back in backs)
+    ctes.append(
+        f"""pts AS (
+        SELECT u, day, breadth, last_seen, active_days, ROUND(CAST(d0 AS NUMERIC), 4) AS points, {rounded}
+        FROM (
+            SELECT u, day, out, breadth, last_seen, ca - COALESCE(LAG(ca, {int(window)}) OVER o, 0) AS active_days,
+                   {raw}
+            FROM grid WINDOW o AS (PARTITION BY u ORDER BY dn)
+        ) p WHERE out = 1
+    )"""  # noqa: S608 - constants and integers only
+    )
+    carried_cols = ", ".join(f"points_{back}" for back in backs)
+    ctes.append(
+        f"""ranked AS (
+        SELECT u, day, points, breadth, active_days, {carried_cols}, last_seen,
+               ROUND(CAST(100.0 * CUME_DIST() OVER (PARTITION BY day ORDER BY points) AS NUMERIC), 2) AS percentile
+        FROM pts WHERE points > 0
+    )"""  # noqa: S608 - constants only
+    )
+    # od: the days written, with the instants compute_day compares first_seen_at with.
+    od_row = f"({_cast('DATE')}, {_cast('TIMESTAMP WITH TIME ZONE')}, {_cast('TIMESTAMP WITH TIME ZONE')}, " \
+             f"{_cast('DATE')})"
+    ctes.append(f"od (day, day_end, grace_at, before_grace) AS (VALUES {', '.join([od_row] * len(days))})")
+    grace = model.grace_days
+    for day in days:
+        grace_start = day - timedelta(days=max(grace, 1) - 1)
+        params += [sql_date(day), _dt(day_start(model, day + timedelta(days=1))),
+                   _dt(day_start(model, grace_start)), sql_date(grace_start - timedelta(days=1))]
+    # eu: the tenant's end users; the first rollup day (any activity) only of those first seen late
+    # enough for it to matter: seen by a day's end, or new in its grace period.
+    threshold = day_start(model, first + timedelta(days=1))
+    if grace:
+        threshold = min(threshold, day_start(model, first - timedelta(days=grace - 1)))
+    e_where, e_params = tenant_sql(tenant_id, "e")
+    ctes.append(
+        f"""eu AS (
+        SELECT e.id AS id, e.first_seen_at AS first_seen_at,
+               CASE WHEN e.first_seen_at IS NULL OR e.first_seen_at >= %s THEN
+                   (SELECT MIN(r2.day) FROM events_dailyactivitycount r2 WHERE r2.end_user_id = e.id) END AS first_any
+        FROM events_enduser e WHERE {e_where}
+    )"""  # noqa: S608 - constants only
+    )
+    params += [_dt(threshold), *e_params]
+
+    falling, falling_params = falling_sql("x", model)
+    if grace:
+        new_sql = "(eu.first_seen_at >= od.grace_at AND (eu.first_any IS NULL OR eu.first_any > od.before_grace))"
+    else:
+        new_sql = "1 = 0"
+    metric = "k.percentile" if model.tier_method == TierMethod.PERCENTILE else "k.points"
+    tier_sql, tier_params = _tier_case(metric, model, "1 = 0", new_sql)
+    dormant_changes = ", ".join(f"-COALESCE(p.points_{back}, 0)" for back in compared_days(model).values())
+    trend = model.trend_days
+    changes = ", ".join(
+        f"ROUND(CAST(k.points - k.points_{back} AS NUMERIC), 4) AS change_{key}"
+        for key, back in compared_days(model).items()
+    )
+    # The dormant end users: seen by the day's end, not ranked that day. One quiet since before the
+    # grid looks its last day up in the rollup (by the end-user index).
+    sql = f"""INSERT INTO {USER_TABLE} (tenant_id, model_id, day, end_user_id, points, breadth, active_days,
+        percentile, tier, {_change_columns(model)}, last_seen, trend_points, falling)
+    WITH {", ".join(ctes)}
+    SELECT %s, %s, x.day, x.end_user_id, x.points, x.breadth, x.active_days, x.percentile, x.tier,
+        {_change_columns(model, "x.")}, x.last_seen, x.trend_points, {falling}
+    FROM (
+        SELECT od.day AS day, k.u AS end_user_id, k.points AS points, k.breadth AS breadth,
+            k.active_days AS active_days, k.percentile AS percentile, {tier_sql} AS tier,
+            {changes}, k.last_seen AS last_seen, k.points_{trend} AS trend_points
+        FROM ranked k JOIN od ON od.day = k.day JOIN eu ON eu.id = k.u
+        UNION ALL
+        SELECT od.day, eu.id, 0, 0, 0, NULL, 'dormant', {dormant_changes},
+            COALESCE(p.last_seen, (SELECT MAX(r4.day) FROM events_dailyactivitycount r4
+                                   WHERE r4.end_user_id = eu.id AND r4.day < %s AND r4."count" > 0)),
+            COALESCE(p.points_{trend}, 0)
+        FROM od CROSS JOIN eu LEFT JOIN pts p ON p.u = eu.id AND p.day = od.day
+        WHERE (p.u IS NULL OR p.points <= 0)
+          AND (eu.first_seen_at < od.day_end OR eu.first_any <= od.day)
+    ) x"""  # noqa: S608
+    params += [tenant_id, model.pk, *falling_params, *tier_params, sql_date(lo)]
+    return sql, params
+
+
+def _delete_days(cursor, model: ScoringModel, days: list[date]) -> None:
+    where, params = tenant_sql(model.tenant_id)
+    marks = ", ".join(["%s"] * len(days))
+    for table in (USER_TABLE, ACCOUNT_TABLE, PRODUCT_TABLE):
+        cursor.execute(
+            f"DELETE FROM {table} WHERE {where} AND model_id = %s AND day IN ({marks})",  # noqa: S608
+            [*params, model.pk, *(sql_date(day) for day in days)],
+        )
+
+
+def _users_per_day(cursor, model: ScoringModel, days: list[date]) -> dict[date, int]:
+    where, params = tenant_sql(model.tenant_id)
+    cursor.execute(
+        f"SELECT day, COUNT(*) FROM {USER_TABLE} WHERE {where} AND model_id = %s "  # noqa: S608
+        "AND day >= %s AND day <= %s GROUP BY day",
+        [*params, model.pk, sql_date(days[0]), sql_date(days[-1])],
+    )
+    counts = {}
+    for day, n in cursor.fetchall():
+        counts[day if isinstance(day, date) else date.fromisoformat(day)] = n
+    return counts
+
+
+def compute_days(model: ScoringModel, days) -> list[DayResult]:
+    """Replace the snapshots of every day of `days` under `model`, in one transaction, reading the
+    rollup once for the range: the same rows compute_day writes for each day."""
+    days = sorted(set(days))
+    if not days:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for day in days:  # ascending: two ranges that overlap wait for each other, never deadlock
+            _lock_day(cursor, model.tenant_id, day)
+        if connection.vendor == "postgresql":
+            # The grid's sorts and the per-day ranking, in memory rather than in temporary files.
+            mb = int(max(settings.SCORING_RANGE_WORK_MEM_MB, settings.SCORING_WORK_MEM_MB))
+            cursor.execute(f"SET LOCAL work_mem = '{mb}MB'")
+        _delete_days(cursor, model, days)
+        for span in _range_spans(model, days):
+            cursor.execute(*user_range_sql(model, span))
+        users = _users_per_day(cursor, model, days)
+        results = []
+        for day in days:
+            cursor.execute(*account_scores_sql(model, day))
+            accounts = cursor.rowcount
+            cursor.execute(*product_score_sql(model, day))
+            results.append(DayResult(day=day, users=users.get(day, 0), accounts=accounts))
+        run_day_hooks(model, days)
+    return results

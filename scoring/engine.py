@@ -621,12 +621,6 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     )"""  # noqa: S608 - only module constants are formatted in; values are parameters
     )
     params += [sql_date(lo), *count_params, *tenant_params, sql_date(lo), sql_date(last)]
-    ctes.append(
-        """uday AS (
-        SELECT u, dn, SUM(wc) AS wc, MAX(CASE WHEN wc IS NOT NULL THEN 1 ELSE 0 END) AS act
-        FROM rr GROUP BY u, dn
-    )"""
-    )
     # Breadth: only the days whose windows end in the range matter.
     first_dn = (first - lo).days
     ctes.append(
@@ -635,25 +629,28 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
                LEAD(dn) OVER (PARTITION BY u, a ORDER BY dn) AS nxt
         FROM rr WHERE wc IS NOT NULL AND dn >= {int(first_dn - window + 1)}
     ),
-    bev AS (
-        SELECT u, dn, SUM(delta) AS bd FROM (
-            SELECT u, dn, 1 AS delta FROM runs WHERE prev IS NULL OR dn - prev > {int(window)}
+    uday AS (
+        SELECT u, dn, SUM(wc) AS wc, MAX(act) AS act, SUM(bd) AS bd, MAX(seen) AS seen FROM (
+            SELECT u, dn, wc, CASE WHEN wc IS NOT NULL THEN 1 ELSE 0 END AS act, 0 AS bd, 1 AS seen FROM rr
             UNION ALL
-            SELECT u, dn + {int(window)}, -1 FROM runs WHERE nxt IS NULL OR nxt - dn > {int(window)}
+            SELECT u, dn, NULL, 0, 1, 0 FROM runs WHERE prev IS NULL OR dn - prev > {int(window)}
+            UNION ALL
+            SELECT u, dn + {int(window)}, NULL, 0, -1, 0 FROM runs WHERE nxt IS NULL OR nxt - dn > {int(window)}
         ) ev GROUP BY u, dn
     )"""  # noqa: S608 - integers only
     )
+    # One row per (end user, day) of the grid: uday's sums where it has a row (a day with only a
+    # breadth event, a run ending, is not a day seen).
     weighted = "COALESCE(ud.wc, 0) * c.g" if half_life else "COALESCE(ud.wc, 0)"
     ctes.append(
         f"""grid AS (
         SELECT us.u AS u, c.dn AS dn, c.day AS day, c.h AS h, c.out AS out,
                SUM({weighted}) OVER w AS cw,
                SUM(COALESCE(ud.act, 0)) OVER w AS ca,
-               SUM(COALESCE(b.bd, 0)) OVER w AS breadth,
-               MAX(CASE WHEN ud.u IS NOT NULL THEN c.day END) OVER w AS last_seen
-        FROM (SELECT DISTINCT u FROM uday) us CROSS JOIN cal c
+               SUM(COALESCE(ud.bd, 0)) OVER w AS breadth,
+               MAX(CASE WHEN ud.seen = 1 THEN c.day END) OVER w AS last_seen
+        FROM (SELECT DISTINCT u FROM rr) us CROSS JOIN cal c
         LEFT JOIN uday ud ON ud.u = us.u AND ud.dn = c.dn
-        LEFT JOIN bev b ON b.u = us.u AND b.dn = c.dn
         WINDOW w AS (PARTITION BY us.u ORDER BY c.dn ROWS UNBOUNDED PRECEDING)
     )"""  # noqa: S608 - constants only
     )

@@ -642,6 +642,7 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     # One row per (end user, day) of the grid: uday's sums where it has a row (a day with only a
     # breadth event, a run ending, is not a day seen).
     weighted = "COALESCE(ud.wc, 0) * c.g" if half_life else "COALESCE(ud.wc, 0)"
+    ctes.append("grid_users AS (SELECT DISTINCT u FROM rr)")
     ctes.append(
         f"""grid AS (
         SELECT us.u AS u, c.dn AS dn, c.day AS day, c.h AS h, c.out AS out,
@@ -649,7 +650,7 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
                SUM(COALESCE(ud.act, 0)) OVER w AS ca,
                SUM(COALESCE(ud.bd, 0)) OVER w AS breadth,
                MAX(CASE WHEN ud.seen = 1 THEN c.day END) OVER w AS last_seen
-        FROM (SELECT DISTINCT u FROM rr) us CROSS JOIN cal c
+        FROM grid_users us CROSS JOIN cal c
         LEFT JOIN uday ud ON ud.u = us.u AND ud.dn = c.dn
         WINDOW w AS (PARTITION BY us.u ORDER BY c.dn ROWS UNBOUNDED PRECEDING)
     )"""  # noqa: S608 - constants only
@@ -676,14 +677,6 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
         ) p WHERE out = 1
     )"""  # noqa: S608 - constants and integers only
     )
-    carried_cols = ", ".join(f"points_{back}" for back in backs)
-    ctes.append(
-        f"""ranked AS (
-        SELECT u, day, points, breadth, active_days, {carried_cols}, last_seen,
-               ROUND(CAST(100.0 * CUME_DIST() OVER (PARTITION BY day ORDER BY points) AS NUMERIC), 2) AS percentile
-        FROM pts WHERE points > 0
-    )"""  # noqa: S608 - constants only
-    )
     # od: the days written, with the instants compute_day compares first_seen_at with.
     od_row = f"({_cast('DATE')}, {_cast('TIMESTAMP WITH TIME ZONE')}, {_cast('TIMESTAMP WITH TIME ZONE')}, " \
              f"{_cast('DATE')})"
@@ -693,57 +686,84 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
         grace_start = day - timedelta(days=max(grace, 1) - 1)
         params += [sql_date(day), _dt(day_start(model, day + timedelta(days=1))),
                    _dt(day_start(model, grace_start)), sql_date(grace_start - timedelta(days=1))]
-    # eu: the tenant's end users; the first rollup day (any activity) only of those first seen late
-    # enough for it to matter: seen by a day's end, or new in its grace period.
+    # late: the end users first seen late enough (or never) for "seen by the day's end" or "new in
+    # the grace period" to depend on the day, with their first rollup day (any activity), and per
+    # day whether they are seen and new. Everyone else is seen and not new on every day written.
     threshold = day_start(model, first + timedelta(days=1))
     if grace:
         threshold = min(threshold, day_start(model, first - timedelta(days=grace - 1)))
     e_where, e_params = tenant_sql(tenant_id, "e")
-    ctes.append(
-        f"""eu AS (
-        SELECT e.id AS id, e.first_seen_at AS first_seen_at,
-               CASE WHEN e.first_seen_at IS NULL OR e.first_seen_at >= %s THEN
-                   (SELECT MIN(r2.day) FROM events_dailyactivitycount r2 WHERE r2.end_user_id = e.id) END AS first_any
-        FROM events_enduser e WHERE {e_where}
-    )"""  # noqa: S608 - constants only
-    )
-    params += [_dt(threshold), *e_params]
-
-    falling, falling_params = falling_sql("x", model)
     if grace:
-        new_sql = "(eu.first_seen_at >= od.grace_at AND (eu.first_any IS NULL OR eu.first_any > od.before_grace))"
+        new_sql = "(lu.first_seen_at >= od.grace_at AND (lu.first_any IS NULL OR lu.first_any > od.before_grace))"
     else:
         new_sql = "1 = 0"
+    ctes.append(
+        f"""late_users AS (
+        SELECT e.id AS u, e.first_seen_at AS first_seen_at,
+               (SELECT MIN(r2.day) FROM events_dailyactivitycount r2 WHERE r2.end_user_id = e.id) AS first_any
+        FROM events_enduser e WHERE {e_where} AND (e.first_seen_at IS NULL OR e.first_seen_at >= %s)
+    ),
+    late AS (
+        SELECT lu.u AS u, od.day AS day,
+               CASE WHEN lu.first_seen_at < od.day_end OR lu.first_any <= od.day THEN 1 ELSE 0 END AS seen,
+               CASE WHEN {new_sql} THEN 1 ELSE 0 END AS is_new
+        FROM late_users lu CROSS JOIN od
+    )"""  # noqa: S608 - constants only
+    )
+    params += [*e_params, _dt(threshold)]
+    # ranked: each grid row of a day written, with its percentile among that day's users with points
+    # (CUME_DIST over the points > 0 partition equals compute_day's over its ranked users).
+    carried_cols = ", ".join(f"p.points_{back}" for back in backs)
+    ctes.append(
+        f"""ranked AS (
+        SELECT p.u AS u, p.day AS day, p.points AS points, p.breadth AS breadth, p.active_days AS active_days,
+               {carried_cols}, p.last_seen AS last_seen,
+               CASE WHEN p.points > 0 THEN ROUND(CAST(100.0 * CUME_DIST() OVER (
+                   PARTITION BY p.day, CASE WHEN p.points > 0 THEN 1 ELSE 0 END ORDER BY p.points) AS NUMERIC), 2)
+               END AS percentile,
+               COALESCE(l.seen, 1) AS seen, COALESCE(l.is_new, 0) AS is_new
+        FROM pts p LEFT JOIN late l ON l.u = p.u AND l.day = p.day
+    )"""  # noqa: S608 - constants only
+    )
+
+    falling, falling_params = falling_sql("x", model)
     metric = "k.percentile" if model.tier_method == TierMethod.PERCENTILE else "k.points"
-    tier_sql, tier_params = _tier_case(metric, model, "1 = 0", new_sql)
-    dormant_changes = ", ".join(f"-COALESCE(p.points_{back}, 0)" for back in compared_days(model).values())
+    tier_sql, tier_params = _tier_case(metric, model, "k.points <= 0", "k.is_new = 1")
+    compared = compared_days(model)
     trend = model.trend_days
     changes = ", ".join(
-        f"ROUND(CAST(k.points - k.points_{back} AS NUMERIC), 4) AS change_{key}"
-        for key, back in compared_days(model).items()
+        f"CASE WHEN k.points > 0 THEN ROUND(CAST(k.points - k.points_{back} AS NUMERIC), 4) "
+        f"ELSE -k.points_{back} END AS change_{key}"
+        for key, back in compared.items()
     )
-    # The dormant end users: seen by the day's end, not ranked that day. One quiet since before the
-    # grid looks its last day up in the rollup (by the end-user index).
+    zeros = ", ".join("0" for _ in compared)
+    # Users of the grid: ranked with points, else dormant (if seen) with their earlier points; one
+    # quiet since before the grid looks its last day up in the rollup by the end-user index (on
+    # PostgreSQL `day + 0` keeps the planner off a backward scan of (tenant, day), which reads every
+    # earlier row of the tenant for a user never active). Then the end users without a grid row:
+    # dormant on each day they are seen by, their last day (if any) before the grid.
+    before_grid = "r4.day + 0 < %s" if connection.vendor == "postgresql" else "r4.day < %s"
+    last_before = f'(SELECT MAX(r4.day) FROM events_dailyactivitycount r4 WHERE r4.end_user_id = {{user}} AND {before_grid} AND r4."count" > 0)'  # noqa: E501, S608 - constants
     sql = f"""INSERT INTO {USER_TABLE} (tenant_id, model_id, day, end_user_id, points, breadth, active_days,
         percentile, tier, {_change_columns(model)}, last_seen, trend_points, falling)
     WITH {", ".join(ctes)}
     SELECT %s, %s, x.day, x.end_user_id, x.points, x.breadth, x.active_days, x.percentile, x.tier,
         {_change_columns(model, "x.")}, x.last_seen, x.trend_points, {falling}
     FROM (
-        SELECT od.day AS day, k.u AS end_user_id, k.points AS points, k.breadth AS breadth,
-            k.active_days AS active_days, k.percentile AS percentile, {tier_sql} AS tier,
-            {changes}, k.last_seen AS last_seen, k.points_{trend} AS trend_points
-        FROM ranked k JOIN od ON od.day = k.day JOIN eu ON eu.id = k.u
+        SELECT k.day AS day, k.u AS end_user_id,
+            CASE WHEN k.points > 0 THEN k.points ELSE 0 END AS points,
+            CASE WHEN k.points > 0 THEN k.breadth ELSE 0 END AS breadth,
+            CASE WHEN k.points > 0 THEN k.active_days ELSE 0 END AS active_days,
+            k.percentile AS percentile, {tier_sql} AS tier, {changes},
+            COALESCE(k.last_seen, {last_before.format(user="k.u")}) AS last_seen, k.points_{trend} AS trend_points
+        FROM ranked k WHERE k.points > 0 OR k.seen = 1
         UNION ALL
-        SELECT od.day, eu.id, 0, 0, 0, NULL, 'dormant', {dormant_changes},
-            COALESCE(p.last_seen, (SELECT MAX(r4.day) FROM events_dailyactivitycount r4
-                                   WHERE r4.end_user_id = eu.id AND r4.day < %s AND r4."count" > 0)),
-            COALESCE(p.points_{trend}, 0)
-        FROM od CROSS JOIN eu LEFT JOIN pts p ON p.u = eu.id AND p.day = od.day
-        WHERE (p.u IS NULL OR p.points <= 0)
-          AND (eu.first_seen_at < od.day_end OR eu.first_any <= od.day)
+        SELECT od.day, e.id, 0, 0, 0, NULL, 'dormant', {zeros}, {last_before.format(user="e.id")}, 0
+        FROM events_enduser e CROSS JOIN od LEFT JOIN late l ON l.u = e.id AND l.day = od.day
+        WHERE {e_where} AND COALESCE(l.seen, 1) = 1
+          AND NOT EXISTS (SELECT 1 FROM grid_users g WHERE g.u = e.id)
     ) x"""  # noqa: S608
-    params += [tenant_id, model.pk, *falling_params, *tier_params, sql_date(lo)]
+    params += [tenant_id, model.pk, *falling_params, *tier_params, sql_date(lo), sql_date(lo), *e_params]
     return sql, params
 
 

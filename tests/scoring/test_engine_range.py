@@ -178,3 +178,28 @@ def test_a_range_runs_the_day_hooks_once_after_its_rows(tenant, acts):
     finally:
         hooks._day_hooks.remove(hook)
     assert seen == [(days, 3)]
+
+
+def test_a_run_in_ranges_records_each_day_as_a_run_of_single_days_does(tenant, acts, settings):
+    from scoring import services
+    from scoring.models import RunKind, RunStatus
+
+    rng = random.Random(7)
+    build_world(tenant, acts, rng)
+    model = random_model(tenant, acts, rng)
+    first = DAY - timedelta(days=9)
+
+    def run_with(range_days):
+        settings.SCORING_RANGE_DAYS = range_days
+        wipe(model)
+        run = services.run_create(model=model, kind=RunKind.RECOMPUTE, first_day=first, last_day=DAY)
+        seen = []
+        services.run_claim(run.pk)
+        services.run_compute_days(run.pk, services.run_days(run), on_day=lambda r, result: seen.append(result))
+        run.refresh_from_db()
+        assert run.status == RunStatus.SUCCEEDED and run.days_done == 10
+        return run.day_rows, [(r.day, r.rows) for r in seen], snapshot(model)
+
+    per_day = run_with(1)
+    assert run_with(4) == per_day
+    assert [day for day, _ in per_day[1]] == [first + timedelta(days=i) for i in range(10)]

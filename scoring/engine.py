@@ -693,14 +693,17 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     if grace:
         threshold = min(threshold, day_start(model, first - timedelta(days=grace - 1)))
     e_where, e_params = tenant_sql(tenant_id, "e")
+    # Once per late user, by the end-user index: PostgreSQL would otherwise inline the lookup in each
+    # use of `late` and answer MIN(day) with a walk of the tenant's (tenant, day) index.
+    materialized, first_day = ("MATERIALIZED", "r2.day + 0") if connection.vendor == "postgresql" else ("", "r2.day")
     if grace:
         new_sql = "(lu.first_seen_at >= od.grace_at AND (lu.first_any IS NULL OR lu.first_any > od.before_grace))"
     else:
         new_sql = "1 = 0"
     ctes.append(
-        f"""late_users AS (
+        f"""late_users AS {materialized} (
         SELECT e.id AS u, e.first_seen_at AS first_seen_at,
-               (SELECT MIN(r2.day) FROM events_dailyactivitycount r2 WHERE r2.end_user_id = e.id) AS first_any
+               (SELECT MIN({first_day}) FROM events_dailyactivitycount r2 WHERE r2.end_user_id = e.id) AS first_any
         FROM events_enduser e WHERE {e_where} AND (e.first_seen_at IS NULL OR e.first_seen_at >= %s)
     ),
     late AS (

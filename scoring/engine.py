@@ -5,7 +5,9 @@ snapshots straight from the rollup (`events_dailyactivitycount`), the account
 snapshots from the user snapshots, and the product row from the user snapshots,
 all inside one transaction. Nothing loops over events or users in Python, so
 memory stays flat however many events a tenant has; the formulas are written
-out in docs/scoring.md.
+out in docs/scoring.md. compute_days (below) writes the same rows for a range
+of days from one read of the rollup; compute_day stays the reference it is
+tested against, and what a lone day runs.
 
 The SQL runs unchanged on SQLite (embedded default) and PostgreSQL: dates and
 datetimes are adapted by the connection's own ops, the recency decay comes as a

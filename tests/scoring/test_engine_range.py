@@ -203,3 +203,21 @@ def test_a_run_in_ranges_records_each_day_as_a_run_of_single_days_does(tenant, a
     per_day = run_with(1)
     assert run_with(4) == per_day
     assert [day for day, _ in per_day[1]] == [first + timedelta(days=i) for i in range(10)]
+
+
+def test_a_half_life_range_too_long_for_one_float_grid_is_cut_and_stays_exact(tenant, acts, monkeypatch):
+    # The grid carries 2 ** (age / half-life): a range whose days span more doublings than the
+    # limit is scored in parts (lowered here so that a short range needs three).
+    monkeypatch.setattr(engine, "_MAX_DECAY_EXPONENT", 110)
+    rng = random.Random(3)
+    build_world(tenant, acts, rng)
+    model = make_model(
+        tenant, {a: 1 + i for i, a in enumerate(acts.values())}, half_life_days=1, window_days=14, trend_days=45
+    )
+    days = [DAY - timedelta(days=i) for i in range(120)][::-1]
+    parts = engine._range_spans(model, days)
+    assert len(parts) == 3 and [d for part in parts for d in part] == days
+    expected = per_day(model, days)
+    wipe(model)
+    engine.compute_days(model, days)
+    assert snapshot(model) == expected

@@ -221,3 +221,35 @@ def test_a_half_life_range_too_long_for_one_float_grid_is_cut_and_stays_exact(te
     wipe(model)
     engine.compute_days(model, days)
     assert snapshot(model) == expected
+
+
+def test_a_range_skips_the_days_another_chunk_recorded_while_it_waited(tenant, acts, settings, monkeypatch):
+    """The run is read again under the range's locks: a day done meanwhile by a duplicate chunk
+    (a resumed one beside a live worker) is left out of the range, not computed twice."""
+    from scoring import services
+    from scoring.models import RunKind, RunStatus
+
+    settings.SCORING_RANGE_DAYS = 3
+    build_world(tenant, acts, random.Random(11))
+    model = random_model(tenant, acts, random.Random(12))
+    days = [DAY - timedelta(days=i) for i in range(5)][::-1]
+    per_day(model, days)
+    reference = snapshot(model)
+    wipe(model)
+    computed = []
+    real_day, real_days = engine.compute_day, engine.compute_days
+    monkeypatch.setattr(engine, "compute_day", lambda m, d: computed.append(d) or real_day(m, d))
+    monkeypatch.setattr(engine, "compute_days", lambda m, ds: computed.extend(ds) or real_days(m, ds))
+    run = services.run_create(model=model, kind=RunKind.RECOMPUTE, first_day=days[0], last_day=days[-1])
+    services.run_claim(run.pk)
+
+    def the_other_chunk_takes_day_four(current, result):
+        if result.day == days[0]:
+            services.run_compute_days(run.pk, [days[3]])
+
+    services.run_compute_days(run.pk, days, on_day=the_other_chunk_takes_day_four)
+
+    assert sorted(computed) == days  # every day once: day four by the other chunk only
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.days_done == 5
+    assert snapshot(model) == reference

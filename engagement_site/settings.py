@@ -218,6 +218,10 @@ AT_RISK_DROP_SHARE = _float("AT_RISK_DROP_SHARE", default=0.3)
 INSIGHTS_CACHE_SECONDS = _int("INSIGHTS_CACHE_SECONDS", default=300)
 # PostgreSQL work_mem for one day's scoring transaction.
 SCORING_WORK_MEM_MB = _int("SCORING_WORK_MEM_MB", default=64)
+# A range of days scored in one pass (engine.compute_days): its work_mem (the grid of end users x
+# days sorts in memory) and the most days one transaction scores (longer chunks are cut).
+SCORING_RANGE_WORK_MEM_MB = _int("SCORING_RANGE_WORK_MEM_MB", default=256)
+SCORING_RANGE_DAYS = _int("SCORING_RANGE_DAYS", default=92)
 CELERY_BEAT_SCHEDULE["scoring-refresh"] = {
     "task": "scoring.tasks.refresh_all_tenants",
     "schedule": SCORING_REFRESH_MINUTES * 60,

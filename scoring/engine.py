@@ -5,7 +5,9 @@ snapshots straight from the rollup (`events_dailyactivitycount`), the account
 snapshots from the user snapshots, and the product row from the user snapshots,
 all inside one transaction. Nothing loops over events or users in Python, so
 memory stays flat however many events a tenant has; the formulas are written
-out in docs/scoring.md.
+out in docs/scoring.md. compute_days (below) writes the same rows for a range
+of days from one read of the rollup; compute_day stays the reference it is
+tested against, and what a lone day runs.
 
 The SQL runs unchanged on SQLite (embedded default) and PostgreSQL: dates and
 datetimes are adapted by the connection's own ops, the recency decay comes as a
@@ -534,3 +536,288 @@ def compute_day(model: ScoringModel, day: date) -> DayResult:
         cursor.execute(*product_score_sql(model, day))
         run_day_hooks(model, [day])
     return DayResult(day=day, users=users, accounts=accounts)
+
+
+# --- The range engine ----------------------------------------------------------------------
+#
+# compute_days scores many days in one pass over the rollup: the rollup rows of the range (and of
+# the earlier days its windows and compared days reach) are summed once per (end user, day), laid
+# on a dense (end user x day) grid, and every day's points, active days, breadth and last day seen
+# come from running sums along each user's days (window functions), with the compared days' points
+# read a fixed number of grid rows back (LAG). The rows equal compute_day's, day by day
+# (tests/scoring/test_engine_range.py keeps compute_day as the oracle).
+
+# A half-life grid carries 2 ** (age / half_life) per day: stay far below the float range (2 ** 1023).
+_MAX_DECAY_EXPONENT = 900
+
+
+def _cast(sql_type: str) -> str:
+    """A typed parameter for a VALUES list (PostgreSQL needs the type; SQLite's CAST AS DATE would
+    turn ISO text into a number)."""
+    return f"CAST(%s AS {sql_type})" if connection.vendor == "postgresql" else "%s"
+
+
+def _day_number(column: str) -> str:
+    """SQL of the whole days from a parameter day (its one %s) to the date `column`."""
+    if connection.vendor == "postgresql":
+        return f"({column} - CAST(%s AS DATE))"
+    return f"CAST(julianday({column}) - julianday(%s) AS INTEGER)"
+
+
+def _range_spans(model: ScoringModel, days: list[date]) -> list[list[date]]:
+    """`days` cut so that no grid spans more decay doublings than a float holds."""
+    if not model.half_life_days:
+        return [days]
+    reach = max(days_back(model)) + model.window_days
+    spans, current = [], []
+    for day in days:
+        if current and ((day - current[0]).days + reach) / model.half_life_days > _MAX_DECAY_EXPONENT:
+            spans.append(current)
+            current = []
+        current.append(day)
+    return [*spans, current]
+
+
+def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
+    """The INSERT of the user snapshots of every day of `days` (sorted), equal to user_scores_sql's.
+
+    The grid runs from `lo` (the first day any window or compared window of the range reaches) to
+    the last day, one row per (end user active in it, day). Without a half-life, points are integer
+    running sums: P(T) = C(T) - C(T - window). With one, C sums wc x 2 ** (d / h) and P(T) multiplies
+    the difference by 0.5 ** (T / h) (days counted from `lo`): each row weighs 0.5 ** ((T - d) / h),
+    as in compute_day, up to float rounding that the 4-decimal ROUND hides. Breadth counts the
+    (user, activity) coverage intervals [d, d + window - 1] open on a day: +1 where a run of the
+    activity's days starts, -1 a window after it ends."""
+    tenant_id, window = model.tenant_id, model.window_days
+    backs = days_back(model)
+    first, last = days[0], days[-1]
+    lo = first - timedelta(days=max(backs) + window - 1)
+    span = (last - lo).days + 1
+    half_life = model.half_life_days
+    ctes, params = _weights_cte(model, None)
+
+    # cal: the grid's days (dense), their decay scales and whether the day is one to write.
+    out_days = set(days)
+    cal_row = f"({_cast('INTEGER')}, {_cast('DATE')}, {_cast('DOUBLE PRECISION')}, " \
+              f"{_cast('DOUBLE PRECISION')}, {_cast('INTEGER')})"
+    ctes.append(f"cal (dn, day, g, h, out) AS (VALUES {', '.join([cal_row] * span)})")
+    for i in range(span):
+        g, h = (2.0 ** (i / half_life), 0.5 ** (i / half_life)) if half_life else (1.0, 1.0)
+        when = lo + timedelta(days=i)
+        params += [i, sql_date(when), g, h, 1 if when in out_days else 0]
+
+    if model.daily_cap:
+        count_sql, count_params = 'CASE WHEN r."count" > %s THEN %s ELSE r."count" END', [model.daily_cap] * 2
+    else:
+        count_sql, count_params = 'r."count"', []
+    dn_sql = _day_number("r.day")
+    tenant_where, tenant_params = tenant_sql(tenant_id, "r")
+    # rr: the rollup rows read, once. wc is NULL for an activity without points (it only counts
+    # for the last day seen).
+    ctes.append(
+        f"""rr AS (
+        SELECT r.end_user_id AS u, r.activity_id AS a, {dn_sql} AS dn, w.points * ({count_sql}) AS wc
+        FROM events_dailyactivitycount r
+        LEFT JOIN weights w ON w.activity_id = r.activity_id
+        WHERE {tenant_where} AND r.day >= %s AND r.day <= %s AND r."count" > 0
+    )"""  # noqa: S608 - only module constants are formatted in; values are parameters
+    )
+    params += [sql_date(lo), *count_params, *tenant_params, sql_date(lo), sql_date(last)]
+    # Breadth: only the days whose windows end in the range matter.
+    first_dn = (first - lo).days
+    ctes.append(
+        f"""runs AS (
+        SELECT u, dn, LAG(dn) OVER (PARTITION BY u, a ORDER BY dn) AS prev,
+               LEAD(dn) OVER (PARTITION BY u, a ORDER BY dn) AS nxt
+        FROM rr WHERE wc IS NOT NULL AND dn >= {int(first_dn - window + 1)}
+    ),
+    uday AS (
+        SELECT u, dn, SUM(wc) AS wc, MAX(act) AS act, SUM(bd) AS bd, MAX(seen) AS seen FROM (
+            SELECT u, dn, wc, CASE WHEN wc IS NOT NULL THEN 1 ELSE 0 END AS act, 0 AS bd, 1 AS seen FROM rr
+            UNION ALL
+            SELECT u, dn, NULL, 0, 1, 0 FROM runs WHERE prev IS NULL OR dn - prev > {int(window)}
+            UNION ALL
+            SELECT u, dn + {int(window)}, NULL, 0, -1, 0 FROM runs WHERE nxt IS NULL OR nxt - dn > {int(window)}
+        ) ev GROUP BY u, dn
+    )"""  # noqa: S608 - integers only
+    )
+    # One row per (end user, day) of the grid: uday's sums where it has a row (a day with only a
+    # breadth event, a run ending, is not a day seen).
+    weighted = "COALESCE(ud.wc, 0) * c.g" if half_life else "COALESCE(ud.wc, 0)"
+    ctes.append("grid_users AS (SELECT DISTINCT u FROM rr)")
+    ctes.append(
+        f"""grid AS (
+        SELECT us.u AS u, c.dn AS dn, c.day AS day, c.h AS h, c.out AS out,
+               SUM({weighted}) OVER w AS cw,
+               SUM(COALESCE(ud.act, 0)) OVER w AS ca,
+               SUM(COALESCE(ud.bd, 0)) OVER w AS breadth,
+               MAX(CASE WHEN ud.seen = 1 THEN c.day END) OVER w AS last_seen
+        FROM grid_users us CROSS JOIN cal c
+        LEFT JOIN uday ud ON ud.u = us.u AND ud.dn = c.dn
+        WINDOW w AS (PARTITION BY us.u ORDER BY c.dn ROWS UNBOUNDED PRECEDING)
+    )"""  # noqa: S608 - constants only
+    )
+
+    def diff_at(back: int) -> str:
+        """The points `back` grid rows before, unrounded."""
+        cw = f"LAG(cw, {back}) OVER o" if back else "cw"
+        diff = f"({cw} - COALESCE(LAG(cw, {back + window}) OVER o, 0))"
+        if half_life:
+            diff = f"{f'LAG(h, {back}) OVER o' if back else 'h'} * {diff}"
+        return diff
+
+    # Rounded (as compute_day rounds them) only on the days written, after the window pass.
+    raw = ", ".join(f"{diff_at(back)} AS d{back}" for back in [0, *backs])
+    rounded = ", ".join(f"ROUND(CAST(d{back} AS NUMERIC), 4) AS points_{back}" for back in backs)
+    ctes.append(
+        f"""pts AS (
+        SELECT u, day, breadth, last_seen, active_days, ROUND(CAST(d0 AS NUMERIC), 4) AS points, {rounded}
+        FROM (
+            SELECT u, day, out, breadth, last_seen, ca - COALESCE(LAG(ca, {int(window)}) OVER o, 0) AS active_days,
+                   {raw}
+            FROM grid WINDOW o AS (PARTITION BY u ORDER BY dn)
+        ) p WHERE out = 1
+    )"""  # noqa: S608 - constants and integers only
+    )
+    # od: the days written, with the instants compute_day compares first_seen_at with.
+    od_row = f"({_cast('DATE')}, {_cast('TIMESTAMP WITH TIME ZONE')}, {_cast('TIMESTAMP WITH TIME ZONE')}, " \
+             f"{_cast('DATE')})"
+    ctes.append(f"od (day, day_end, grace_at, before_grace) AS (VALUES {', '.join([od_row] * len(days))})")
+    grace = model.grace_days
+    for day in days:
+        grace_start = day - timedelta(days=max(grace, 1) - 1)
+        params += [sql_date(day), _dt(day_start(model, day + timedelta(days=1))),
+                   _dt(day_start(model, grace_start)), sql_date(grace_start - timedelta(days=1))]
+    # late: the end users first seen late enough (or never) for "seen by the day's end" or "new in
+    # the grace period" to depend on the day, with their first rollup day (any activity), and per
+    # day whether they are seen and new. Everyone else is seen and not new on every day written.
+    threshold = day_start(model, first + timedelta(days=1))
+    if grace:
+        threshold = min(threshold, day_start(model, first - timedelta(days=grace - 1)))
+    e_where, e_params = tenant_sql(tenant_id, "e")
+    # Once per late user, by the end-user index: PostgreSQL would otherwise inline the lookup in each
+    # use of `late` and answer MIN(day) with a walk of the tenant's (tenant, day) index.
+    materialized, first_day = ("MATERIALIZED", "r2.day + 0") if connection.vendor == "postgresql" else ("", "r2.day")
+    if grace:
+        new_sql = "(lu.first_seen_at >= od.grace_at AND (lu.first_any IS NULL OR lu.first_any > od.before_grace))"
+    else:
+        new_sql = "1 = 0"
+    ctes.append(
+        f"""late_users AS {materialized} (
+        SELECT e.id AS u, e.first_seen_at AS first_seen_at,
+               (SELECT MIN({first_day}) FROM events_dailyactivitycount r2 WHERE r2.end_user_id = e.id) AS first_any
+        FROM events_enduser e WHERE {e_where} AND (e.first_seen_at IS NULL OR e.first_seen_at >= %s)
+    ),
+    late AS (
+        SELECT lu.u AS u, od.day AS day,
+               CASE WHEN lu.first_seen_at < od.day_end OR lu.first_any <= od.day THEN 1 ELSE 0 END AS seen,
+               CASE WHEN {new_sql} THEN 1 ELSE 0 END AS is_new
+        FROM late_users lu CROSS JOIN od
+    )"""  # noqa: S608 - constants only
+    )
+    params += [*e_params, _dt(threshold)]
+    # ranked: each grid row of a day written, with its percentile among that day's users with points
+    # (CUME_DIST over the points > 0 partition equals compute_day's over its ranked users).
+    carried_cols = ", ".join(f"p.points_{back}" for back in backs)
+    ctes.append(
+        f"""ranked AS (
+        SELECT p.u AS u, p.day AS day, p.points AS points, p.breadth AS breadth, p.active_days AS active_days,
+               {carried_cols}, p.last_seen AS last_seen,
+               CASE WHEN p.points > 0 THEN ROUND(CAST(100.0 * CUME_DIST() OVER (
+                   PARTITION BY p.day, CASE WHEN p.points > 0 THEN 1 ELSE 0 END ORDER BY p.points) AS NUMERIC), 2)
+               END AS percentile,
+               COALESCE(l.seen, 1) AS seen, COALESCE(l.is_new, 0) AS is_new
+        FROM pts p LEFT JOIN late l ON l.u = p.u AND l.day = p.day
+    )"""  # noqa: S608 - constants only
+    )
+
+    falling, falling_params = falling_sql("x", model)
+    metric = "k.percentile" if model.tier_method == TierMethod.PERCENTILE else "k.points"
+    tier_sql, tier_params = _tier_case(metric, model, "k.points <= 0", "k.is_new = 1")
+    compared = compared_days(model)
+    trend = model.trend_days
+    changes = ", ".join(
+        f"CASE WHEN k.points > 0 THEN ROUND(CAST(k.points - k.points_{back} AS NUMERIC), 4) "
+        f"ELSE -k.points_{back} END AS change_{key}"
+        for key, back in compared.items()
+    )
+    zeros = ", ".join("0" for _ in compared)
+    # Users of the grid: ranked with points, else dormant (if seen) with their earlier points; one
+    # quiet since before the grid looks its last day up in the rollup by the end-user index (on
+    # PostgreSQL `day + 0` keeps the planner off a backward scan of (tenant, day), which reads every
+    # earlier row of the tenant for a user never active). Then the end users without a grid row:
+    # dormant on each day they are seen by, their last day (if any) before the grid.
+    before_grid = "r4.day + 0 < %s" if connection.vendor == "postgresql" else "r4.day < %s"
+    last_before = f'(SELECT MAX(r4.day) FROM events_dailyactivitycount r4 WHERE r4.end_user_id = {{user}} AND {before_grid} AND r4."count" > 0)'  # noqa: E501, S608 - constants
+    sql = f"""INSERT INTO {USER_TABLE} (tenant_id, model_id, day, end_user_id, points, breadth, active_days,
+        percentile, tier, {_change_columns(model)}, last_seen, trend_points, falling)
+    WITH {", ".join(ctes)}
+    SELECT %s, %s, x.day, x.end_user_id, x.points, x.breadth, x.active_days, x.percentile, x.tier,
+        {_change_columns(model, "x.")}, x.last_seen, x.trend_points, {falling}
+    FROM (
+        SELECT k.day AS day, k.u AS end_user_id,
+            CASE WHEN k.points > 0 THEN k.points ELSE 0 END AS points,
+            CASE WHEN k.points > 0 THEN k.breadth ELSE 0 END AS breadth,
+            CASE WHEN k.points > 0 THEN k.active_days ELSE 0 END AS active_days,
+            k.percentile AS percentile, {tier_sql} AS tier, {changes},
+            COALESCE(k.last_seen, {last_before.format(user="k.u")}) AS last_seen, k.points_{trend} AS trend_points
+        FROM ranked k WHERE k.points > 0 OR k.seen = 1
+        UNION ALL
+        SELECT od.day, e.id, 0, 0, 0, NULL, 'dormant', {zeros}, {last_before.format(user="e.id")}, 0
+        FROM events_enduser e CROSS JOIN od LEFT JOIN late l ON l.u = e.id AND l.day = od.day
+        WHERE {e_where} AND COALESCE(l.seen, 1) = 1
+          AND NOT EXISTS (SELECT 1 FROM grid_users g WHERE g.u = e.id)
+    ) x
+    ORDER BY x.day, x.end_user_id"""  # noqa: S608 - in index order: the inserts find their index pages cached
+    params += [tenant_id, model.pk, *falling_params, *tier_params, sql_date(lo), sql_date(lo), *e_params]
+    return sql, params
+
+
+def _delete_days(cursor, model: ScoringModel, days: list[date]) -> None:
+    where, params = tenant_sql(model.tenant_id)
+    marks = ", ".join(["%s"] * len(days))
+    for table in (USER_TABLE, ACCOUNT_TABLE, PRODUCT_TABLE):
+        cursor.execute(
+            f"DELETE FROM {table} WHERE {where} AND model_id = %s AND day IN ({marks})",  # noqa: S608
+            [*params, model.pk, *(sql_date(day) for day in days)],
+        )
+
+
+def _users_per_day(cursor, model: ScoringModel, days: list[date]) -> dict[date, int]:
+    where, params = tenant_sql(model.tenant_id)
+    cursor.execute(
+        f"SELECT day, COUNT(*) FROM {USER_TABLE} WHERE {where} AND model_id = %s "  # noqa: S608
+        "AND day >= %s AND day <= %s GROUP BY day",
+        [*params, model.pk, sql_date(days[0]), sql_date(days[-1])],
+    )
+    counts = {}
+    for day, n in cursor.fetchall():
+        counts[day if isinstance(day, date) else date.fromisoformat(day)] = n
+    return counts
+
+
+def compute_days(model: ScoringModel, days) -> list[DayResult]:
+    """Replace the snapshots of every day of `days` under `model`, in one transaction, reading the
+    rollup once for the range: the same rows compute_day writes for each day."""
+    days = sorted(set(days))
+    if not days:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for day in days:  # ascending: two ranges that overlap wait for each other, never deadlock
+            _lock_day(cursor, model.tenant_id, day)
+        if connection.vendor == "postgresql":
+            # The grid's sorts and the per-day ranking, in memory rather than in temporary files.
+            mb = int(max(settings.SCORING_RANGE_WORK_MEM_MB, settings.SCORING_WORK_MEM_MB))
+            cursor.execute(f"SET LOCAL work_mem = '{mb}MB'")
+        _delete_days(cursor, model, days)
+        for span in _range_spans(model, days):
+            cursor.execute(*user_range_sql(model, span))
+        users = _users_per_day(cursor, model, days)
+        results = []
+        for day in days:
+            cursor.execute(*account_scores_sql(model, day))
+            accounts = cursor.rowcount
+            cursor.execute(*product_score_sql(model, day))
+            results.append(DayResult(day=day, users=users.get(day, 0), accounts=accounts))
+        run_day_hooks(model, days)
+    return results

@@ -240,12 +240,14 @@ def run_claim(run_id: int) -> ScoringRun | None:
     return run
 
 
-def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
+def _record_days(run_id: int, rows: dict[date, int]) -> ScoringRun:
+    """Record computed days (rows written per day) in the run; the run succeeds with its last day."""
     with transaction.atomic():
         run = ScoringRun.objects.unscoped().select_for_update().get(pk=run_id)
         if run.status == RunStatus.FAILED:
             return run  # another chunk failed the run: it stays as it ended
-        run.day_rows[day.isoformat()] = rows
+        for day, count in rows.items():
+            run.day_rows[day.isoformat()] = count
         run.progressed_at = timezone.now()
         fields = ["day_rows", "progressed_at"]
         if run.days_done >= run.days_total and run.status != RunStatus.SUCCEEDED:
@@ -256,35 +258,50 @@ def _record_day(run_id: int, day: date, rows: int) -> ScoringRun:
     return run
 
 
-def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
-    """Compute `days` of a run, each in its own transaction, skipping the days already done.
+def _ranges(days: list[date]) -> list[list[date]]:
+    """`days` (sorted) in parts of at most SCORING_RANGE_DAYS: one transaction each."""
+    size = max(1, settings.SCORING_RANGE_DAYS)
+    return [days[i : i + size] for i in range(0, len(days), size)]
 
-    A redelivered or resumed chunk (worker killed half-way) therefore only computes
-    what is missing. A day is computed and recorded in one transaction under the
-    day's lock, and the record is read again once the lock is held: a duplicate chunk
-    that waited for a live (slow) worker's day skips it instead of computing it twice.
+
+def run_compute_days(run_id: int, days: Iterable[date], *, on_day=None) -> None:
+    """Compute `days` of a run, skipping the days already done, a range of days per transaction.
+
+    A range (at most SCORING_RANGE_DAYS days) is scored in one pass over the rollup
+    (engine.compute_days; a lone day by engine.compute_day) and recorded in the same
+    transaction, under the locks of its days taken in ascending order: a worker killed
+    half-way leaves whole ranges, and a redelivered or resumed chunk (worker killed
+    half-way) only computes what is missing. The record is read again once the locks
+    are held: a duplicate chunk that waited for a live (slow) worker's days skips them
+    instead of computing them twice.
     """
     # A task given a run id: the run is what tells the tenant.
     run = ScoringRun.objects.unscoped().select_related("model__tenant").get(pk=run_id)
     if not run.is_active:
         return
     model = run.model
-    for day in days:
-        if day.isoformat() in run.day_rows:
-            continue
+    missing = sorted(day for day in set(days) if day.isoformat() not in run.day_rows)
+    for part in _ranges(missing):
         with transaction.atomic():
-            engine.lock_day(model.tenant_id, day)
+            for day in part:
+                engine.lock_day(model.tenant_id, day)
             run = ScoringRun.objects.for_tenant(model.tenant_id).only("status", "day_rows").get(pk=run_id)
             if run.status == RunStatus.FAILED:
                 return  # a sibling chunk failed: stop instead of growing a failed run's progress
-            if day.isoformat() in run.day_rows:
-                continue  # another chunk did it while this one waited for the lock
-            result = engine.compute_day(model, day)
-            run = _record_day(run_id, day, result.rows)
+            # Another chunk may have done some of them while this one waited for the locks.
+            todo = [day for day in part if day.isoformat() not in run.day_rows]
+            if not todo:
+                continue
+            if len(todo) == 1:
+                results = [engine.compute_day(model, todo[0])]
+            else:
+                results = engine.compute_days(model, todo)
+            run = _record_days(run_id, {result.day: result.rows for result in results})
         if run.status == RunStatus.FAILED:
             return
         if on_day is not None:
-            on_day(run, result)
+            for result in results:
+                on_day(run, result)
 
 
 def run_fail(run_id: int, error: BaseException | str) -> None:

@@ -75,7 +75,9 @@ def test_a_fan_out_run_covers_every_day_once(tenant, acts, settings):
 
 
 @pytest.mark.django_db
-def test_a_run_killed_half_way_and_retried_leaves_the_rows_of_one_clean_run(tenant, acts, monkeypatch):
+def test_a_run_killed_half_way_and_retried_leaves_the_rows_of_one_clean_run(tenant, acts, monkeypatch, settings):
+    # Ranges of two days, one transaction each: the worker dies in the second range.
+    settings.SCORING_RANGE_DAYS = 2
     _seed(tenant, acts)
     model = make_model(tenant, {acts["Logged in"]: 1}, half_life_days=3)
     today = tenant.today()
@@ -108,7 +110,7 @@ def test_a_run_killed_half_way_and_retried_leaves_the_rows_of_one_clean_run(tena
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "worker lost" in run.error
     assert run.days_done == 2
-    # The failed day left nothing half-written: exactly two complete days exist.
+    # The failed range left nothing half-written: exactly the first range's two days exist.
     assert ProductScore.objects.unscoped().filter(model=model).count() == 2
     assert set(UserScore.objects.unscoped().filter(model=model).values_list("day", flat=True)) == {
         first,
@@ -212,7 +214,8 @@ def test_concurrent_runs_of_the_same_day_never_interleave(postgres, tenant, acts
 
 
 @pytest.mark.django_db
-def test_a_chunk_stops_once_a_sibling_failed_the_run(tenant, acts):
+def test_a_chunk_stops_once_a_sibling_failed_the_run(tenant, acts, settings):
+    settings.SCORING_RANGE_DAYS = 2  # a range (one transaction) of two days, then the next
     _seed(tenant, acts, days=4)
     model = make_model(tenant, {acts["Logged in"]: 1})
     today = tenant.today()
@@ -227,5 +230,5 @@ def test_a_chunk_stops_once_a_sibling_failed_the_run(tenant, acts):
     services.run_compute_days(run.pk, services.run_days(run), on_day=fail_after_first_day)
 
     run.refresh_from_db()
-    assert seen == [1]  # the chunk stopped after the run failed
-    assert run.status == RunStatus.FAILED and run.days_done == 1 and "sibling" in run.error
+    assert seen == [2, 2]  # each day of the first range, then the chunk stopped: the run had failed
+    assert run.status == RunStatus.FAILED and run.days_done == 2 and "sibling" in run.error

@@ -121,8 +121,9 @@ def test_a_run_that_keeps_stalling_ends_failed_with_a_clear_error(world, django_
     assert "2 of 5 days done" in run.error
 
 
-def test_a_duplicate_chunk_skips_a_day_another_chunk_recorded_while_it_waited(world, monkeypatch):
+def test_a_duplicate_chunk_skips_a_day_another_chunk_recorded_while_it_waited(world, monkeypatch, settings):
     """A resumed chunk next to a live, slow worker: the day is read again under its lock."""
+    settings.SCORING_RANGE_DAYS = 1  # a transaction per day, so the other chunk can take one in between
     model, reference = world
     today = model.tenant.today()
     run = services.run_create(model=model, kind=RunKind.BACKFILL, first_day=today - timedelta(DAYS - 1), last_day=today)

@@ -67,6 +67,8 @@ def _start_worker(
         "REDIS_URL": redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "False",
         "SCORING_CHUNK_DAYS": "100",  # one task for the whole run
+        # Ranges of STUCK_AT days (one transaction each): the first commits, the second waits on the held day.
+        "SCORING_RANGE_DAYS": str(STUCK_AT),
         "CELERY_QUEUE": QUEUE,  # what beat and the sweeper send goes to this worker's queue too
     }
     # -B: beat embedded in the worker, its schedule file kept out of the repo.

@@ -87,3 +87,15 @@ def account_scores(tenant, model, day: date, rows):
         for a, p, t in rows
     )
     product_row(tenant, model, day)
+
+
+def engaged_weeks(tenant, model) -> date:
+    """Week -2: a engaged on its last scored day (Sunday), c only mid-week (ignored); week -1: b.
+    Returns the Monday of week -2."""
+    people = users(tenant, "a", "b", "c")
+    w2 = monday(tenant.today()) - timedelta(weeks=2)
+    w1 = w2 + timedelta(weeks=1)
+    user_scores(tenant, model, w2 + timedelta(days=2), [(people["c"], 50, "high")])
+    user_scores(tenant, model, w2 + timedelta(days=6), [(people["a"], 50, "high"), (people["c"], 1, "low")])
+    user_scores(tenant, model, w1 + timedelta(days=6), [(people["a"], 5, "low"), (people["b"], 40, "medium")])
+    return w2

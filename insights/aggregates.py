@@ -1,0 +1,357 @@
+# ruff: noqa: S608 -- SQL text is built only from constants and vetted identifiers; values are parameters.
+"""The daily insight aggregates: written by the scoring job, read by the insight pages.
+
+`write_day_aggregates(model, days)` runs inside the scoring transaction after the
+days' snapshots (scoring.hooks). For the published version it replaces, for
+every day of `days` at once (set-based: a few statements for the whole list,
+never a loop over end users):
+
+- growth accounting of the week and the month holding the day, so far (new,
+  retained, resurrected, churned; active and engaged; users and accounts);
+- adoption: users and accounts per activity (and any activity) in the 7 and 30
+  days ending the day, and users since the day's Monday (the weekly trend);
+- the tier transitions from the page's default comparison day (the latest
+  scored day 30 days before) to the day;
+- an AggregatedDay row saying the day is done.
+
+Drafts and retired versions write nothing: the pages read only the published
+version, and a backtest or preview (always rolled back) should not pay for them.
+Each row is a pure function of the rollup and the snapshots up to its day, so a
+recompute gives the same rows. Definitions: insights/queries/common.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from accounts.scoping import tenant_sql
+from core.sql import fetch_all, is_postgresql, sql_date
+from scoring.models import ModelStatus, ProductScore, ScoringModel
+
+from .models import WEEK_TO_DATE, AdoptionCount, AggregatedDay, GrowthCount, TransitionCount
+from .queries.common import ENGAGED, SUBJECTS, period_of, period_sql, period_start
+
+PERIODS = ("week", "month")
+WINDOWS = (7, 30)  # the adoption page's windows read from here (90 days is computed on the page)
+TRANSITION_DAYS = 30  # the transitions page's default comparison: 30 days before
+TABLES = (GrowthCount, AdoptionCount, TransitionCount, AggregatedDay)
+_ENGAGED_SQL = "('" + "', '".join(ENGAGED) + "')"
+
+
+def write_day_aggregates(model: ScoringModel, days: Sequence[date]) -> None:
+    """Replace `model`'s aggregates of `days` (the scoring hook; idempotent)."""
+    if model.status != ModelStatus.PUBLISHED or not days:
+        return
+    days = sorted(set(days))
+    tenant_id = model.tenant_id
+    for table in TABLES:
+        table.objects.for_tenant(tenant_id).filter(model=model, day__in=days).delete()
+    scored = list(ProductScore.objects.for_tenant(tenant_id).filter(model=model, day__lte=days[-1])
+                  .order_by("day").values_list("day", flat=True))
+    rows = []
+    for period in PERIODS:
+        for subject in SUBJECTS:
+            rows += _growth_rows(model, days, period, subject, "active", _active_growth(model, days, period, subject))
+            rows += _growth_rows(model, days, period, subject, "engaged",
+                                 _engaged_growth(model, days, period, subject, scored))
+    GrowthCount.objects.bulk_create(rows)
+    AdoptionCount.objects.bulk_create(_adoption_rows(model, days))
+    pairs = _transition_pairs(days, scored)
+    TransitionCount.objects.bulk_create(_transition_rows(model, pairs))
+    AggregatedDay.objects.bulk_create(
+        AggregatedDay(tenant_id=tenant_id, model=model, day=d, transitions_from=pairs.get(d)) for d in days)
+
+
+def _values(rows: list[tuple], names: str) -> tuple[str, list]:
+    """A VALUES list as a CTE body: `d(day, p)` with one (%s, ...) per row (dates typed on PostgreSQL)."""
+    cast = "CAST(%s AS DATE)" if is_postgresql() else "%s"
+    cells = []
+    params: list = []
+    for row in rows:
+        # None is always a date here (a day with no scored day yet): typed too, or PostgreSQL reads text.
+        cells.append("(" + ", ".join(cast if v is None or isinstance(v, date) else "%s" for v in row) + ")")
+        params += [sql_date(v) if isinstance(v, date) else v for v in row]
+    return f"{names} AS (VALUES {', '.join(cells)})", params
+
+
+def _plus_days(column: str, n: int) -> str:
+    return f"({column} + {int(n)})" if is_postgresql() else f"date({column}, '+{int(n)} days')"
+
+
+# --- Growth accounting ------------------------------------------------------------------------------
+
+
+def _growth_rows(model, days, period, subject, measure, counts: dict[date, tuple]) -> list[GrowthCount]:
+    out = []
+    for d in days:
+        active, retained, resurrected, churned = counts.get(d, (0, 0, 0, 0))
+        out.append(GrowthCount(tenant_id=model.tenant_id, model=model, day=d, period=period, subject=subject,
+                               measure=measure, active=active, new=active - retained - resurrected,
+                               retained=retained, resurrected=resurrected, churned=churned))
+    return out
+
+
+def _active_rows_sql(tenant_id: int, subject: str) -> tuple[str, list]:
+    """(s, day) rows of the rollup: the end user, or every account the user is a member of now."""
+    scope, params = tenant_sql(tenant_id, "r")
+    if subject == "users":
+        return f"SELECT r.end_user_id AS s, r.day AS day FROM events_dailyactivitycount r WHERE {scope}", params
+    member_scope, member_params = tenant_sql(tenant_id, "am")
+    return (f"""SELECT am.account_id AS s, r.day AS day FROM events_dailyactivitycount r
+        JOIN events_accountmembership am ON am.end_user_id = r.end_user_id AND am.ended_at IS NULL
+        WHERE {scope} AND {member_scope}""", [*params, *member_params])
+
+
+def _seen_before_sql(tenant_id: int, subject: str, column: str, before: str) -> tuple[str, list]:
+    """EXISTS: subject `column` had any rollup row before the date expression `before`."""
+    scope, params = tenant_sql(tenant_id, "z")
+    if subject == "users":
+        return (f"EXISTS (SELECT 1 FROM events_dailyactivitycount z WHERE {scope} AND z.end_user_id = {column}"
+                f" AND z.day < {before})"), params
+    member_scope, member_params = tenant_sql(tenant_id, "za")
+    return (f"""EXISTS (SELECT 1 FROM events_accountmembership za
+        JOIN events_dailyactivitycount z ON z.end_user_id = za.end_user_id
+        WHERE {member_scope} AND za.account_id = {column} AND za.ended_at IS NULL AND {scope}
+          AND z.day < {before})"""), [*member_params, *params]
+
+
+def _active_growth(model, days, period, subject) -> dict[date, tuple]:
+    """{day: (active, retained, resurrected, churned)} of the day's period so far, from the rollup."""
+    periods = sorted({period_of(d, period) for d in days})
+    rows_sql, rows_params = _active_rows_sql(model.tenant_id, subject)
+    day_cte, day_params = _values([(d, period_of(d, period)) for d in days], "d(day, p)")
+    period_cte, period_params = _values([(p, period_start(p - 1, period)) for p in periods], "pp(p, prev_start)")
+    seen, seen_params = _seen_before_sql(model.tenant_id, subject, "m.s", "pp.prev_start")
+    # m: each subject's first active day in each period (from the period before the first one asked);
+    # a subject counts on day d when its first day in d's period is on or before d.
+    sql = f"""WITH {day_cte}, {period_cte},
+    x AS ({rows_sql} AND r.day >= %s AND r.day <= %s),
+    m AS (SELECT s, {period_sql("day", period)} AS p, MIN(day) AS f FROM x GROUP BY s, {period_sql("day", period)}),
+    mm AS (
+        SELECT m.p, m.f, CASE WHEN prev.s IS NOT NULL THEN 1 ELSE 0 END AS ret,
+               CASE WHEN prev.s IS NULL AND {seen} THEN 1 ELSE 0 END AS res
+        FROM m JOIN pp ON pp.p = m.p LEFT JOIN m prev ON prev.s = m.s AND prev.p = m.p - 1
+    )
+    SELECT d.day, 'a', COUNT(*), SUM(mm.ret), SUM(mm.res) FROM d JOIN mm ON mm.p = d.p AND mm.f <= d.day
+        GROUP BY d.day
+    UNION ALL
+    SELECT d.day, 'c', COUNT(*), 0, 0 FROM d JOIN m prev ON prev.p = d.p - 1
+        WHERE NOT EXISTS (SELECT 1 FROM m cur WHERE cur.s = prev.s AND cur.p = d.p AND cur.f <= d.day)
+        GROUP BY d.day"""
+    params = [*day_params, *period_params, *rows_params, sql_date(period_start(periods[0] - 1, period)),
+              sql_date(days[-1]), *seen_params]
+    return _growth_counts(fetch_all(sql, params))
+
+
+def _growth_counts(found) -> dict[date, tuple]:
+    counts: dict[date, list[int]] = {}
+    for d, kind, n, ret, res in found:
+        d = d if isinstance(d, date) else date.fromisoformat(str(d))
+        row = counts.setdefault(d, [0, 0, 0, 0])
+        if kind == "a":
+            row[0], row[1], row[2] = int(n), int(ret or 0), int(res or 0)
+        else:
+            row[3] = int(n)
+    return {d: tuple(v) for d, v in counts.items()}
+
+
+def _last_scored(scored: list[date], period: str) -> dict[int, date]:
+    last: dict[int, date] = {}
+    for d in scored:
+        last[period_of(d, period)] = d  # scored is in order: the last one wins
+    return last
+
+
+def _engaged_growth(model, days, period, subject, scored: list[date]) -> dict[date, tuple]:
+    """{day: counts} where "engaged in a period" is engaged on its last scored day (on or before `day`)."""
+    last = _last_scored(scored, period)
+    day_rows, before_rows = [], []
+    for d in days:
+        p = period_of(d, period)
+        so_far = max((s for s in scored if s <= d and period_of(s, period) == p), default=None)
+        day_rows.append((d, so_far, last.get(p - 1)))
+        before_rows += [(d, last[q]) for q in last if q < p - 1]
+    if not any(r[1] or r[2] for r in day_rows):
+        return {}
+    table, column, _ = SUBJECTS[subject]
+    day_cte, day_params = _values(day_rows, "d(day, cur_day, prev_day)")
+    scopes = {alias: tenant_sql(model.tenant_id, alias) for alias in ("x", "y", "z")}
+    engaged = f"model_id = {int(model.pk)} AND {{a}}.tier IN {_ENGAGED_SQL}"
+    if before_rows:
+        before_cte, before_params = _values(before_rows, "bd(day, before_day)")
+        seen = f"""EXISTS (SELECT 1 FROM bd JOIN {table} z ON z.day = bd.before_day WHERE bd.day = c.day
+            AND {scopes["z"][0]} AND z.{column} = c.s AND z.{engaged.format(a="z")})"""
+        seen_params = scopes["z"][1]
+        before_cte = ", " + before_cte
+    else:
+        before_cte, before_params, seen, seen_params = "", [], "1 = 0", []
+    sql = f"""WITH {day_cte}{before_cte},
+    c AS (SELECT d.day, d.prev_day, x.{column} AS s FROM d JOIN {table} x ON x.day = d.cur_day
+          WHERE {scopes["x"][0]} AND x.{engaged.format(a="x")}),
+    cl AS (
+        SELECT c.day,
+               CASE WHEN EXISTS (SELECT 1 FROM {table} y WHERE {scopes["y"][0]} AND y.{column} = c.s
+                                 AND y.day = c.prev_day AND y.{engaged.format(a="y")}) THEN 1 ELSE 0 END AS ret,
+               CASE WHEN {seen} THEN 1 ELSE 0 END AS seen
+        FROM c
+    )
+    SELECT day, 'a', COUNT(*), SUM(ret), SUM(CASE WHEN ret = 0 AND seen = 1 THEN 1 ELSE 0 END) FROM cl GROUP BY day
+    UNION ALL
+    SELECT d.day, 'c', COUNT(*), 0, 0 FROM d JOIN {table} y ON y.day = d.prev_day
+        WHERE {scopes["y"][0]} AND y.{engaged.format(a="y")} AND NOT EXISTS (
+            SELECT 1 FROM {table} x WHERE {scopes["x"][0]} AND x.{column} = y.{column} AND x.day = d.cur_day
+              AND x.{engaged.format(a="x")})
+        GROUP BY d.day"""
+    params = [*day_params, *before_params, *scopes["x"][1], *scopes["y"][1], *seen_params,
+              *scopes["y"][1], *scopes["x"][1]]
+    return _growth_counts(fetch_all(sql, params))
+
+
+# --- Adoption ---------------------------------------------------------------------------------------
+
+
+def _adoption_sql(model, days, subject: str) -> tuple[str, list]:
+    """(day, window, activity or -1 for any, distinct subjects) for every day, window and activity.
+
+    Each (activity, subject, active day) row counts from its day until the window closes or the
+    subject's next active day takes over (LEAD), so the distinct count of a day is a running sum
+    of +1/-1 steps per activity: one pass over the rollup for the whole list of days.
+    """
+    scope, scope_params = tenant_sql(model.tenant_id, "r")
+    if subject == "users":
+        rows = (f"SELECT r.activity_id AS k, r.end_user_id AS s, r.day AS day FROM events_dailyactivitycount r"
+                f" WHERE {scope}")
+        rows_params = scope_params
+        windows = [*WINDOWS, WEEK_TO_DATE]
+    else:
+        member_scope, member_params = tenant_sql(model.tenant_id, "am")
+        rows = f"""SELECT r.activity_id AS k, am.account_id AS s, r.day AS day FROM events_dailyactivitycount r
+            JOIN events_accountmembership am ON am.end_user_id = r.end_user_id AND am.ended_at IS NULL
+            WHERE {scope} AND {member_scope}"""
+        rows_params = [*scope_params, *member_params]
+        windows = list(WINDOWS)
+    first = days[0] - timedelta(days=max(WINDOWS) - 1)
+    day_cte, day_params = _values([(d, d - timedelta(days=d.weekday())) for d in days], "d(day, monday)")
+    steps = []
+    for w in WINDOWS:
+        stop = _plus_days("day", w)
+        steps.append(f"SELECT {w} AS w, k, day, 1 AS n FROM iv UNION ALL "
+                     f"SELECT {w}, k, CASE WHEN nx IS NOT NULL AND nx < {stop} THEN nx ELSE {stop} END, -1 FROM iv")
+    week = period_sql("day", "week")
+    weekly = ""
+    if WEEK_TO_DATE in windows:
+        # Since Monday: each (activity, subject)'s first day of the week, counted from then to Sunday.
+        weekly = f"""UNION ALL
+    SELECT d.day, {WEEK_TO_DATE}, f.k, SUM(f.n) FROM d JOIN (
+        SELECT k, f, COUNT(*) AS n FROM (SELECT k, s, MIN(day) AS f FROM x GROUP BY k, s, {week}) w1 GROUP BY k, f
+    ) f ON f.f >= d.monday AND f.f <= d.day GROUP BY d.day, f.k"""
+    sql = f"""WITH {day_cte},
+    x0 AS ({rows} AND r.day >= %s AND r.day <= %s),
+    x AS (SELECT k, s, day FROM x0 GROUP BY k, s, day UNION ALL SELECT -1, s, day FROM x0 GROUP BY s, day),
+    iv AS (SELECT k, day, LEAD(day) OVER (PARTITION BY k, s ORDER BY day) AS nx FROM x),
+    steps AS (SELECT w, k, day, SUM(n) AS n FROM ({" UNION ALL ".join(steps)}) t GROUP BY w, k, day)
+    SELECT d.day, steps.w, steps.k, SUM(steps.n) FROM d JOIN steps ON steps.day <= d.day
+        GROUP BY d.day, steps.w, steps.k HAVING SUM(steps.n) > 0
+    {weekly}"""
+    return sql, [*day_params, *rows_params, sql_date(first), sql_date(days[-1])]
+
+
+def _adoption_rows(model, days) -> list[AdoptionCount]:
+    counts: dict[tuple, dict[str, int]] = {}
+    for subject in SUBJECTS:
+        for d, w, k, n in fetch_all(*_adoption_sql(model, days, subject)):
+            d = d if isinstance(d, date) else date.fromisoformat(str(d))
+            counts.setdefault((d, int(w), None if int(k) == -1 else int(k)), {})[subject] = int(n)
+    out = []
+    for (d, w, activity_id), n in counts.items():
+        out.append(AdoptionCount(tenant_id=model.tenant_id, model=model, day=d, window=w, activity_id=activity_id,
+                                 users=n.get("users", 0),
+                                 accounts=None if w == WEEK_TO_DATE else n.get("accounts", 0)))
+    return out
+
+
+# --- Tier transitions ----------------------------------------------------------------------------------
+
+
+def transitions_from(scored: list[date], day: date) -> date | None:
+    """The page's default first day for `day`: the latest scored day on or before 30 days earlier
+    (else the first scored day), as insights.views.transitions.snapped_days picks it."""
+    wanted = day - timedelta(days=TRANSITION_DAYS)
+    before = [d for d in scored if d <= wanted]
+    return before[-1] if before else (scored[0] if scored else None)
+
+
+def _transition_pairs(days, scored: list[date]) -> dict[date, date]:
+    scored_set = set(scored)
+    return {d: transitions_from(scored, d) for d in days if d in scored_set}
+
+
+def _transition_rows(model, pairs: dict[date, date]) -> list[TransitionCount]:
+    from .queries.transitions import NOT_SEEN
+
+    if not pairs:
+        return []
+    out = []
+    pair_cte, pair_params = _values(sorted(pairs.items()), "pr(day_to, day_from)")
+    for subject, (table, column, _) in SUBJECTS.items():
+        a_scope, a_params = tenant_sql(model.tenant_id, "a")
+        b_scope, b_params = tenant_sql(model.tenant_id, "b")
+        sql = f"""WITH {pair_cte}
+        SELECT pr.day_to, pr.day_from, a.tier, b.tier, COUNT(*) FROM pr
+            JOIN {table} b ON b.day = pr.day_to AND b.model_id = %s
+            JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = pr.day_from
+            WHERE {a_scope} AND {b_scope} GROUP BY pr.day_to, pr.day_from, a.tier, b.tier
+        UNION ALL
+        SELECT pr.day_to, pr.day_from, '{NOT_SEEN}', b.tier, COUNT(*) FROM pr
+            JOIN {table} b ON b.day = pr.day_to AND b.model_id = %s
+            WHERE {b_scope} AND NOT EXISTS (SELECT 1 FROM {table} a WHERE a.{column} = b.{column}
+                AND a.model_id = b.model_id AND a.day = pr.day_from AND {a_scope})
+            GROUP BY pr.day_to, pr.day_from, b.tier"""
+        params = [*pair_params, model.pk, *a_params, *b_params, model.pk, *b_params, *a_params]
+        for day_to, day_from, tier_from, tier_to, n in fetch_all(sql, params):
+            out.append(TransitionCount(
+                tenant_id=model.tenant_id, model=model, subject=subject, tier_from=tier_from, tier_to=tier_to,
+                subjects=int(n), day=day_to if isinstance(day_to, date) else date.fromisoformat(str(day_to)),
+                day_from=day_from if isinstance(day_from, date) else date.fromisoformat(str(day_from))))
+    return out
+
+
+
+# --- Backfill ---------------------------------------------------------------------------------------
+
+BACKFILL_CHUNK_DAYS = 31
+
+
+def aggregates_backfill(tenant, *, days: int | None = None) -> int:
+    """Write the published version's aggregates for the last `days` days (None: from the first rollup
+    or scored day), a month per transaction under each day's scoring lock. Returns the days written.
+
+    For installs older than the aggregates and for history the scoring runs never covered (the
+    pages need a year of months); a recompute of scores rewrites its days' aggregates anyway.
+    """
+    from django.db import transaction
+    from django.db.models import Min
+
+    from events.models import DailyActivityCount
+    from scoring.engine import lock_day
+    from scoring.selectors import published_model
+
+    model = published_model(tenant)
+    if model is None:
+        return 0
+    today = tenant.today()
+    if days is not None:
+        start = today - timedelta(days=days - 1)
+    else:
+        firsts = [DailyActivityCount.objects.for_tenant(tenant).aggregate(d=Min("day"))["d"],
+                  ProductScore.objects.for_tenant(tenant).filter(model=model).aggregate(d=Min("day"))["d"]]
+        start = min([d for d in firsts if d is not None], default=today)
+    every = [start + timedelta(days=i) for i in range((today - start).days + 1)]
+    for i in range(0, len(every), BACKFILL_CHUNK_DAYS):
+        chunk = every[i : i + BACKFILL_CHUNK_DAYS]
+        with transaction.atomic():
+            for day in chunk:  # in order, as the scoring runs take them
+                lock_day(tenant.pk, day)
+            write_day_aggregates(model, chunk)
+    return len(every)

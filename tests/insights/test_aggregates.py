@@ -1,0 +1,235 @@
+"""The insight aggregates the scoring job writes (insights/aggregates.py) against the on-the-fly queries.
+
+The `*_live` functions are the queries the pages ran before the aggregates: they are
+the oracle here (and the pages' fallback for days never aggregated). A page read
+from the aggregates must show exactly their numbers.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from insights import aggregates
+from insights.models import AdoptionCount, AggregatedDay, GrowthCount, TransitionCount
+from insights.queries import adoption, growth, transitions
+from insights.views.transitions import snapped_days
+from scoring import engine, hooks
+from scoring.models import ProductScore
+from scoring.selectors import preview_draft, published_model
+from scoring.services import scoring_model_create_draft
+
+from .helpers import engaged_weeks, group, monday, published, send, track
+
+pytestmark = pytest.mark.django_db
+
+GROWTH_KEYS = [(s, m, p) for s in ("users", "accounts") for m in ("active", "engaged") for p in ("week", "month")]
+
+
+@pytest.fixture
+def from_aggregates(monkeypatch):
+    """The pages' readers with their fallback refused: a test reads only what the aggregates hold."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fell back to the on-the-fly query")
+
+    for module, name in ((growth, "growth_accounting_live"), (adoption, "feature_adoption_live"),
+                         (adoption, "adoption_trend_live"), (transitions, "tier_transitions_live")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+# The oracles, bound before `from_aggregates` swaps the module names.
+LIVE_GROWTH = growth.growth_accounting_live
+LIVE_ADOPTION = adoption.feature_adoption_live
+LIVE_TREND = adoption.adoption_trend_live
+LIVE_TRANSITIONS = transitions.tier_transitions_live
+
+
+def _growth(g):
+    return [(r.start, r.active, r.new, r.retained, r.resurrected, r.churned, r.partial) for r in g.rows], g.baseline
+
+
+def _adoption(a):
+    return (a.last_day, a.active_users, a.active_accounts, a.active_users_before,
+            [(r.name, r.users, r.accounts, r.users_before, r.accounts_before, r.user_share, r.account_share,
+              r.user_share_before) for r in a.rows])
+
+
+def assert_pages_match_the_oracle(tenant):
+    for subject, measure, period in GROWTH_KEYS:
+        stored = growth.growth_accounting.__wrapped__(tenant, subject=subject, measure=measure, period=period)
+        live = LIVE_GROWTH(tenant, subject=subject, measure=measure, period=period)
+        assert _growth(stored) == _growth(live), (subject, measure, period)
+    for window in aggregates.WINDOWS:
+        assert _adoption(adoption.feature_adoption.__wrapped__(tenant, window=window)) == _adoption(
+            LIVE_ADOPTION(tenant, window=window)), window
+    assert adoption.adoption_trend.__wrapped__(tenant) == LIVE_TREND(tenant)
+    snapped = snapped_days(tenant, {})
+    if snapped:
+        model, day_from, day_to = snapped
+        for subject in ("users", "accounts"):
+            stored = transitions.tier_transitions(tenant, day_from=day_from, day_to=day_to, subject=subject,
+                                                  model=model)
+            live = LIVE_TRANSITIONS(tenant, day_from=day_from, day_to=day_to, subject=subject, model=model)
+            assert (stored.matrix, stored.rows) == (live.matrix, live.rows), subject
+
+
+def _stored_rows(tenant):
+    out = {}
+    for table in (GrowthCount, AdoptionCount, TransitionCount, AggregatedDay):
+        fields = [f.attname for f in table._meta.concrete_fields if f.attname != "id"]
+        out[table.__name__] = sorted(table.objects.for_tenant(tenant).values_list(*fields), key=repr)
+    return out
+
+
+# --- A demo-like world scored by the real engine (the hook ran on every day) ------------------------
+
+
+def test_the_scoring_job_wrote_every_scored_day(scored_tenant):
+    model = published_model(scored_tenant)
+    scored = set(ProductScore.objects.for_tenant(scored_tenant).filter(model=model).values_list("day", flat=True))
+    written = set(AggregatedDay.objects.for_tenant(scored_tenant).filter(model=model).values_list("day", flat=True))
+    assert scored and written == scored
+    assert GrowthCount.objects.for_tenant(scored_tenant).filter(model=model, active__gt=0).exists()
+
+
+def test_every_insight_page_equals_the_on_the_fly_queries(scored_tenant, from_aggregates):
+    # The demo's events start before its 90 scored days: the months before need the backfill.
+    aggregates.aggregates_backfill(scored_tenant)
+    assert_pages_match_the_oracle(scored_tenant)
+
+
+def test_a_day_not_aggregated_falls_back_to_the_on_the_fly_query(scored_tenant):
+    aggregates.aggregates_backfill(scored_tenant)
+    model = published_model(scored_tenant)
+    week = monday(scored_tenant.today()) - timedelta(days=1)  # last Sunday: the end of last week
+    AggregatedDay.objects.for_tenant(scored_tenant).filter(model=model, day=week).delete()
+    GrowthCount.objects.for_tenant(scored_tenant).filter(model=model, day=week).delete()
+    stored = growth.growth_accounting.__wrapped__(scored_tenant, subject="users", period="week")
+    assert _growth(stored) == _growth(LIVE_GROWTH(scored_tenant, subject="users", period="week"))
+    assert stored.rows[-2].active > 0  # never a zero for the missing day
+
+
+def test_a_recomputed_day_writes_identical_rows(scored_tenant):
+    model = published_model(scored_tenant)
+    before = _stored_rows(scored_tenant)
+    today = scored_tenant.today()
+    engine.compute_day(model, today - timedelta(days=3))  # the scoring hook rewrites its day
+    aggregates.write_day_aggregates(model, [today - timedelta(days=d) for d in range(10)])  # a range at once
+    assert _stored_rows(scored_tenant) == before
+
+
+def test_a_range_at_once_equals_day_by_day(scored_tenant):
+    model = published_model(scored_tenant)
+    today = scored_tenant.today()
+    days = [today - timedelta(days=d) for d in range(40, -1, -1)]
+    for day in days:
+        aggregates.write_day_aggregates(model, [day])
+    one_by_one = _stored_rows(scored_tenant)
+    aggregates.write_day_aggregates(model, days)
+    assert _stored_rows(scored_tenant) == one_by_one
+
+
+def test_a_failing_day_leaves_its_aggregates_as_they_were(scored_tenant):
+    """The hook writes in the scoring transaction: a later failure takes its rows back with the scores."""
+    model = published_model(scored_tenant)
+    before = _stored_rows(scored_tenant)
+    unscored = scored_tenant.today() - timedelta(days=120)
+
+    def fail(model, days):
+        raise RuntimeError("the worker died")
+
+    hooks.register_day_hook(fail)  # after the insights hook: its rows are written when this fails
+    try:
+        for day in (scored_tenant.today(), unscored):
+            with pytest.raises(RuntimeError):
+                engine.compute_day(model, day)
+    finally:
+        hooks._day_hooks.remove(fail)
+    assert _stored_rows(scored_tenant) == before
+    assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(day=unscored).exists()
+
+
+def test_drafts_and_previews_write_no_aggregates(scored_tenant):
+    draft = scoring_model_create_draft(tenant=scored_tenant, source=published_model(scored_tenant))
+    with transaction.atomic():
+        engine.compute_day(draft, scored_tenant.today())
+        assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(model=draft).exists()
+        transaction.set_rollback(True)
+    preview_draft(draft)
+    assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(model=draft).exists()
+
+
+def test_each_tenant_has_its_own_aggregates(scored_world, db):
+    """The other workspace was scored from the same demo (same end user ids and days, fewer users)."""
+    tenant, other = scored_world["tenant"], scored_world["other_tenant"]
+    mine = GrowthCount.objects.for_tenant(tenant).filter(measure="active", period="week", subject="users")
+    theirs = GrowthCount.objects.for_tenant(other).filter(measure="active", period="week", subject="users")
+    day = tenant.today() - timedelta(days=1)
+    assert mine.get(day=day).active > theirs.get(day=day).active > 0
+    assert {r.model.tenant_id for r in mine.select_related("model")} == {tenant.pk}
+
+
+def test_the_management_command_fills_past_days(scored_tenant, capsys):
+    model = published_model(scored_tenant)
+    AggregatedDay.objects.for_tenant(scored_tenant).filter(model=model).delete()
+    call_command("aggregate_insights", "--tenant", scored_tenant.slug, "--days", "30")
+    written = AggregatedDay.objects.for_tenant(scored_tenant).filter(model=model)
+    assert written.count() == 30 and "Aggregated 30 day(s)" in capsys.readouterr().out
+
+
+# --- Hand-built worlds: the cases of test_insights, aggregated -------------------------------------
+
+def test_growth_from_the_aggregates_of_a_hand_built_world(weekly_events, from_aggregates):
+    tenant = weekly_events
+    published(tenant)
+    aggregates.aggregates_backfill(tenant)
+    result = growth.growth_accounting.__wrapped__(tenant, subject="users", period="week")
+    assert [(r.active, r.new, r.retained, r.resurrected, r.churned) for r in result.rows[-4:]] == [
+        (2, 2, 0, 0, 0), (2, 1, 1, 0, 1), (3, 1, 2, 0, 0), (2, 0, 1, 1, 2)]
+    assert_pages_match_the_oracle(tenant)
+
+
+def test_engaged_growth_from_the_aggregates(tenant, from_aggregates):
+    w2 = engaged_weeks(tenant, published(tenant))
+    aggregates.aggregates_backfill(tenant)
+    result = growth.growth_accounting.__wrapped__(tenant, subject="users", measure="engaged", period="week")
+    assert [(r.active, r.new, r.retained, r.resurrected, r.churned) for r in result.rows[-3:]] == [
+        (1, 1, 0, 0, 0), (1, 1, 0, 0, 1), (0, 0, 0, 0, 1)]
+    assert result.baseline == w2
+    assert_pages_match_the_oracle(tenant)
+
+
+def test_adoption_from_the_aggregates_of_a_hand_built_world(tenant, from_aggregates):
+    today = tenant.today()
+    recent, older = today - timedelta(days=3), today - timedelta(days=40)
+    send(tenant, [
+        group("u1", "acme", recent), group("u3", "initech", recent),
+        track("u1", "Logged in", recent, "acme"), track("u2", "Logged in", recent), track("u3", "Logged in", recent),
+        track("u4", "Logged in", recent), track("u1", "Shared photo", recent, "acme"),
+        track("u1", "Shared photo", older), track("u2", "Shared photo", older), track("u2", "Invited friend", older),
+        track("u2", "Shared photo", today - timedelta(days=8)),
+    ])
+    published(tenant)
+    aggregates.aggregates_backfill(tenant)
+    result = adoption.feature_adoption.__wrapped__(tenant, window=30)
+    assert (result.active_users, result.active_accounts) == (4, 2)
+    assert_pages_match_the_oracle(tenant)
+
+
+def test_the_current_period_waits_for_its_first_scoring_run(tenant, from_aggregates):
+    """Before today's first run the page shows the last run's day, and says so (never zeros for today)."""
+    send(tenant, [track("u1", "Logged in", tenant.today() - timedelta(days=d)) for d in range(0, 20)])
+    model = published(tenant)
+    aggregates.aggregates_backfill(tenant)
+    today = tenant.today()
+    AggregatedDay.objects.for_tenant(tenant).filter(model=model, day=today).delete()
+    result = adoption.feature_adoption.__wrapped__(tenant, window=7)
+    assert result.last_day == today - timedelta(days=1) and result.active_users == 1
+    weekly = growth.growth_accounting.__wrapped__(tenant, subject="users", period="week")
+    assert weekly.as_of == today - timedelta(days=1)
+    if today.weekday() == 0:  # a Monday: this week has no scored day yet
+        assert weekly.rows[-1].pending
+    else:
+        assert weekly.rows[-1].active == 1

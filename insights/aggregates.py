@@ -29,13 +29,13 @@ from accounts.scoping import tenant_sql
 from core.sql import fetch_all, is_postgresql, sql_date
 from scoring.models import ModelStatus, ProductScore, ScoringModel
 
-from .models import WEEK_TO_DATE, AdoptionCount, AggregatedDay, GrowthCount, TransitionCount
+from .models import WEEK_TO_DATE, AdoptionCount, AggregatedDay, GrowthCount, OutcomeCount, TransitionCount
 from .queries.common import ENGAGED, SUBJECTS, period_of, period_sql, period_start
 
 PERIODS = ("week", "month")
 WINDOWS = (7, 30)  # the adoption page's windows read from here (90 days is computed on the page)
 TRANSITION_DAYS = 30  # the transitions page's default comparison: 30 days before
-TABLES = (GrowthCount, AdoptionCount, TransitionCount, AggregatedDay)
+TABLES = (GrowthCount, AdoptionCount, TransitionCount, OutcomeCount, AggregatedDay)
 _ENGAGED_SQL = "('" + "', '".join(ENGAGED) + "')"
 
 
@@ -59,6 +59,7 @@ def write_day_aggregates(model: ScoringModel, days: Sequence[date]) -> None:
     AdoptionCount.objects.bulk_create(_adoption_rows(model, days))
     pairs = _transition_pairs(days, scored)
     TransitionCount.objects.bulk_create(_transition_rows(model, pairs))
+    OutcomeCount.objects.bulk_create(_outcome_rows(model, days, scored))
     AggregatedDay.objects.bulk_create(
         AggregatedDay(tenant_id=tenant_id, model=model, day=d, transitions_from=pairs.get(d)) for d in days)
 
@@ -316,6 +317,46 @@ def _transition_rows(model, pairs: dict[date, date]) -> list[TransitionCount]:
                 day_from=day_from if isinstance(day_from, date) else date.fromisoformat(str(day_from))))
     return out
 
+
+
+# --- Outcomes ------------------------------------------------------------------------------------------
+
+
+def _outcome_rows(model, days, scored: list[date]) -> list[OutcomeCount]:
+    """The outcome groups of each scored day of `days` (horizon 0), and the horizons that close on a day
+    of `days`: day d's 30-day outcome is written with day d + 30 (the 7 days ending then)."""
+    from .queries.outcomes import HORIZONS, outcome_groups_sql
+
+    today = model.tenant.today()
+    scored_set = set(scored)
+    wanted: dict[date, set[int]] = {}
+    for d in days:
+        for h in (0, *HORIZONS):
+            for snap in (d, d - timedelta(days=h)):
+                if snap in scored_set and snap + timedelta(days=h) <= today:
+                    wanted.setdefault(snap, set()).add(h)
+    # The rows of the days themselves went with TABLES; these are the earlier days' closing horizons.
+    for h in HORIZONS:
+        OutcomeCount.objects.for_tenant(model.tenant_id).filter(
+            model=model, horizon=h, day__in=[d - timedelta(days=h) for d in days]).delete()
+    out = []
+    for snap, horizons in sorted(wanted.items()):  # one statement per snapshot day and subject
+        later = tuple(h for h in HORIZONS if h in horizons)
+        for subject in SUBJECTS:
+            for kind, group, n, *rest in fetch_all(*outcome_groups_sql(model.tenant_id, model.pk, snap, subject,
+                                                                       later)):
+                with_trait, churned, mrr = rest[len(later):]
+                grouping = "tier" if kind == "t" else "decile"
+                for h, active in zip((0, *later), (0, *rest[: len(later)]), strict=True):
+                    if h not in horizons:
+                        continue
+                    out.append(OutcomeCount(
+                        tenant_id=model.tenant_id, model=model, day=snap, subject=subject, horizon=h,
+                        grouping=grouping, group=str(group), subjects=int(n), active=int(active or 0),
+                        with_churn_trait=None if with_trait is None else int(with_trait),
+                        churned=None if churned is None else int(churned),
+                        mrr=None if mrr is None else round(float(mrr), 2)))
+    return out
 
 
 # --- Backfill ---------------------------------------------------------------------------------------

@@ -79,3 +79,27 @@ class TransitionCount(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["model", "day", "subject"], name="transitioncount_model_day")]
+
+
+class OutcomeCount(TenantOwned):
+    """Outcomes of the snapshots of `day` per tier or score decile.
+
+    horizon 0: the group's subjects (and, for accounts, churn and MRR traits); horizon 30 or 60:
+    how many of them were active in the 7 days ending `day + horizon`, written once that day is
+    scored (a row exists only for an observable horizon).
+    """
+
+    model = models.ForeignKey("scoring.ScoringModel", **_FK)
+    day = models.DateField()
+    subject = models.CharField(max_length=8, choices=SUBJECT_CHOICES)
+    horizon = models.PositiveSmallIntegerField()
+    grouping = models.CharField(max_length=6, choices=[("tier", "Tier"), ("decile", "Decile")])
+    group = models.CharField(max_length=10)  # a tier, or the decile 0-10 (0: no points)
+    subjects = models.PositiveIntegerField()
+    active = models.PositiveIntegerField()
+    with_churn_trait = models.PositiveIntegerField(null=True)
+    churned = models.PositiveIntegerField(null=True)
+    mrr = models.FloatField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model", "day", "subject"], name="outcomecount_model_day")]

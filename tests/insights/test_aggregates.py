@@ -12,15 +12,16 @@ from django.core.management import call_command
 from django.db import transaction
 
 from insights import aggregates
-from insights.models import AdoptionCount, AggregatedDay, GrowthCount, TransitionCount
-from insights.queries import adoption, growth, transitions
+from insights.models import AdoptionCount, AggregatedDay, GrowthCount, OutcomeCount, TransitionCount
+from insights.queries import adoption, growth, outcomes, transitions
+from insights.queries.common import scored_days
 from insights.views.transitions import snapped_days
 from scoring import engine, hooks
 from scoring.models import ProductScore
 from scoring.selectors import preview_draft, published_model
 from scoring.services import scoring_model_create_draft
 
-from .helpers import engaged_weeks, group, monday, published, send, track
+from .helpers import account, account_scores, engaged_weeks, group, monday, published, send, track, user_scores, users
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,8 @@ def from_aggregates(monkeypatch):
         raise AssertionError("fell back to the on-the-fly query")
 
     for module, name in ((growth, "growth_accounting_live"), (adoption, "feature_adoption_live"),
-                         (adoption, "adoption_trend_live"), (transitions, "tier_transitions_live")):
+                         (adoption, "adoption_trend_live"), (transitions, "tier_transitions_live"),
+                         (outcomes, "outcomes_live")):
         monkeypatch.setattr(module, name, refuse)
 
 
@@ -44,6 +46,7 @@ LIVE_GROWTH = growth.growth_accounting_live
 LIVE_ADOPTION = adoption.feature_adoption_live
 LIVE_TREND = adoption.adoption_trend_live
 LIVE_TRANSITIONS = transitions.tier_transitions_live
+LIVE_OUTCOMES = outcomes.outcomes_live
 
 
 def _growth(g):
@@ -73,11 +76,23 @@ def assert_pages_match_the_oracle(tenant):
                                                   model=model)
             live = LIVE_TRANSITIONS(tenant, day_from=day_from, day_to=day_to, subject=subject, model=model)
             assert (stored.matrix, stored.rows) == (live.matrix, live.rows), subject
+    days = scored_days(tenant, published_model(tenant))
+    today = tenant.today()
+    # The default day (60 days observable), one with only 30 days observable, and the latest.
+    for day in {None, *days[-1:], *[d for d in days if d + timedelta(days=45) >= today][:1]}:
+        for subject in ("users", "accounts"):
+            assert _outcomes(outcomes.outcomes.__wrapped__(tenant, day=day, subject=subject)) == _outcomes(
+                LIVE_OUTCOMES(tenant, day=day, subject=subject)), (day, subject)
+
+
+def _outcomes(o):
+    return (o.day, o.observable, [(r.group, r.subjects, r.active, r.with_churn_trait, r.churned, r.mrr)
+                                  for r in (*o.by_tier, *o.by_decile)])
 
 
 def _stored_rows(tenant):
     out = {}
-    for table in (GrowthCount, AdoptionCount, TransitionCount, AggregatedDay):
+    for table in (GrowthCount, AdoptionCount, TransitionCount, OutcomeCount, AggregatedDay):
         fields = [f.attname for f in table._meta.concrete_fields if f.attname != "id"]
         out[table.__name__] = sorted(table.objects.for_tenant(tenant).values_list(*fields), key=repr)
     return out
@@ -233,3 +248,49 @@ def test_the_current_period_waits_for_its_first_scoring_run(tenant, from_aggrega
         assert weekly.rows[-1].pending
     else:
         assert weekly.rows[-1].active == 1
+
+
+def test_outcomes_from_the_aggregates_of_a_hand_built_world(tenant, from_aggregates):
+    """test_insights' retention case: a day's tiers, and who was active 30 and 60 days later."""
+    model = published(tenant)
+    day = tenant.today() - timedelta(days=70)
+    high = users(tenant, "h1", "h2", "h3", "h4")
+    low = users(tenant, "l1", "l2")
+    user_scores(tenant, model, day, [(high["h1"], 90, "high"), (high["h2"], 80, "high"), (high["h3"], 70, "high"),
+                                     (high["h4"], 60, "high"), (low["l1"], 2, "low"), (low["l2"], 1, "low")])
+    later = [("h1", 30), ("h2", 27), ("h3", 24), ("l1", 29), ("h4", 20), ("h1", 55)]
+    send(tenant, [track(uid, "Logged in", day + timedelta(days=n)) for uid, n in later])
+    aggregates.aggregates_backfill(tenant)
+    result = outcomes.outcomes.__wrapped__(tenant, day=day)
+    by_tier = {r.group: r for r in result.by_tier}
+    assert (by_tier["high"].subjects, by_tier["high"].active) == (4, {30: 3, 60: 1})
+    assert (by_tier["low"].share(30), by_tier["low"].share(60)) == (50.0, 0.0)
+    assert_pages_match_the_oracle(tenant)
+
+
+def test_account_outcomes_with_churn_and_mrr_from_the_aggregates(tenant, from_aggregates):
+    model = published(tenant)
+    day = tenant.today() - timedelta(days=65)
+    a = account(tenant, "a", mrr=100, churned=False)
+    b = account(tenant, "b", mrr=50.5, status="churned")
+    c = account(tenant, "c", plan="free")
+    account_scores(tenant, model, day, [(a, 100, "high"), (b, 90, "high"), (c, 1, "low")])
+    aggregates.aggregates_backfill(tenant)
+    high = {r.group: r for r in outcomes.outcomes.__wrapped__(tenant, day=day, subject="accounts").by_tier}["high"]
+    assert (high.with_churn_trait, high.churned, high.churn_rate, high.mrr) == (2, 1, 50.0, 150.5)
+    assert_pages_match_the_oracle(tenant)
+
+
+def test_an_outcome_not_yet_written_is_computed(tenant, from_aggregates, monkeypatch):
+    """A horizon that became observable today, before today's first scoring run: computed, not zero."""
+    model = published(tenant)
+    day = tenant.today() - timedelta(days=30)
+    people = users(tenant, "h1", "h2")
+    user_scores(tenant, model, day, [(people["h1"], 90, "high"), (people["h2"], 80, "high")])
+    send(tenant, [track("h1", "Logged in", tenant.today())])
+    aggregates.aggregates_backfill(tenant)
+    AggregatedDay.objects.for_tenant(tenant).filter(day=tenant.today()).delete()
+    OutcomeCount.objects.for_tenant(tenant).filter(horizon=30).delete()
+    monkeypatch.setattr(outcomes, "outcomes_live", LIVE_OUTCOMES)
+    result = outcomes.outcomes.__wrapped__(tenant, day=day)
+    assert result.by_tier[0].active == {30: 1, 60: None}

@@ -181,35 +181,43 @@ def _engaged_growth(model, days, period, subject, scored: list[date]) -> dict[da
     engaged = f"model_id = {int(model.pk)} AND {{a}}.tier IN {_ENGAGED_SQL}"
     if before_rows:
         before_cte, before_params = _values(before_rows, "bd(day, before_day)")
-        seen = f"""EXISTS (SELECT 1 FROM bd JOIN {table} z ON z.day = bd.before_day WHERE bd.day = c.day
-            AND {scopes["z"][0]} AND z.{column} = c.s AND z.{engaged.format(a="z")})"""
+        seen = f"""EXISTS (SELECT 1 FROM bd JOIN {table} z ON z.day = bd.before_day WHERE bd.day = cl.day
+            AND {scopes["z"][0]} AND z.{column} = cl.s AND z.{engaged.format(a="z")})"""
         seen_params = scopes["z"][1]
         before_cte = ", " + before_cte
     else:
         before_cte, before_params, seen, seen_params = "", [], "1 = 0", []
+    # c: engaged so far in the day's period; pv: engaged in the period before. Joined by hash (two
+    # snapshots of the tenant), probed only for the few neither retained nor new.
     sql = f"""WITH {day_cte}{before_cte},
-    c AS (SELECT d.day, d.prev_day, x.{column} AS s FROM d JOIN {table} x ON x.day = d.cur_day
+    c AS (SELECT d.day, x.{column} AS s FROM d JOIN {table} x ON x.day = d.cur_day
           WHERE {scopes["x"][0]} AND x.{engaged.format(a="x")}),
-    cl AS (
-        SELECT c.day,
-               CASE WHEN EXISTS (SELECT 1 FROM {table} y WHERE {scopes["y"][0]} AND y.{column} = c.s
-                                 AND y.day = c.prev_day AND y.{engaged.format(a="y")}) THEN 1 ELSE 0 END AS ret,
-               CASE WHEN {seen} THEN 1 ELSE 0 END AS seen
-        FROM c
-    )
-    SELECT day, 'a', COUNT(*), SUM(ret), SUM(CASE WHEN ret = 0 AND seen = 1 THEN 1 ELSE 0 END) FROM cl GROUP BY day
+    pv AS (SELECT d.day, y.{column} AS s FROM d JOIN {table} y ON y.day = d.prev_day
+           WHERE {scopes["y"][0]} AND y.{engaged.format(a="y")}),
+    cl AS (SELECT c.day, c.s, CASE WHEN pv.s IS NULL THEN 0 ELSE 1 END AS ret
+           FROM c LEFT JOIN pv ON pv.day = c.day AND pv.s = c.s)
+    SELECT day, 'a', COUNT(*), SUM(ret), SUM(CASE WHEN ret = 1 THEN 0 WHEN {seen} THEN 1 ELSE 0 END)
+        FROM cl GROUP BY day
     UNION ALL
-    SELECT d.day, 'c', COUNT(*), 0, 0 FROM d JOIN {table} y ON y.day = d.prev_day
-        WHERE {scopes["y"][0]} AND y.{engaged.format(a="y")} AND NOT EXISTS (
-            SELECT 1 FROM {table} x WHERE {scopes["x"][0]} AND x.{column} = y.{column} AND x.day = d.cur_day
-              AND x.{engaged.format(a="x")})
-        GROUP BY d.day"""
-    params = [*day_params, *before_params, *scopes["x"][1], *scopes["y"][1], *seen_params,
-              *scopes["y"][1], *scopes["x"][1]]
+    SELECT pv.day, 'c', COUNT(*), 0, 0 FROM pv LEFT JOIN c ON c.day = pv.day AND c.s = pv.s WHERE c.s IS NULL
+        GROUP BY pv.day"""
+    params = [*day_params, *before_params, *scopes["x"][1], *scopes["y"][1], *seen_params]
     return _growth_counts(fetch_all(sql, params))
 
 
 # --- Adoption ---------------------------------------------------------------------------------------
+
+
+def _adoption_source(model, subject: str) -> tuple[str, list]:
+    """(k activity, s subject, day) rollup rows: the end user, or every account it is a member of now."""
+    scope, scope_params = tenant_sql(model.tenant_id, "r")
+    if subject == "users":
+        return (f"SELECT r.activity_id AS k, r.end_user_id AS s, r.day AS day FROM events_dailyactivitycount r"
+                f" WHERE {scope}"), scope_params
+    member_scope, member_params = tenant_sql(model.tenant_id, "am")
+    return (f"""SELECT r.activity_id AS k, am.account_id AS s, r.day AS day FROM events_dailyactivitycount r
+        JOIN events_accountmembership am ON am.end_user_id = r.end_user_id AND am.ended_at IS NULL
+        WHERE {scope} AND {member_scope}"""), [*scope_params, *member_params]
 
 
 def _adoption_sql(model, days, subject: str) -> tuple[str, list]:
@@ -219,19 +227,8 @@ def _adoption_sql(model, days, subject: str) -> tuple[str, list]:
     subject's next active day takes over (LEAD), so the distinct count of a day is a running sum
     of +1/-1 steps per activity: one pass over the rollup for the whole list of days.
     """
-    scope, scope_params = tenant_sql(model.tenant_id, "r")
-    if subject == "users":
-        rows = (f"SELECT r.activity_id AS k, r.end_user_id AS s, r.day AS day FROM events_dailyactivitycount r"
-                f" WHERE {scope}")
-        rows_params = scope_params
-        windows = [*WINDOWS, WEEK_TO_DATE]
-    else:
-        member_scope, member_params = tenant_sql(model.tenant_id, "am")
-        rows = f"""SELECT r.activity_id AS k, am.account_id AS s, r.day AS day FROM events_dailyactivitycount r
-            JOIN events_accountmembership am ON am.end_user_id = r.end_user_id AND am.ended_at IS NULL
-            WHERE {scope} AND {member_scope}"""
-        rows_params = [*scope_params, *member_params]
-        windows = list(WINDOWS)
+    rows, rows_params = _adoption_source(model, subject)
+    windows = [*WINDOWS, WEEK_TO_DATE] if subject == "users" else list(WINDOWS)
     first = days[0] - timedelta(days=max(WINDOWS) - 1)
     day_cte, day_params = _values([(d, d - timedelta(days=d.weekday())) for d in days], "d(day, monday)")
     steps = []
@@ -258,10 +255,39 @@ def _adoption_sql(model, days, subject: str) -> tuple[str, list]:
     return sql, [*day_params, *rows_params, sql_date(first), sql_date(days[-1])]
 
 
+def _adoption_day_sql(model, day: date, subject: str) -> tuple[str, list]:
+    """The rows of `_adoption_sql` for one day: each (activity, subject)'s last active day in the
+    30 days, counted against each window's first day (one hash aggregate, no sort)."""
+    rows, rows_params = _adoption_source(model, subject)
+    monday = day - timedelta(days=day.weekday())
+    windows = [(w, day - timedelta(days=w - 1)) for w in WINDOWS]
+    if subject == "users":
+        windows.append((WEEK_TO_DATE, monday))
+    union = " UNION ALL ".join(
+        f"SELECT %s, {w}, k, SUM(CASE WHEN lastday >= %s THEN 1 ELSE 0 END) FROM last GROUP BY k"
+        for w, _start in windows)
+    sql = f"""WITH x0 AS ({rows} AND r.day >= %s AND r.day <= %s),
+    last AS (SELECT k, s, MAX(day) AS lastday FROM (SELECT k, s, day FROM x0 UNION ALL SELECT -1, s, day FROM x0) t
+             GROUP BY k, s)
+    SELECT * FROM ({union}) c"""
+    params = [*rows_params, sql_date(day - timedelta(days=max(WINDOWS) - 1)), sql_date(day)]
+    for _w, start in windows:
+        params += [sql_date(day), sql_date(start)]
+    return sql, params
+
+
+# A scoring run of a day or two (the hourly refresh): one statement per day beats the range's sort.
+SHORT_RANGE = 3
+
+
 def _adoption_rows(model, days) -> list[AdoptionCount]:
     counts: dict[tuple, dict[str, int]] = {}
     for subject in SUBJECTS:
-        for d, w, k, n in fetch_all(*_adoption_sql(model, days, subject)):
+        statements = ([_adoption_day_sql(model, d, subject) for d in days] if len(days) <= SHORT_RANGE
+                      else [_adoption_sql(model, days, subject)])
+        for d, w, k, n in (row for statement in statements for row in fetch_all(*statement)):
+            if not n:
+                continue
             d = d if isinstance(d, date) else date.fromisoformat(str(d))
             counts.setdefault((d, int(w), None if int(k) == -1 else int(k)), {})[subject] = int(n)
     out = []
@@ -289,34 +315,24 @@ def _transition_pairs(days, scored: list[date]) -> dict[date, date]:
 
 
 def _transition_rows(model, pairs: dict[date, date]) -> list[TransitionCount]:
+    """Per day: the day's snapshots LEFT JOINed to those of its comparison day (a hash join of two
+    known days; no snapshot then: not seen yet)."""
     from .queries.transitions import NOT_SEEN
 
-    if not pairs:
-        return []
     out = []
-    pair_cte, pair_params = _values(sorted(pairs.items()), "pr(day_to, day_from)")
-    for subject, (table, column, _) in SUBJECTS.items():
-        a_scope, a_params = tenant_sql(model.tenant_id, "a")
-        b_scope, b_params = tenant_sql(model.tenant_id, "b")
-        sql = f"""WITH {pair_cte}
-        SELECT pr.day_to, pr.day_from, a.tier, b.tier, COUNT(*) FROM pr
-            JOIN {table} b ON b.day = pr.day_to AND b.model_id = %s
-            JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = pr.day_from
-            WHERE {a_scope} AND {b_scope} GROUP BY pr.day_to, pr.day_from, a.tier, b.tier
-        UNION ALL
-        SELECT pr.day_to, pr.day_from, '{NOT_SEEN}', b.tier, COUNT(*) FROM pr
-            JOIN {table} b ON b.day = pr.day_to AND b.model_id = %s
-            WHERE {b_scope} AND NOT EXISTS (SELECT 1 FROM {table} a WHERE a.{column} = b.{column}
-                AND a.model_id = b.model_id AND a.day = pr.day_from AND {a_scope})
-            GROUP BY pr.day_to, pr.day_from, b.tier"""
-        params = [*pair_params, model.pk, *a_params, *b_params, model.pk, *b_params, *a_params]
-        for day_to, day_from, tier_from, tier_to, n in fetch_all(sql, params):
-            out.append(TransitionCount(
-                tenant_id=model.tenant_id, model=model, subject=subject, tier_from=tier_from, tier_to=tier_to,
-                subjects=int(n), day=day_to if isinstance(day_to, date) else date.fromisoformat(str(day_to)),
-                day_from=day_from if isinstance(day_from, date) else date.fromisoformat(str(day_from))))
+    for day_to, day_from in sorted(pairs.items()):
+        for subject, (table, column, _) in SUBJECTS.items():
+            a_scope, a_params = tenant_sql(model.tenant_id, "a")
+            b_scope, b_params = tenant_sql(model.tenant_id, "b")
+            sql = f"""SELECT COALESCE(a.tier, '{NOT_SEEN}'), b.tier, COUNT(*) FROM {table} b
+                LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
+                    AND {a_scope}
+                WHERE {b_scope} AND b.model_id = %s AND b.day = %s GROUP BY COALESCE(a.tier, '{NOT_SEEN}'), b.tier"""
+            params = [sql_date(day_from), *a_params, *b_params, model.pk, sql_date(day_to)]
+            out += [TransitionCount(tenant_id=model.tenant_id, model=model, day=day_to, day_from=day_from,
+                                    subject=subject, tier_from=tier_from, tier_to=tier_to, subjects=int(n))
+                    for tier_from, tier_to, n in fetch_all(sql, params)]
     return out
-
 
 
 # --- Outcomes ------------------------------------------------------------------------------------------

@@ -263,14 +263,14 @@ def _aggregates(tenant) -> dict:
     every day since the first rollup day at once, then today alone (what an hourly refresh adds)."""
     from django.db import connection
 
-    from insights.aggregates import aggregates_backfill, write_day_aggregates
+    from insights.aggregates import aggregate_days, aggregates_backfill
     from scoring.selectors import published_model
 
     started = time.perf_counter()
     days = aggregates_backfill(tenant)
     backfill = time.perf_counter() - started
     started = time.perf_counter()
-    write_day_aggregates(published_model(tenant), [tenant.today()])
+    aggregate_days(published_model(tenant), [tenant.today()])
     one_day = time.perf_counter() - started
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")

@@ -14,8 +14,9 @@ never a loop over end users):
   scored day 30 days before) to the day;
 - an AggregatedDay row saying the day is done.
 
-Drafts and retired versions write nothing: the pages read only the published
-version, and a backtest or preview (always rolled back) should not pay for them.
+Drafts and retired versions write nothing (the pages read only the published
+version), nor does the engine outside a scoring run: a backtest or preview,
+always rolled back, should not pay for them.
 Each row is a pure function of the rollup and the snapshots up to its day, so a
 recompute gives the same rows. Definitions: insights/queries/common.py.
 """
@@ -27,7 +28,7 @@ from datetime import date, timedelta
 
 from accounts.scoping import tenant_sql
 from core.sql import fetch_all, is_postgresql, sql_date
-from scoring.models import ModelStatus, ProductScore, ScoringModel
+from scoring.models import ModelStatus, ProductScore, RunStatus, ScoringModel, ScoringRun
 
 from .models import WEEK_TO_DATE, AdoptionCount, AggregatedDay, GrowthCount, OutcomeCount, TransitionCount
 from .queries.common import ENGAGED, SUBJECTS, period_of, period_sql, period_start
@@ -40,8 +41,23 @@ _ENGAGED_SQL = "('" + "', '".join(ENGAGED) + "')"
 
 
 def write_day_aggregates(model: ScoringModel, days: Sequence[date]) -> None:
-    """Replace `model`'s aggregates of `days` (the scoring hook; idempotent)."""
+    """The scoring hook: replace `model`'s aggregates of `days` when a scoring run computed them.
+
+    The engine also runs outside any run — a backtest of past days, a draft's preview —
+    always in a transaction that is rolled back: those skip the aggregates (seconds a day on a
+    large tenant, for rows that would vanish). A run is running while its days compute.
+    """
     if model.status != ModelStatus.PUBLISHED or not days:
+        return
+    running = ScoringRun.objects.for_tenant(model.tenant_id).filter(
+        model=model, status=RunStatus.RUNNING, first_day__lte=max(days), last_day__gte=min(days))
+    if running.exists():
+        aggregate_days(model, days)
+
+
+def aggregate_days(model: ScoringModel, days: Sequence[date]) -> None:
+    """Replace `model`'s aggregates of `days` (idempotent; the hook and the backfill)."""
+    if not days:
         return
     days = sorted(set(days))
     tenant_id = model.tenant_id
@@ -123,22 +139,29 @@ def _active_growth(model, days, period, subject) -> dict[date, tuple]:
     rows_sql, rows_params = _active_rows_sql(model.tenant_id, subject)
     day_cte, day_params = _values([(d, period_of(d, period)) for d in days], "d(day, p)")
     period_cte, period_params = _values([(p, period_start(p - 1, period)) for p in periods], "pp(p, prev_start)")
-    seen, seen_params = _seen_before_sql(model.tenant_id, subject, "m.s", "pp.prev_start")
+    seen, seen_params = _seen_before_sql(model.tenant_id, subject, "w.s", "pp.prev_start")
     # m: each subject's first active day in each period (from the period before the first one asked);
-    # a subject counts on day d when its first day in d's period is on or before d.
+    # a subject counts on day d when its first day in d's period is on or before d. Its previous and
+    # next periods come from window functions over its own rows (no self-join to misestimate).
     sql = f"""WITH {day_cte}, {period_cte},
     x AS ({rows_sql} AND r.day >= %s AND r.day <= %s),
     m AS (SELECT s, {period_sql("day", period)} AS p, MIN(day) AS f FROM x GROUP BY s, {period_sql("day", period)}),
+    w AS (
+        SELECT m.s, m.p, m.f, LAG(m.p) OVER (PARTITION BY m.s ORDER BY m.p) AS prev_p,
+               LEAD(m.p) OVER (PARTITION BY m.s ORDER BY m.p) AS next_p,
+               LEAD(m.f) OVER (PARTITION BY m.s ORDER BY m.p) AS next_f
+        FROM m
+    ),
     mm AS (
-        SELECT m.p, m.f, CASE WHEN prev.s IS NOT NULL THEN 1 ELSE 0 END AS ret,
-               CASE WHEN prev.s IS NULL AND {seen} THEN 1 ELSE 0 END AS res
-        FROM m JOIN pp ON pp.p = m.p LEFT JOIN m prev ON prev.s = m.s AND prev.p = m.p - 1
+        SELECT w.p, w.f, CASE WHEN w.prev_p = w.p - 1 THEN 1 ELSE 0 END AS ret,
+               CASE WHEN w.prev_p < w.p - 1 THEN 1 WHEN w.prev_p IS NULL AND {seen} THEN 1 ELSE 0 END AS res
+        FROM w JOIN pp ON pp.p = w.p
     )
     SELECT d.day, 'a', COUNT(*), SUM(mm.ret), SUM(mm.res) FROM d JOIN mm ON mm.p = d.p AND mm.f <= d.day
         GROUP BY d.day
     UNION ALL
-    SELECT d.day, 'c', COUNT(*), 0, 0 FROM d JOIN m prev ON prev.p = d.p - 1
-        WHERE NOT EXISTS (SELECT 1 FROM m cur WHERE cur.s = prev.s AND cur.p = d.p AND cur.f <= d.day)
+    SELECT d.day, 'c', COUNT(*), 0, 0 FROM d JOIN w ON w.p = d.p - 1
+        WHERE w.next_p IS NULL OR w.next_p > d.p OR w.next_f > d.day
         GROUP BY d.day"""
     params = [*day_params, *period_params, *rows_params, sql_date(period_start(periods[0] - 1, period)),
               sql_date(days[-1]), *seen_params]
@@ -187,20 +210,22 @@ def _engaged_growth(model, days, period, subject, scored: list[date]) -> dict[da
         before_cte = ", " + before_cte
     else:
         before_cte, before_params, seen, seen_params = "", [], "1 = 0", []
-    # c: engaged so far in the day's period; pv: engaged in the period before. Joined by hash (two
-    # snapshots of the tenant), probed only for the few neither retained nor new.
+    # The engaged rows of the day's period so far (c) and of the period before (pv), stacked and grouped
+    # by (day, subject): no join between the two snapshots (the day just scored has no statistics yet).
+    # Only those engaged now but not before are probed for an earlier period.
     sql = f"""WITH {day_cte}{before_cte},
-    c AS (SELECT d.day, x.{column} AS s FROM d JOIN {table} x ON x.day = d.cur_day
-          WHERE {scopes["x"][0]} AND x.{engaged.format(a="x")}),
-    pv AS (SELECT d.day, y.{column} AS s FROM d JOIN {table} y ON y.day = d.prev_day
-           WHERE {scopes["y"][0]} AND y.{engaged.format(a="y")}),
-    cl AS (SELECT c.day, c.s, CASE WHEN pv.s IS NULL THEN 0 ELSE 1 END AS ret
-           FROM c LEFT JOIN pv ON pv.day = c.day AND pv.s = c.s)
+    st AS (
+        SELECT d.day, x.{column} AS s, 1 AS c, 0 AS pv FROM d JOIN {table} x ON x.day = d.cur_day
+            WHERE {scopes["x"][0]} AND x.{engaged.format(a="x")}
+        UNION ALL
+        SELECT d.day, y.{column}, 0, 1 FROM d JOIN {table} y ON y.day = d.prev_day
+            WHERE {scopes["y"][0]} AND y.{engaged.format(a="y")}
+    ),
+    cl AS (SELECT day, s, MAX(c) AS c, MAX(pv) AS ret FROM st GROUP BY day, s)
     SELECT day, 'a', COUNT(*), SUM(ret), SUM(CASE WHEN ret = 1 THEN 0 WHEN {seen} THEN 1 ELSE 0 END)
-        FROM cl GROUP BY day
+        FROM cl WHERE c = 1 GROUP BY day
     UNION ALL
-    SELECT pv.day, 'c', COUNT(*), 0, 0 FROM pv LEFT JOIN c ON c.day = pv.day AND c.s = pv.s WHERE c.s IS NULL
-        GROUP BY pv.day"""
+    SELECT day, 'c', COUNT(*), 0, 0 FROM cl WHERE c = 0 GROUP BY day"""
     params = [*day_params, *before_params, *scopes["x"][1], *scopes["y"][1], *seen_params]
     return _growth_counts(fetch_all(sql, params))
 
@@ -257,23 +282,21 @@ def _adoption_sql(model, days, subject: str) -> tuple[str, list]:
 
 def _adoption_day_sql(model, day: date, subject: str) -> tuple[str, list]:
     """The rows of `_adoption_sql` for one day: each (activity, subject)'s last active day in the
-    30 days, counted against each window's first day (one hash aggregate, no sort)."""
+    30 days (and its last day over all activities), counted against each window's first day in one
+    pass (hash aggregates, no sort)."""
     rows, rows_params = _adoption_source(model, subject)
     monday = day - timedelta(days=day.weekday())
     windows = [(w, day - timedelta(days=w - 1)) for w in WINDOWS]
     if subject == "users":
         windows.append((WEEK_TO_DATE, monday))
-    union = " UNION ALL ".join(
-        f"SELECT %s, {w}, k, SUM(CASE WHEN lastday >= %s THEN 1 ELSE 0 END) FROM last GROUP BY k"
-        for w, _start in windows)
+    sums = ", ".join(f"SUM(CASE WHEN lastday >= %s THEN 1 ELSE 0 END) AS n{w}" for w, _start in windows)
     sql = f"""WITH x0 AS ({rows} AND r.day >= %s AND r.day <= %s),
-    last AS (SELECT k, s, MAX(day) AS lastday FROM (SELECT k, s, day FROM x0 UNION ALL SELECT -1, s, day FROM x0) t
-             GROUP BY k, s)
-    SELECT * FROM ({union}) c"""
-    params = [*rows_params, sql_date(day - timedelta(days=max(WINDOWS) - 1)), sql_date(day)]
-    for _w, start in windows:
-        params += [sql_date(day), sql_date(start)]
-    return sql, params
+    last AS (SELECT k, s, MAX(day) AS lastday FROM x0 GROUP BY k, s),
+    al AS (SELECT k, lastday FROM last UNION ALL SELECT -1, MAX(lastday) FROM last GROUP BY s)
+    SELECT k, {sums} FROM al GROUP BY k"""
+    params = [*rows_params, sql_date(day - timedelta(days=max(WINDOWS) - 1)), sql_date(day),
+              *[sql_date(start) for _w, start in windows]]
+    return sql, params, [w for w, _start in windows]
 
 
 # A scoring run of a day or two (the hourly refresh): one statement per day beats the range's sort.
@@ -283,9 +306,14 @@ SHORT_RANGE = 3
 def _adoption_rows(model, days) -> list[AdoptionCount]:
     counts: dict[tuple, dict[str, int]] = {}
     for subject in SUBJECTS:
-        statements = ([_adoption_day_sql(model, d, subject) for d in days] if len(days) <= SHORT_RANGE
-                      else [_adoption_sql(model, days, subject)])
-        for d, w, k, n in (row for statement in statements for row in fetch_all(*statement)):
+        if len(days) <= SHORT_RANGE:
+            found = []
+            for d in days:
+                sql, params, windows = _adoption_day_sql(model, d, subject)
+                found += [(d, w, k, n) for k, *ns in fetch_all(sql, params) for w, n in zip(windows, ns, strict=True)]
+        else:
+            found = fetch_all(*_adoption_sql(model, days, subject))
+        for d, w, k, n in found:
             if not n:
                 continue
             d = d if isinstance(d, date) else date.fromisoformat(str(d))
@@ -315,23 +343,24 @@ def _transition_pairs(days, scored: list[date]) -> dict[date, date]:
 
 
 def _transition_rows(model, pairs: dict[date, date]) -> list[TransitionCount]:
-    """Per day: the day's snapshots LEFT JOINed to those of its comparison day (a hash join of two
-    known days; no snapshot then: not seen yet)."""
+    """Per day: both days' snapshot rows stacked and grouped by subject (no join, so the fresh rows
+    of the day just scored, which the planner has no statistics for yet, cannot derail a plan)."""
     from .queries.transitions import NOT_SEEN
 
     out = []
     for day_to, day_from in sorted(pairs.items()):
         for subject, (table, column, _) in SUBJECTS.items():
-            a_scope, a_params = tenant_sql(model.tenant_id, "a")
-            b_scope, b_params = tenant_sql(model.tenant_id, "b")
-            sql = f"""SELECT COALESCE(a.tier, '{NOT_SEEN}'), b.tier, COUNT(*) FROM {table} b
-                LEFT JOIN {table} a ON a.{column} = b.{column} AND a.model_id = b.model_id AND a.day = %s
-                    AND {a_scope}
-                WHERE {b_scope} AND b.model_id = %s AND b.day = %s GROUP BY COALESCE(a.tier, '{NOT_SEEN}'), b.tier"""
-            params = [sql_date(day_from), *a_params, *b_params, model.pk, sql_date(day_to)]
+            scope, params = tenant_sql(model.tenant_id, "x")
+            sql = f"""SELECT COALESCE(tier_from, '{NOT_SEEN}'), tier_to, COUNT(*) FROM (
+                SELECT MAX(CASE WHEN x.day = %s THEN x.tier END) AS tier_from,
+                       MAX(CASE WHEN x.day = %s THEN x.tier END) AS tier_to
+                FROM {table} x WHERE {scope} AND x.model_id = %s AND x.day IN (%s, %s) GROUP BY x.{column}
+            ) t WHERE tier_to IS NOT NULL GROUP BY COALESCE(tier_from, '{NOT_SEEN}'), tier_to"""
+            found = fetch_all(sql, [sql_date(day_from), sql_date(day_to), *params, model.pk, sql_date(day_from),
+                                    sql_date(day_to)])
             out += [TransitionCount(tenant_id=model.tenant_id, model=model, day=day_to, day_from=day_from,
                                     subject=subject, tier_from=tier_from, tier_to=tier_to, subjects=int(n))
-                    for tier_from, tier_to, n in fetch_all(sql, params)]
+                    for tier_from, tier_to, n in found]
     return out
 
 
@@ -410,5 +439,5 @@ def aggregates_backfill(tenant, *, days: int | None = None) -> int:
         with transaction.atomic():
             for day in chunk:  # in order, as the scoring runs take them
                 lock_day(tenant.pk, day)
-            write_day_aggregates(model, chunk)
+            aggregate_days(model, chunk)
     return len(every)

@@ -17,9 +17,9 @@ from insights.queries import adoption, growth, outcomes, transitions
 from insights.queries.common import scored_days
 from insights.views.transitions import snapped_days
 from scoring import engine, hooks
-from scoring.models import ProductScore
+from scoring.models import ProductScore, RunKind
 from scoring.selectors import preview_draft, published_model
-from scoring.services import scoring_model_create_draft
+from scoring.services import run_create, run_in_foreground, scoring_model_create_draft
 
 from .helpers import account, account_scores, engaged_weeks, group, monday, published, send, track, user_scores, users
 
@@ -126,12 +126,20 @@ def test_a_day_not_aggregated_falls_back_to_the_on_the_fly_query(scored_tenant):
     assert stored.rows[-2].active > 0  # never a zero for the missing day
 
 
+def _recompute(model, first_day, last_day):
+    """A recompute through the scoring service, in this process (its hooks run as in a worker)."""
+    run = run_create(model=model, kind=RunKind.RECOMPUTE, first_day=first_day, last_day=last_day)
+    return run_in_foreground(run)
+
+
 def test_a_recomputed_day_writes_identical_rows(scored_tenant):
     model = published_model(scored_tenant)
     before = _stored_rows(scored_tenant)
     today = scored_tenant.today()
-    engine.compute_day(model, today - timedelta(days=3))  # the scoring hook rewrites its day
-    aggregates.write_day_aggregates(model, [today - timedelta(days=d) for d in range(10)])  # a range at once
+    day = today - timedelta(days=3)
+    AggregatedDay.objects.for_tenant(scored_tenant).filter(day=day).delete()
+    _recompute(model, day, day)  # the scoring hook rewrites its day
+    aggregates.aggregate_days(model, [today - timedelta(days=d) for d in range(10)])  # a range at once
     assert _stored_rows(scored_tenant) == before
 
 
@@ -140,9 +148,9 @@ def test_a_range_at_once_equals_day_by_day(scored_tenant):
     today = scored_tenant.today()
     days = [today - timedelta(days=d) for d in range(40, -1, -1)]
     for day in days:
-        aggregates.write_day_aggregates(model, [day])
+        aggregates.aggregate_days(model, [day])
     one_by_one = _stored_rows(scored_tenant)
-    aggregates.write_day_aggregates(model, days)
+    aggregates.aggregate_days(model, days)
     assert _stored_rows(scored_tenant) == one_by_one
 
 
@@ -151,26 +159,33 @@ def test_a_failing_day_leaves_its_aggregates_as_they_were(scored_tenant):
     model = published_model(scored_tenant)
     before = _stored_rows(scored_tenant)
     unscored = scored_tenant.today() - timedelta(days=120)
+    written = []
 
     def fail(model, days):
+        written.append(AggregatedDay.objects.for_tenant(model.tenant_id).filter(model=model, day__in=days).count())
         raise RuntimeError("the worker died")
 
     hooks.register_day_hook(fail)  # after the insights hook: its rows are written when this fails
     try:
         for day in (scored_tenant.today(), unscored):
             with pytest.raises(RuntimeError):
-                engine.compute_day(model, day)
+                _recompute(model, day, day)
     finally:
         hooks._day_hooks.remove(fail)
+    assert written == [1, 1]  # the insights hook had written each day in that transaction
     assert _stored_rows(scored_tenant) == before
     assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(day=unscored).exists()
 
 
-def test_drafts_and_previews_write_no_aggregates(scored_tenant):
-    draft = scoring_model_create_draft(tenant=scored_tenant, source=published_model(scored_tenant))
+def test_drafts_previews_and_backtests_write_no_aggregates(scored_tenant):
+    published = published_model(scored_tenant)
+    draft = scoring_model_create_draft(tenant=scored_tenant, source=published)
+    unscored = scored_tenant.today() - timedelta(days=100)
     with transaction.atomic():
         engine.compute_day(draft, scored_tenant.today())
+        engine.compute_day(published, unscored)  # a backtest's day: the engine outside a run
         assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(model=draft).exists()
+        assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(day=unscored).exists()
         transaction.set_rollback(True)
     preview_draft(draft)
     assert not AggregatedDay.objects.for_tenant(scored_tenant).filter(model=draft).exists()

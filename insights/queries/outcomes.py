@@ -126,6 +126,16 @@ def _mrr_sql(alias: str) -> str:
             f"THEN json_extract({alias}.traits, '$.mrr') END")
 
 
+def _start(tenant: Tenant, day: date | None, subject: str):
+    """The published version and an empty result for `day` (default: default_outcome_day)."""
+    model = published_model(tenant)
+    if day is None:
+        day = default_outcome_day(tenant, scored_days(tenant, model))
+    today = tenant.today()
+    return model, Outcomes(subject=subject, day=day, observable={
+        h: day is not None and day + timedelta(days=h) <= today for h in HORIZONS})
+
+
 @cached_insight
 def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users") -> Outcomes:
     """For the snapshots of `day`: per tier and per score decile, how many were active 30 and 60 days later.
@@ -134,15 +144,10 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
     aggregates the scoring job wrote (insights/aggregates.py); computed here when a horizon it needs
     was never aggregated (its day not scored yet since it became observable, or older installs).
     """
-    model = published_model(tenant)
-    days = scored_days(tenant, model)
-    if day is None:
-        day = default_outcome_day(tenant, days)
-    today = tenant.today()
-    result = Outcomes(subject=subject, day=day, observable={h: day is not None and day + timedelta(days=h) <= today
-                                                            for h in HORIZONS})
-    if day is None or model is None:
+    model, result = _start(tenant, day, subject)
+    if result.day is None or model is None:
         return result
+    day = result.day
     # The day's groups are written with the day, a horizon's counts with the day it closes on.
     needed = {day, *(day + timedelta(days=h) for h in HORIZONS if result.observable[h])}
     written = AggregatedDay.objects.for_tenant(tenant).filter(model=model, day__in=needed).count()
@@ -220,15 +225,10 @@ def outcome_groups_sql(tenant: Tenant | int, model_id: int, day: date, subject: 
 
 def outcomes_live(tenant: Tenant, *, day: date | None = None, subject: str = "users") -> Outcomes:
     """outcomes computed from the snapshots and the rollup (the aggregates' oracle and fallback)."""
-    model = published_model(tenant)
-    days = scored_days(tenant, model)
-    if day is None:
-        day = default_outcome_day(tenant, days)
-    today = tenant.today()
-    result = Outcomes(subject=subject, day=day, observable={h: day is not None and day + timedelta(days=h) <= today
-                                                            for h in HORIZONS})
-    if day is None or model is None:
+    model, result = _start(tenant, day, subject)
+    if result.day is None or model is None:
         return result
+    day = result.day
     tiers, deciles = {}, {}
     for kind, group, n, *rest in fetch_all(*outcome_groups_sql(tenant, model.pk, day, subject, HORIZONS)):
         active_counts = rest[: len(HORIZONS)]

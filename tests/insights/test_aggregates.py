@@ -21,7 +21,19 @@ from scoring.models import ProductScore, RunKind
 from scoring.selectors import preview_draft, published_model
 from scoring.services import run_create, run_in_foreground, scoring_model_create_draft
 
-from .helpers import account, account_scores, engaged_weeks, group, monday, published, send, track, user_scores, users
+from .helpers import (
+    account,
+    account_scores,
+    engaged_weeks,
+    group,
+    monday,
+    published,
+    retention_world,
+    send,
+    track,
+    user_scores,
+    users,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -269,12 +281,7 @@ def test_outcomes_from_the_aggregates_of_a_hand_built_world(tenant, from_aggrega
     """test_insights' retention case: a day's tiers, and who was active 30 and 60 days later."""
     model = published(tenant)
     day = tenant.today() - timedelta(days=70)
-    high = users(tenant, "h1", "h2", "h3", "h4")
-    low = users(tenant, "l1", "l2")
-    user_scores(tenant, model, day, [(high["h1"], 90, "high"), (high["h2"], 80, "high"), (high["h3"], 70, "high"),
-                                     (high["h4"], 60, "high"), (low["l1"], 2, "low"), (low["l2"], 1, "low")])
-    later = [("h1", 30), ("h2", 27), ("h3", 24), ("l1", 29), ("h4", 20), ("h1", 55)]
-    send(tenant, [track(uid, "Logged in", day + timedelta(days=n)) for uid, n in later])
+    retention_world(tenant, model, day)
     aggregates.aggregates_backfill(tenant)
     result = outcomes.outcomes.__wrapped__(tenant, day=day)
     by_tier = {r.group: r for r in result.by_tier}

@@ -12,7 +12,19 @@ from insights.queries.segments import COHORT, segments, trait_keys
 from insights.queries.transitions import NOT_SEEN, tier_transitions, transition_members
 from scoring.selectors import published_model
 
-from .helpers import account, account_scores, engaged_weeks, group, monday, published, send, track, user_scores, users
+from .helpers import (
+    account,
+    account_scores,
+    engaged_weeks,
+    group,
+    monday,
+    published,
+    retention_world,
+    send,
+    track,
+    user_scores,
+    users,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,14 +207,7 @@ def test_segments_refuse_odd_trait_names(tenant):
 def test_outcome_retention_by_tier_and_decile(tenant):
     model = published(tenant)
     day = tenant.today() - timedelta(days=70)
-    high = users(tenant, "h1", "h2", "h3", "h4")
-    low = users(tenant, "l1", "l2")
-    user_scores(tenant, model, day, [(high["h1"], 90, "high"), (high["h2"], 80, "high"), (high["h3"], 70, "high"),
-                                     (high["h4"], 60, "high"), (low["l1"], 2, "low"), (low["l2"], 1, "low")])
-    # Active 30 days later: h1, h2, h3, l1 (inside the 7 days ending day + 30); h4 only 20 days later (no).
-    # Active 60 days later: h1 only.
-    later = [("h1", 30), ("h2", 27), ("h3", 24), ("l1", 29), ("h4", 20), ("h1", 55)]
-    send(tenant, [track(uid, "Logged in", day + timedelta(days=n)) for uid, n in later])
+    retention_world(tenant, model, day)
     result = outcomes(tenant, day=day)
     by_tier = {r.group: r for r in result.by_tier}
     assert (by_tier["high"].subjects, by_tier["high"].active) == (4, {30: 3, 60: 1})

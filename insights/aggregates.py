@@ -3,8 +3,9 @@
 
 `write_day_aggregates(model, days)` runs inside the scoring transaction after the
 days' snapshots (scoring.hooks). For the published version it replaces, for
-every day of `days` at once (set-based: a few statements for the whole list,
-never a loop over end users):
+the days of `days` (set-based: growth and adoption in a few statements for the
+whole list; transitions and outcomes one statement per day; never a loop over
+end users):
 
 - growth accounting of the week and the month holding the day, so far (new,
   retained, resurrected, churned; active and engaged; users and accounts);
@@ -12,6 +13,8 @@ never a loop over end users):
   days ending the day, and users since the day's Monday (the weekly trend);
 - the tier transitions from the page's default comparison day (the latest
   scored day 30 days before) to the day;
+- outcomes: the day's tiers and deciles, and the 30- and 60-day horizons of the
+  earlier days that close on it;
 - an AggregatedDay row saying the day is done.
 
 Drafts and retired versions write nothing (the pages read only the published

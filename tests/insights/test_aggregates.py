@@ -5,11 +5,14 @@ the oracle here (and the pages' fallback for days never aggregated). A page read
 from the aggregates must show exactly their numbers.
 """
 
+import csv
+import io
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from django.urls import reverse
 
 from insights import aggregates
 from insights.models import AdoptionCount, AggregatedDay, GrowthCount, OutcomeCount, TransitionCount
@@ -316,3 +319,16 @@ def test_an_outcome_not_yet_written_is_computed(tenant, from_aggregates, monkeyp
     monkeypatch.setattr(outcomes, "outcomes_live", LIVE_OUTCOMES)
     result = outcomes.outcomes.__wrapped__(tenant, day=day)
     assert result.by_tier[0].active == {30: 1, 60: None}
+
+
+def test_the_growth_page_says_when_this_week_has_no_scored_day_yet(client, scored_tenant, scored_viewer):
+    model = published_model(scored_tenant)
+    this_week = monday(scored_tenant.today())
+    AggregatedDay.objects.for_tenant(scored_tenant).filter(model=model, day__gte=this_week).delete()
+    client.force_login(scored_viewer)
+    response = client.get(reverse("insights:growth", args=[scored_tenant.slug]))
+    assert "not scored yet: the first scoring run of the week fills it" in response.content.decode()
+    rows = list(csv.reader(io.StringIO(client.get(reverse("insights:growth_csv", args=[scored_tenant.slug]))
+                                       .getvalue().decode())))
+    current = [r for r in rows if r[3] == str(this_week)]
+    assert current and all(r[4:9] == [""] * 5 for r in current)  # blanks, not zeros

@@ -101,7 +101,7 @@ def growth_accounting(
         return growth_accounting_live(tenant, subject=subject, measure=measure, period=period, periods=periods)
     as_of = covered.as_of
     needed = {p: min(period_end(p, period), as_of) for p in range(first, last + 1) if period_start(p, period) <= as_of}
-    if not covered.complete(needed.values()):
+    if not covered.complete(needed.values(), from_snapshots=measure == "engaged"):
         return growth_accounting_live(tenant, subject=subject, measure=measure, period=period, periods=periods)
     key = {"model": covered.model, "period": period, "subject": subject, "measure": measure}
     stored = {g.day: g for g in GrowthCount.objects.for_tenant(tenant).filter(**key, day__in=needed.values())}

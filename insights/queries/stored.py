@@ -15,7 +15,7 @@ from datetime import date
 
 from accounts.models import Tenant
 from events.models import DailyActivityCount
-from scoring.models import ScoringModel
+from scoring.models import ProductScore, ScoringModel
 from scoring.selectors import published_model
 
 from ..models import AggregatedDay
@@ -28,13 +28,17 @@ class Coverage:
     days: set[date]
     as_of: date  # the latest covered day on or before the tenant's today: what the page shows
 
-    def complete(self, needed: Iterable[date]) -> bool:
+    def complete(self, needed: Iterable[date], *, from_snapshots: bool = False) -> bool:
+        """Every day in `needed` is aggregated, or comes before the first aggregated day with nothing
+        then to count: no rollup (or, `from_snapshots`, no scored day of the version: engaged growth)."""
         missing = [d for d in needed if d not in self.days]
         if not missing:
             return True
         first = min(self.days)
         if any(d > first for d in missing):
             return False
+        if from_snapshots:
+            return not ProductScore.objects.for_tenant(self.tenant).filter(model=self.model, day__lt=first).exists()
         return not DailyActivityCount.objects.for_tenant(self.tenant).filter(day__lt=first).exists()
 
 

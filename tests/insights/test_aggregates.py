@@ -332,3 +332,15 @@ def test_the_growth_page_says_when_this_week_has_no_scored_day_yet(client, score
                                        .getvalue().decode())))
     current = [r for r in rows if r[3] == str(this_week)]
     assert current and all(r[4:9] == [""] * 5 for r in current)  # blanks, not zeros
+
+
+def test_engaged_growth_before_the_versions_first_scored_day_is_a_true_zero(tenant, from_aggregates):
+    """A version published lately: its aggregates start with its scores, and so do its engaged counts."""
+    send(tenant, [track("old-timer", "Logged in", tenant.today() - timedelta(days=200))])
+    model = published(tenant)
+    engaged_weeks(tenant, model)
+    aggregates.aggregates_backfill(tenant, days=30)
+    stored = growth.growth_accounting.__wrapped__(tenant, subject="users", measure="engaged", period="month")
+    assert _growth(stored) == _growth(LIVE_GROWTH(tenant, subject="users", measure="engaged", period="month"))
+    with pytest.raises(AssertionError, match="fell back"):  # the active months before it need the backfill
+        growth.growth_accounting.__wrapped__(tenant, subject="users", measure="active", period="month")

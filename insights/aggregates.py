@@ -112,15 +112,23 @@ def _growth_rows(model, days, period, subject, measure, counts: dict[date, tuple
     return out
 
 
-def _active_rows_sql(tenant_id: int, subject: str) -> tuple[str, list]:
-    """(s, day) rows of the rollup: the end user, or every account the user is a member of now."""
+def _first_days_sql(tenant_id: int, subject: str, period: str, first: date, last: date) -> tuple[str, list]:
+    """CTE `m`: each subject's first active day in each period, from the rollup rows of [first, last].
+
+    An account's is its earliest member's (every account the user is a member of now), taken
+    from the members' first days rather than joining every rollup row to the memberships."""
     scope, params = tenant_sql(tenant_id, "r")
+    params = [*params, sql_date(first), sql_date(last)]
+    users = f"""SELECT r.end_user_id AS s, {period_sql("r.day", period)} AS p, MIN(r.day) AS f
+        FROM events_dailyactivitycount r WHERE {scope} AND r.day >= %s AND r.day <= %s
+        GROUP BY r.end_user_id, {period_sql("r.day", period)}"""
     if subject == "users":
-        return f"SELECT r.end_user_id AS s, r.day AS day FROM events_dailyactivitycount r WHERE {scope}", params
+        return f"m AS ({users})", params
     member_scope, member_params = tenant_sql(tenant_id, "am")
-    return (f"""SELECT am.account_id AS s, r.day AS day FROM events_dailyactivitycount r
-        JOIN events_accountmembership am ON am.end_user_id = r.end_user_id AND am.ended_at IS NULL
-        WHERE {scope} AND {member_scope}""", [*params, *member_params])
+    return (f"""mu AS ({users}),
+    m AS (SELECT am.account_id AS s, mu.p, MIN(mu.f) AS f FROM mu
+          JOIN events_accountmembership am ON am.end_user_id = mu.s AND am.ended_at IS NULL
+          WHERE {member_scope} GROUP BY am.account_id, mu.p)"""), [*params, *member_params]
 
 
 def _seen_before_sql(tenant_id: int, subject: str, column: str, before: str) -> tuple[str, list]:
@@ -139,7 +147,8 @@ def _seen_before_sql(tenant_id: int, subject: str, column: str, before: str) -> 
 def _active_growth(model, days, period, subject) -> dict[date, tuple]:
     """{day: (active, retained, resurrected, churned)} of the day's period so far, from the rollup."""
     periods = sorted({period_of(d, period) for d in days})
-    rows_sql, rows_params = _active_rows_sql(model.tenant_id, subject)
+    first_days, first_params = _first_days_sql(model.tenant_id, subject, period,
+                                               period_start(periods[0] - 1, period), days[-1])
     day_cte, day_params = _values([(d, period_of(d, period)) for d in days], "d(day, p)")
     period_cte, period_params = _values([(p, period_start(p - 1, period)) for p in periods], "pp(p, prev_start)")
     seen, seen_params = _seen_before_sql(model.tenant_id, subject, "w.s", "pp.prev_start")
@@ -147,8 +156,7 @@ def _active_growth(model, days, period, subject) -> dict[date, tuple]:
     # a subject counts on day d when its first day in d's period is on or before d. Its previous and
     # next periods come from window functions over its own rows (no self-join to misestimate).
     sql = f"""WITH {day_cte}, {period_cte},
-    x AS ({rows_sql} AND r.day >= %s AND r.day <= %s),
-    m AS (SELECT s, {period_sql("day", period)} AS p, MIN(day) AS f FROM x GROUP BY s, {period_sql("day", period)}),
+    {first_days},
     w AS (
         SELECT m.s, m.p, m.f, LAG(m.p) OVER (PARTITION BY m.s ORDER BY m.p) AS prev_p,
                LEAD(m.p) OVER (PARTITION BY m.s ORDER BY m.p) AS next_p,
@@ -166,8 +174,7 @@ def _active_growth(model, days, period, subject) -> dict[date, tuple]:
     SELECT d.day, 'c', COUNT(*), 0, 0 FROM d JOIN w ON w.p = d.p - 1
         WHERE w.next_p IS NULL OR w.next_p > d.p OR w.next_f > d.day
         GROUP BY d.day"""
-    params = [*day_params, *period_params, *rows_params, sql_date(period_start(periods[0] - 1, period)),
-              sql_date(days[-1]), *seen_params]
+    params = [*day_params, *period_params, *first_params, *seen_params]
     return _growth_counts(fetch_all(sql, params))
 
 
@@ -283,21 +290,26 @@ def _adoption_sql(model, days, subject: str) -> tuple[str, list]:
     return sql, [*day_params, *rows_params, sql_date(first), sql_date(days[-1])]
 
 
-def _adoption_day_sql(model, day: date, subject: str) -> tuple[str, list]:
-    """The rows of `_adoption_sql` for one day: each (activity, subject)'s last active day in the
-    30 days (and its last day over all activities), counted against each window's first day in one
-    pass (hash aggregates, no sort)."""
-    rows, rows_params = _adoption_source(model, subject)
-    monday = day - timedelta(days=day.weekday())
-    windows = [(w, day - timedelta(days=w - 1)) for w in WINDOWS]
-    if subject == "users":
-        windows.append((WEEK_TO_DATE, monday))
+def _adoption_day_sql(model, day: date) -> tuple[str, list, list[int]]:
+    """`_adoption_sql` for one day, both subjects: each (activity, end user)'s last active day in the 30
+    days, each account's from its members', and over all activities, counted against each window's
+    first day in one pass (hash aggregates, no sort). Rows: (subject, activity or -1, n per window)."""
+    rows, rows_params = _adoption_source(model, "users")
+    member_scope, member_params = tenant_sql(model.tenant_id, "am")
+    windows = [(w, day - timedelta(days=w - 1)) for w in WINDOWS] + [(WEEK_TO_DATE,
+                                                                        day - timedelta(days=day.weekday()))]
     sums = ", ".join(f"SUM(CASE WHEN lastday >= %s THEN 1 ELSE 0 END) AS n{w}" for w, _start in windows)
     sql = f"""WITH x0 AS ({rows} AND r.day >= %s AND r.day <= %s),
     last AS (SELECT k, s, MAX(day) AS lastday FROM x0 GROUP BY k, s),
-    al AS (SELECT k, lastday FROM last UNION ALL SELECT -1, MAX(lastday) FROM last GROUP BY s)
-    SELECT k, {sums} FROM al GROUP BY k"""
-    params = [*rows_params, sql_date(day - timedelta(days=max(WINDOWS) - 1)), sql_date(day),
+    acc AS (SELECT l.k, am.account_id AS s, MAX(l.lastday) AS lastday FROM last l
+            JOIN events_accountmembership am ON am.end_user_id = l.s AND am.ended_at IS NULL
+            WHERE {member_scope} GROUP BY l.k, am.account_id),
+    al AS (SELECT 'users' AS subject, k, lastday FROM last
+           UNION ALL SELECT 'users', -1, MAX(lastday) FROM last GROUP BY s
+           UNION ALL SELECT 'accounts', k, lastday FROM acc
+           UNION ALL SELECT 'accounts', -1, MAX(lastday) FROM acc GROUP BY s)
+    SELECT subject, k, {sums} FROM al GROUP BY subject, k"""
+    params = [*rows_params, sql_date(day - timedelta(days=max(WINDOWS) - 1)), sql_date(day), *member_params,
               *[sql_date(start) for _w, start in windows]]
     return sql, params, [w for w, _start in windows]
 
@@ -307,20 +319,21 @@ SHORT_RANGE = 3
 
 
 def _adoption_rows(model, days) -> list[AdoptionCount]:
+    found = []  # (day, window, activity or -1, subject, n)
+    if len(days) <= SHORT_RANGE:
+        for d in days:
+            sql, params, windows = _adoption_day_sql(model, d)
+            found += [(d, w, k, subject, n) for subject, k, *ns in fetch_all(sql, params)
+                      for w, n in zip(windows, ns, strict=True)]
+    else:
+        found = [(d, w, k, subject, n) for subject in SUBJECTS
+                 for d, w, k, n in fetch_all(*_adoption_sql(model, days, subject))]
     counts: dict[tuple, dict[str, int]] = {}
-    for subject in SUBJECTS:
-        if len(days) <= SHORT_RANGE:
-            found = []
-            for d in days:
-                sql, params, windows = _adoption_day_sql(model, d, subject)
-                found += [(d, w, k, n) for k, *ns in fetch_all(sql, params) for w, n in zip(windows, ns, strict=True)]
-        else:
-            found = fetch_all(*_adoption_sql(model, days, subject))
-        for d, w, k, n in found:
-            if not n:
-                continue
-            d = d if isinstance(d, date) else date.fromisoformat(str(d))
-            counts.setdefault((d, int(w), None if int(k) == -1 else int(k)), {})[subject] = int(n)
+    for d, w, k, subject, n in found:
+        if not n:
+            continue
+        d = d if isinstance(d, date) else date.fromisoformat(str(d))
+        counts.setdefault((d, int(w), None if int(k) == -1 else int(k)), {})[subject] = int(n)
     out = []
     for (d, w, activity_id), n in counts.items():
         out.append(AdoptionCount(tenant_id=model.tenant_id, model=model, day=d, window=w, activity_id=activity_id,

@@ -2,7 +2,15 @@ from django.apps import AppConfig
 
 
 class InsightsConfig(AppConfig):
-    # No models yet: the pages read the aggregates the scoring job writes.
     default_auto_field = "django.db.models.BigAutoField"
     name = "insights"
     verbose_name = "Insights"
+
+    def ready(self):
+        # The scoring job writes the day's aggregates in the transaction of its snapshots
+        # (scoring never imports insights: it runs what apps register).
+        from scoring.hooks import register_day_hook
+
+        from .aggregates import write_day_aggregates
+
+        register_day_hook(write_day_aggregates)

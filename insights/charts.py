@@ -50,12 +50,15 @@ def tiers_spec(rows: list[dict], users_url: str) -> dict:
 def growth_spec(rows) -> dict:
     """New, resurrected and retained above the axis, churned below; the period under way drawn lighter."""
     return spec(
-        "bar", [r.label + (" (so far)" if r.partial else "") for r in rows],
-        [{"name": "New", "values": [r.new for r in rows], "color": "#12805c", "stack": "g"},
-         {"name": "Resurrected", "values": [r.resurrected for r in rows], "color": "#4f46e5", "stack": "g"},
-         {"name": "Retained", "values": [r.retained for r in rows], "color": "#a3b1f5", "stack": "g"},
-         {"name": "Churned", "values": [-r.churned for r in rows], "color": "#d92d20", "stack": "g",
-          "absolute": True}],
+        "bar", [r.label + (" (not scored yet)" if r.pending else " (so far)" if r.partial else "") for r in rows],
+        # A period with no scored day yet (pending) has no bars, not zero ones.
+        [{"name": "New", "values": [None if r.pending else r.new for r in rows], "color": "#12805c", "stack": "g"},
+         {"name": "Resurrected", "values": [None if r.pending else r.resurrected for r in rows], "color": "#4f46e5",
+          "stack": "g"},
+         {"name": "Retained", "values": [None if r.pending else r.retained for r in rows], "color": "#a3b1f5",
+          "stack": "g"},
+         {"name": "Churned", "values": [None if r.pending else -r.churned for r in rows], "color": "#d92d20",
+          "stack": "g", "absolute": True}],
         stacked=True, partial=[bool(r.partial) for r in rows],
         y={"title": "count (churned below zero)"},
         footer=[[f"Quick Ratio {num(r.quick_ratio, 2)}"

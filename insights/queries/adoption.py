@@ -12,8 +12,11 @@ from core.sql import fetch_all, sql_date
 from events.models import Activity
 from scoring.selectors import published_model
 
+from ..aggregates import WINDOWS
+from ..models import WEEK_TO_DATE, AdoptionCount
 from .cache import cached_insight
 from .common import percent, period_of, period_sql, period_start
+from .stored import coverage
 
 
 @dataclass
@@ -59,7 +62,26 @@ class Adoption:
 @cached_insight
 def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
     """Per catalog activity: the share of active users and accounts that did it in the window,
-    next to the same share in the window before (the trend)."""
+    next to the same share in the window before (the trend).
+
+    Read from the aggregates of the last scoring run's day (7 and 30 days); the 90-day
+    window, or a day never aggregated, is computed from the rollup.
+    """
+    covered = coverage(tenant, since=tenant.today() - timedelta(days=2 * window))
+    if covered is None or window not in WINDOWS or not covered.complete(
+            [covered.as_of, covered.as_of - timedelta(days=window)]):
+        return feature_adoption_live(tenant, window=window)
+    last = covered.as_of
+    counts: dict[tuple, tuple[int, int]] = {}
+    found = AdoptionCount.objects.for_tenant(tenant).filter(
+        model=covered.model, window=window, day__in=[last, last - timedelta(days=window)])
+    for day, activity_id, users_n, accounts_n in found.values_list("day", "activity_id", "users", "accounts"):
+        counts[(activity_id, int(day == last))] = (users_n, accounts_n or 0)
+    return _adoption(tenant, window, last, counts)
+
+
+def feature_adoption_live(tenant: Tenant, *, window: int = 30) -> Adoption:
+    """feature_adoption computed from the rollup (the aggregates' oracle, and the 90-day window)."""
     last = tenant.today()
     first = last - timedelta(days=window - 1)
     before = first - timedelta(days=window)
@@ -82,6 +104,12 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
     params = [sql_date(first), *scope_params, sql_date(before), sql_date(last), sql_date(first), tenant.pk]
     for activity_id, cur, users_n, accounts_n in fetch_all(sql, params):
         counts[(activity_id, int(cur))] = (int(users_n), int(accounts_n or 0))
+    return _adoption(tenant, window, last, counts)
+
+
+def _adoption(tenant: Tenant, window: int, last: date, counts: dict[tuple, tuple[int, int]]) -> Adoption:
+    """The page's rows from {(activity id or None, 1 in the window / 0 the window before): (users, accounts)}."""
+    first = last - timedelta(days=window - 1)
     per_activity = {
         activity_id: (*counts.get((activity_id, 1), (0, 0)), *counts.get((activity_id, 0), (0, 0)))
         for activity_id, _cur in counts
@@ -105,7 +133,30 @@ def feature_adoption(tenant: Tenant, *, window: int = 30) -> Adoption:
 
 @cached_insight
 def adoption_trend(tenant: Tenant, *, weeks: int = 12) -> tuple[list[date], dict[int, list[float | None]]]:
-    """Weekly share of active users per activity id over the last `weeks` weeks."""
+    """Weekly share of active users per activity id over the last `weeks` weeks.
+
+    Each week's numbers are the aggregates of its last day (this week: of the last scoring run).
+    """
+    last = period_of(tenant.today(), "week")
+    first = last - weeks + 1
+    covered = coverage(tenant, since=period_start(first, "week"))
+    if covered is None:
+        return adoption_trend_live(tenant, weeks=weeks)
+    needed = {p: min(period_start(p + 1, "week") - timedelta(days=1), covered.as_of)
+              for p in range(first, last + 1) if period_start(p, "week") <= covered.as_of}
+    if not covered.complete(needed.values()):
+        return adoption_trend_live(tenant, weeks=weeks)
+    week_of = {day: p for p, day in needed.items()}
+    counts: dict[tuple, int] = {}
+    found = AdoptionCount.objects.for_tenant(tenant).filter(model=covered.model, window=WEEK_TO_DATE,
+                                                             day__in=needed.values())
+    for day, activity_id, users_n in found.values_list("day", "activity_id", "users"):
+        counts[(activity_id, week_of[day])] = users_n
+    return _trend(first, last, counts)
+
+
+def adoption_trend_live(tenant: Tenant, *, weeks: int = 12) -> tuple[list[date], dict[int, list[float | None]]]:
+    """adoption_trend computed from the rollup (the aggregates' oracle and fallback)."""
     today = tenant.today()
     last = period_of(today, "week")
     first = last - weeks + 1
@@ -123,6 +174,10 @@ def adoption_trend(tenant: Tenant, *, weeks: int = 12) -> tuple[list[date], dict
     counts: dict[tuple, int] = {}
     for activity_id, p, n in fetch_all(sql, params):
         counts[(activity_id, int(p))] = int(n)
+    return _trend(first, last, counts)
+
+
+def _trend(first: int, last: int, counts: dict[tuple, int]) -> tuple[list[date], dict[int, list[float | None]]]:
     periods = list(range(first, last + 1))
     series: dict[int, list[float | None]] = {}
     for (activity_id, _p) in counts:

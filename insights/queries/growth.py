@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
@@ -12,8 +12,10 @@ from core.sql import fetch_all, sql_date
 from scoring.models import ScoringModel
 from scoring.selectors import published_model
 
+from ..models import GrowthCount
 from .cache import cached_insight
 from .common import SUBJECTS, period_label, period_of, period_sql, period_start
+from .stored import coverage
 
 
 @dataclass
@@ -27,6 +29,8 @@ class GrowthRow:
     resurrected: int = 0
     churned: int = 0
     partial: bool = False
+    pending: bool = False  # the period has no scored day yet: no numbers to show
+
 
     @property
     def quick_ratio(self) -> float | None:
@@ -40,6 +44,7 @@ class Growth:
     measure: str
     rows: list[GrowthRow]
     baseline: date | None = None  # engaged: the first scored period, where everyone counts as new
+    as_of: date | None = None  # read from the aggregates of this day (the last scoring run's), not today
 
     @property
     def is_empty(self) -> bool:
@@ -73,6 +78,10 @@ def _membership_sql(tenant: Tenant, subject: str, measure: str, period: str, mod
     return sql, [*params, model.pk, *product_params, model.pk, sql_date(today)]
 
 
+def period_end(index: int, period: str) -> date:
+    return period_start(index + 1, period) - timedelta(days=1)
+
+
 @cached_insight
 def growth_accounting(
     tenant: Tenant, *, subject: str = "users", measure: str = "active", period: str = "week", periods: int = 12
@@ -81,7 +90,52 @@ def growth_accounting(
 
     new: active in p and never before; retained: active in p and p-1; resurrected:
     active in p, not in p-1 but some time before; churned: active in p-1, not in p.
+    Read from the aggregates the scoring job writes (each period's row of its last
+    day, the current one as of the last scoring run); computed from the rollup when
+    a day it needs was never aggregated.
     """
+    last = period_of(tenant.today(), period)
+    first = last - periods + 1
+    covered = coverage(tenant, since=period_start(first, period))
+    if covered is None:
+        return growth_accounting_live(tenant, subject=subject, measure=measure, period=period, periods=periods)
+    as_of = covered.as_of
+    needed = {p: min(period_end(p, period), as_of) for p in range(first, last + 1) if period_start(p, period) <= as_of}
+    if not covered.complete(needed.values(), from_snapshots=measure == "engaged"):
+        return growth_accounting_live(tenant, subject=subject, measure=measure, period=period, periods=periods)
+    key = {"model": covered.model, "period": period, "subject": subject, "measure": measure}
+    stored = {g.day: g for g in GrowthCount.objects.for_tenant(tenant).filter(**key, day__in=needed.values())}
+    rows = []
+    for p in range(first, last + 1):
+        row = GrowthRow(p, period_label(p, period), period_start(p, period), partial=(p == last),
+                        pending=p not in needed)
+        found = stored.get(needed.get(p))
+        if found is not None:
+            row.active, row.new, row.retained = found.active, found.new, found.retained
+            row.resurrected, row.churned = found.resurrected, found.churned
+        rows.append(row)
+    result = Growth(period=period, subject=subject, measure=measure, rows=rows,
+                    as_of=as_of if as_of < tenant.today() else None)
+    if measure == "engaged":
+        result.baseline = _engaged_baseline(tenant, key, period)
+    return result
+
+
+def _engaged_baseline(tenant: Tenant, key: dict, period: str) -> date | None:
+    """The first period whose last aggregated day had anyone engaged (a few hundred small rows)."""
+    final: dict[int, tuple[date, int]] = {}
+    for day, active in GrowthCount.objects.for_tenant(tenant).filter(**key).values_list("day", "active"):
+        p = period_of(day, period)
+        if p not in final or final[p][0] < day:
+            final[p] = (day, active)
+    engaged = [p for p, (_day, active) in final.items() if active]
+    return period_start(min(engaged), period) if engaged else None
+
+
+def growth_accounting_live(
+    tenant: Tenant, *, subject: str = "users", measure: str = "active", period: str = "week", periods: int = 12
+) -> Growth:
+    """growth_accounting computed from the whole rollup (the aggregates' oracle and fallback)."""
     today = tenant.today()
     model = published_model(tenant) if measure == "engaged" else None
     last = period_of(today, period)

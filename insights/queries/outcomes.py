@@ -11,6 +11,7 @@ from accounts.scoping import tenant_sql
 from core.sql import fetch_all, is_postgresql, sql_date
 from scoring.selectors import published_model
 
+from ..models import AggregatedDay, OutcomeCount
 from .cache import cached_insight
 from .common import SUBJECTS, THIN, TIERS, nearest_scored_day, percent, scored_days
 
@@ -125,36 +126,68 @@ def _mrr_sql(alias: str) -> str:
             f"THEN json_extract({alias}.traits, '$.mrr') END")
 
 
+def _start(tenant: Tenant, day: date | None, subject: str):
+    """The published version and an empty result for `day` (default: default_outcome_day)."""
+    model = published_model(tenant)
+    if day is None:
+        day = default_outcome_day(tenant, scored_days(tenant, model))
+    today = tenant.today()
+    return model, Outcomes(subject=subject, day=day, observable={
+        h: day is not None and day + timedelta(days=h) <= today for h in HORIZONS})
+
+
 @cached_insight
 def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users") -> Outcomes:
     """For the snapshots of `day`: per tier and per score decile, how many were active 30 and 60 days later.
 
-    Accounts also get churn rate and MRR by tier when their traits carry churn or MRR.
+    Accounts also get churn rate and MRR by tier when their traits carry churn or MRR. Read from the
+    aggregates the scoring job wrote (insights/aggregates.py); computed here when a horizon it needs
+    was never aggregated (its day not scored yet since it became observable, or older installs).
     """
-    model = published_model(tenant)
-    days = scored_days(tenant, model)
-    if day is None:
-        day = default_outcome_day(tenant, days)
-    today = tenant.today()
-    result = Outcomes(subject=subject, day=day, observable={h: day is not None and day + timedelta(days=h) <= today
-                                                            for h in HORIZONS})
-    if day is None or model is None:
+    model, result = _start(tenant, day, subject)
+    if result.day is None or model is None:
         return result
+    day = result.day
+    # The day's groups are written with the day, a horizon's counts with the day it closes on.
+    needed = {day, *(day + timedelta(days=h) for h in HORIZONS if result.observable[h])}
+    written = AggregatedDay.objects.for_tenant(tenant).filter(model=model, day__in=needed).count()
+    if written < len(needed):
+        return outcomes_live(tenant, day=day, subject=subject)
+    found = list(OutcomeCount.objects.for_tenant(tenant).filter(model=model, day=day, subject=subject))
+    active = {(r.grouping, r.group, r.horizon): r.active for r in found}
+    groups = {}
+    for r in found:
+        if r.horizon == 0:
+            groups[(r.grouping, r.group)] = OutcomeRow(
+                group=r.group, subjects=r.subjects, with_churn_trait=r.with_churn_trait, churned=r.churned, mrr=r.mrr,
+                active={h: active.get((r.grouping, r.group, h), 0) if result.observable[h] else None
+                        for h in HORIZONS})
+    return _grouped(result, {g: row for (kind, g), row in groups.items() if kind == "tier"},
+                    {g: row for (kind, g), row in groups.items() if kind == "decile"})
+
+
+def outcome_groups_sql(tenant: Tenant | int, model_id: int, day: date, subject: str,
+                       horizons: tuple[int, ...]) -> tuple[str, list]:
+    """Per tier ('t') and decile ('d') of `day`'s snapshots: subjects, active `h` days later for each of
+    `horizons` (none: the snapshot alone), and for accounts' tiers the churn and MRR traits."""
     table, column, subject_table = SUBJECTS[subject]
-    windows = {h: (day + timedelta(days=h - ACTIVE_SPAN + 1), day + timedelta(days=h)) for h in HORIZONS}
-    flags = ", ".join(f"CASE WHEN r.day >= %s AND r.day <= %s THEN 1 ELSE 0 END AS a{h}" for h in HORIZONS)
-    zeros = ", ".join(f"0 AS a{h}" for h in HORIZONS)
-    later_scope, later_scope_params = tenant_sql(tenant, "r")
-    if subject == "users":
-        later = f"""SELECT r.end_user_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
-            WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
-    else:
-        # Every account of a user (AccountMembership), not only the primary one.
-        later = f"""SELECT m.account_id AS s, NULL AS tier, NULL AS points, {flags} FROM events_dailyactivitycount r
-            JOIN events_accountmembership m ON m.end_user_id = r.end_user_id AND m.ended_at IS NULL
-            WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
-    later_params = [sql_date(v) for h in HORIZONS for v in windows[h]]
-    later_params += [*later_scope_params, sql_date(windows[HORIZONS[0]][0]), sql_date(windows[HORIZONS[-1]][1])]
+    windows = {h: (day + timedelta(days=h - ACTIVE_SPAN + 1), day + timedelta(days=h)) for h in horizons}
+    later, later_params = "", []
+    if horizons:
+        flags = ", ".join(f"CASE WHEN r.day >= %s AND r.day <= %s THEN 1 ELSE 0 END AS a{h}" for h in horizons)
+        later_scope, later_scope_params = tenant_sql(tenant, "r")
+        if subject == "users":
+            later = f"""UNION ALL SELECT r.end_user_id AS s, NULL AS tier, NULL AS points, {flags}
+                FROM events_dailyactivitycount r WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
+        else:
+            # Every account of a user (AccountMembership), not only the primary one.
+            later = f"""UNION ALL SELECT m.account_id AS s, NULL AS tier, NULL AS points, {flags}
+                FROM events_dailyactivitycount r
+                JOIN events_accountmembership m ON m.end_user_id = r.end_user_id AND m.ended_at IS NULL
+                WHERE {later_scope} AND r.day >= %s AND r.day <= %s"""
+        later_params = [sql_date(v) for h in horizons for v in windows[h]]
+        later_params += [*later_scope_params, sql_date(min(w[0] for w in windows.values())),
+                         sql_date(max(w[1] for w in windows.values()))]
     if subject == "accounts":
         has_churn, churned = _churn_sql("e")
         extra = (f", SUM(CASE WHEN {has_churn} THEN 1 ELSE 0 END), "
@@ -162,32 +195,42 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
         traits_join = f"JOIN {subject_table} e ON e.id = snap.s"
     else:
         extra, traits_join = ", NULL, NULL, NULL", ""
-    sums = ", ".join(f"SUM(a{h})" for h in HORIZONS)
-    maxes = ", ".join(f"MAX(a{h}) AS a{h}" for h in HORIZONS)
+    zeros = "".join(f", 0 AS a{h}" for h in horizons)
+    sums = "".join(f", SUM(a{h})" for h in horizons)
+    maxes = "".join(f", MAX(a{h}) AS a{h}" for h in horizons)
+    cols = "".join(f", a{h}" for h in horizons)
     scope, scope_params = tenant_sql(tenant, "x")
     # Snapshot rows and later activity rows are stacked and grouped by subject (no join between two
     # derived tables, whose row estimates the planner may get wrong by orders of magnitude).
     sql = f"""WITH u AS (
-        SELECT x.{column} AS s, x.tier AS tier, x.points AS points, {zeros}
+        SELECT x.{column} AS s, x.tier AS tier, x.points AS points {zeros}
         FROM {table} x WHERE {scope} AND x.model_id = %s AND x.day = %s
-        UNION ALL {later}
+        {later}
     ),
-    per AS (SELECT s, MAX(tier) AS tier, MAX(points) AS points, {maxes} FROM u GROUP BY s),
+    per AS (SELECT s, MAX(tier) AS tier, MAX(points) AS points {maxes} FROM u GROUP BY s),
     snap AS (
-        SELECT s, tier, points, {", ".join(f"a{h}" for h in HORIZONS)},
+        SELECT s, tier, points {cols},
                ROW_NUMBER() OVER (PARTITION BY CASE WHEN points > 0 THEN 1 ELSE 0 END ORDER BY points) AS rn,
                SUM(CASE WHEN points > 0 THEN 1 ELSE 0 END) OVER () AS n
         FROM per WHERE tier IS NOT NULL
     )
-    SELECT 't', snap.tier, COUNT(*), {sums} {extra} FROM snap {traits_join} GROUP BY snap.tier
+    SELECT 't', snap.tier, COUNT(*) {sums} {extra} FROM snap {traits_join} GROUP BY snap.tier
     UNION ALL
     -- Decile = ceil(10 x rank / n) among subjects with points, so the top one is always decile 10.
-    SELECT 'd', CAST(CASE WHEN points > 0 THEN (rn * 10 + n - 1) / n ELSE 0 END AS TEXT), COUNT(*), {sums},
+    SELECT 'd', CAST(CASE WHEN points > 0 THEN (rn * 10 + n - 1) / n ELSE 0 END AS TEXT), COUNT(*) {sums},
            NULL, NULL, NULL
         FROM snap GROUP BY CASE WHEN points > 0 THEN (rn * 10 + n - 1) / n ELSE 0 END"""
-    params = [*scope_params, model.pk, sql_date(day), *later_params]
+    return sql, [*scope_params, model_id, sql_date(day), *later_params]
+
+
+def outcomes_live(tenant: Tenant, *, day: date | None = None, subject: str = "users") -> Outcomes:
+    """outcomes computed from the snapshots and the rollup (the aggregates' oracle and fallback)."""
+    model, result = _start(tenant, day, subject)
+    if result.day is None or model is None:
+        return result
+    day = result.day
     tiers, deciles = {}, {}
-    for kind, group, n, *rest in fetch_all(sql, params):
+    for kind, group, n, *rest in fetch_all(*outcome_groups_sql(tenant, model.pk, day, subject, HORIZONS)):
         active_counts = rest[: len(HORIZONS)]
         with_trait, churned_n, mrr = rest[len(HORIZONS):]
         row = OutcomeRow(
@@ -199,6 +242,10 @@ def outcomes(tenant: Tenant, *, day: date | None = None, subject: str = "users")
             mrr=round(float(mrr), 2) if mrr is not None else None,
         )
         (tiers if kind == "t" else deciles)[row.group] = row
+    return _grouped(result, tiers, deciles)
+
+
+def _grouped(result: Outcomes, tiers: dict[str, OutcomeRow], deciles: dict[str, OutcomeRow]) -> Outcomes:
     result.by_tier = [tiers[t] for t in TIERS if t in tiers]
     result.by_decile = [deciles[str(d)] for d in range(10, -1, -1) if str(d) in deciles]
     for row in result.by_decile:

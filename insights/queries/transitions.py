@@ -14,6 +14,7 @@ from events.models import CustomerAccount, EndUser
 from scoring.models import ScoringModel
 from scoring.selectors import TIER_RANK, published_model
 
+from ..models import AggregatedDay, TransitionCount
 from .common import SUBJECTS, TIERS
 
 
@@ -59,7 +60,27 @@ NOT_SEEN = "not seen yet"
 def tier_transitions(
     tenant: Tenant, *, day_from: date, day_to: date, subject: str = "users", model: ScoringModel | None = None
 ) -> Transitions:
-    """How many subjects moved from each tier on `day_from` to each tier on `day_to` (published version)."""
+    """How many subjects moved from each tier on `day_from` to each tier on `day_to` (published version).
+
+    The page's default pair (the latest day and the scored day 30 days before it) is read from
+    the aggregates the scoring job wrote; any other pair is computed from the two days' snapshots.
+    """
+    model = model or published_model(tenant)
+    result = Transitions(subject=subject, day_from=day_from, day_to=day_to)
+    if model is None:
+        return result
+    written = AggregatedDay.objects.for_tenant(tenant).filter(model=model, day=day_to, transitions_from=day_from)
+    if not written.exists():
+        return tier_transitions_live(tenant, day_from=day_from, day_to=day_to, subject=subject, model=model)
+    found = TransitionCount.objects.for_tenant(tenant).filter(model=model, day=day_to, day_from=day_from,
+                                                              subject=subject)
+    return _matrix(result, found.values_list("tier_from", "tier_to", "subjects"))
+
+
+def tier_transitions_live(
+    tenant: Tenant, *, day_from: date, day_to: date, subject: str = "users", model: ScoringModel | None = None
+) -> Transitions:
+    """tier_transitions from the two days' snapshots (the aggregates' oracle, and any other pair of days)."""
     model = model or published_model(tenant)
     result = Transitions(subject=subject, day_from=day_from, day_to=day_to)
     if model is None:
@@ -77,7 +98,11 @@ def tier_transitions(
         GROUP BY b.tier"""
     params = [sql_date(day_to), *from_params, model.pk, sql_date(day_from),
               *to_params, model.pk, sql_date(day_to), sql_date(day_from)]
-    for a, b, n in fetch_all(sql, params):
+    return _matrix(result, fetch_all(sql, params))
+
+
+def _matrix(result: Transitions, counts) -> Transitions:
+    for a, b, n in counts:
         result.matrix.setdefault(a, {})[b] = int(n)
     result.rows = [t for t in TIERS if t in result.matrix] + ([NOT_SEEN] if NOT_SEEN in result.matrix else [])
     return result

@@ -45,6 +45,9 @@ class Growth(InsightView):
         rows = []
         for measure in MEASURES:
             for r in self.query(request, data, measure).rows:
+                if r.pending:  # no scored day in the period yet: blanks, not zeros
+                    rows.append([measure, data["subject"], data["period"], r.start, *[""] * 6, "yes"])
+                    continue
                 rows.append([measure, data["subject"], data["period"], r.start, r.active, r.new, r.retained,
                              r.resurrected, r.churned, "" if r.quick_ratio is None else r.quick_ratio,
                              "yes" if r.partial else "no"])

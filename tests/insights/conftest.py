@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 
 from accounts.models import Membership, Role, User
@@ -7,7 +9,7 @@ from scoring import demo as scoring_demo
 from tests.conftest import PASSWORD
 from tests.noise import _noise_module, noise_tenant  # noqa: F401 - autouse: another tenant with data in every test
 
-from .helpers import send
+from .helpers import group, monday, send, track
 
 
 def seed_demo_subset(tenant, *, users: int = 60, days: int = 90) -> None:
@@ -67,3 +69,22 @@ def scored_viewer(scored_world, db):
 @pytest.fixture
 def scored_owner(scored_world, db):
     return scored_world["owner"]
+
+
+# Weeks relative to this week (0): A every week, B weeks -3 and 0, C week -1, D weeks -2 and -1.
+ACTIVE_WEEKS = {"A": [-3, -2, -1, 0], "B": [-3, 0], "C": [-1], "D": [-2, -1]}
+ACCOUNTS = {"A": "X", "B": "X", "C": "Y"}
+
+
+@pytest.fixture
+def weekly_events(tenant):
+    """Growth accounting's hand-built weeks (test_insights, test_aggregates)."""
+    this_week = monday(tenant.today())
+    raws = []
+    for user, weeks in ACTIVE_WEEKS.items():
+        for w in weeks:
+            raws.append(track(user, "Logged in", this_week + timedelta(weeks=w), ACCOUNTS.get(user)))
+    for user, group_id in ACCOUNTS.items():
+        raws.append(group(user, group_id, this_week - timedelta(weeks=3)))
+    send(tenant, raws)
+    return tenant

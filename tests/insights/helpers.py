@@ -87,3 +87,26 @@ def account_scores(tenant, model, day: date, rows):
         for a, p, t in rows
     )
     product_row(tenant, model, day)
+
+
+def engaged_weeks(tenant, model) -> date:
+    """Week -2: a engaged on its last scored day (Sunday), c only mid-week (ignored); week -1: b.
+    Returns the Monday of week -2."""
+    people = users(tenant, "a", "b", "c")
+    w2 = monday(tenant.today()) - timedelta(weeks=2)
+    w1 = w2 + timedelta(weeks=1)
+    user_scores(tenant, model, w2 + timedelta(days=2), [(people["c"], 50, "high")])
+    user_scores(tenant, model, w2 + timedelta(days=6), [(people["a"], 50, "high"), (people["c"], 1, "low")])
+    user_scores(tenant, model, w1 + timedelta(days=6), [(people["a"], 5, "low"), (people["b"], 40, "medium")])
+    return w2
+
+
+def retention_world(tenant, model, day: date) -> None:
+    """Four high and two low users on `day`. Active in the 7 days ending day + 30: h1, h2, h3, l1 (h4 only
+    20 days later, no); ending day + 60: h1 only."""
+    high = users(tenant, "h1", "h2", "h3", "h4")
+    low = users(tenant, "l1", "l2")
+    user_scores(tenant, model, day, [(high["h1"], 90, "high"), (high["h2"], 80, "high"), (high["h3"], 70, "high"),
+                                     (high["h4"], 60, "high"), (low["l1"], 2, "low"), (low["l2"], 1, "low")])
+    later = [("h1", 30), ("h2", 27), ("h3", 24), ("l1", 29), ("h4", 20), ("h1", 55)]
+    send(tenant, [track(uid, "Logged in", day + timedelta(days=n)) for uid, n in later])

@@ -12,30 +12,24 @@ from insights.queries.segments import COHORT, segments, trait_keys
 from insights.queries.transitions import NOT_SEEN, tier_transitions, transition_members
 from scoring.selectors import published_model
 
-from .helpers import account, account_scores, group, monday, published, send, track, user_scores, users
+from .helpers import (
+    account,
+    account_scores,
+    engaged_weeks,
+    group,
+    monday,
+    published,
+    retention_world,
+    send,
+    track,
+    user_scores,
+    users,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 # --- Growth accounting ---------------------------------------------------------------------------------
-
-# Weeks relative to this week (0): A every week, B weeks -3 and 0, C week -1, D weeks -2 and -1.
-ACTIVE_WEEKS = {"A": [-3, -2, -1, 0], "B": [-3, 0], "C": [-1], "D": [-2, -1]}
-ACCOUNTS = {"A": "X", "B": "X", "C": "Y"}
-
-
-@pytest.fixture
-def weekly_events(tenant):
-    this_week = monday(tenant.today())
-    raws = []
-    for user, weeks in ACTIVE_WEEKS.items():
-        for w in weeks:
-            raws.append(track(user, "Logged in", this_week + timedelta(weeks=w), ACCOUNTS.get(user)))
-    for user, group_id in ACCOUNTS.items():
-        raws.append(group(user, group_id, this_week - timedelta(weeks=3)))
-    send(tenant, raws)
-    return tenant
-
 
 def _rows(growth):
     return [(r.active, r.new, r.retained, r.resurrected, r.churned) for r in growth.rows[-4:]]
@@ -69,14 +63,7 @@ def test_growth_accounting_per_month(weekly_events):
 
 
 def test_engaged_growth_reads_the_last_scored_day_of_each_period(tenant):
-    model = published(tenant)
-    people = users(tenant, "a", "b", "c")
-    this_week = monday(tenant.today())
-    w2, w1 = this_week - timedelta(weeks=2), this_week - timedelta(weeks=1)
-    # Week -2: a engaged on its last scored day (Sunday); c engaged only mid-week (ignored).
-    user_scores(tenant, model, w2 + timedelta(days=2), [(people["c"], 50, "high")])
-    user_scores(tenant, model, w2 + timedelta(days=6), [(people["a"], 50, "high"), (people["c"], 1, "low")])
-    user_scores(tenant, model, w1 + timedelta(days=6), [(people["a"], 5, "low"), (people["b"], 40, "medium")])
+    w2 = engaged_weeks(tenant, published(tenant))
     growth = growth_accounting(tenant, subject="users", measure="engaged", period="week")
     last3 = [(r.active, r.new, r.retained, r.resurrected, r.churned) for r in growth.rows[-3:]]
     assert last3 == [(1, 1, 0, 0, 0), (1, 1, 0, 0, 1), (0, 0, 0, 0, 1)]
@@ -220,14 +207,7 @@ def test_segments_refuse_odd_trait_names(tenant):
 def test_outcome_retention_by_tier_and_decile(tenant):
     model = published(tenant)
     day = tenant.today() - timedelta(days=70)
-    high = users(tenant, "h1", "h2", "h3", "h4")
-    low = users(tenant, "l1", "l2")
-    user_scores(tenant, model, day, [(high["h1"], 90, "high"), (high["h2"], 80, "high"), (high["h3"], 70, "high"),
-                                     (high["h4"], 60, "high"), (low["l1"], 2, "low"), (low["l2"], 1, "low")])
-    # Active 30 days later: h1, h2, h3, l1 (inside the 7 days ending day + 30); h4 only 20 days later (no).
-    # Active 60 days later: h1 only.
-    later = [("h1", 30), ("h2", 27), ("h3", 24), ("l1", 29), ("h4", 20), ("h1", 55)]
-    send(tenant, [track(uid, "Logged in", day + timedelta(days=n)) for uid, n in later])
+    retention_world(tenant, model, day)
     result = outcomes(tenant, day=day)
     by_tier = {r.group: r for r in result.by_tier}
     assert (by_tier["high"].subjects, by_tier["high"].active) == (4, {30: 3, 60: 1})

@@ -485,7 +485,7 @@ def product_score_sql(model: ScoringModel, day: date) -> tuple[str, list]:
     ),
     act AS (SELECT points, ROW_NUMBER() OVER (ORDER BY points) AS rn, COUNT(*) OVER () AS n FROM s WHERE points > 0),
     med AS (SELECT AVG(points) AS m FROM act WHERE rn = (n + 1) / 2 OR rn = (n + 2) / 2)
-    SELECT %s, %s, %s, COALESCE(SUM(points), 0),
+    SELECT %s, %s, %s, ROUND(CAST(COALESCE(SUM(points), 0) AS NUMERIC), 4),
         CASE WHEN {active} > 0 THEN ROUND(CAST(SUM(points) * 1.0 / {active} AS NUMERIC), 4) ELSE 0 END,
         COALESCE((SELECT ROUND(CAST(m AS NUMERIC), 4) FROM med), 0),
         {active}, {tier_count("high", "medium")}, {tier_count("high")}, {tier_count("medium")},

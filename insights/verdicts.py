@@ -20,9 +20,8 @@ from scoring.selectors import published_model
 from . import truth
 from .models import PublishedVerdict
 
-# Runs of the periodic refresh: they score today and yesterday, never a backtest day (those are at
-# least the shortest horizon back), so a verdict already computed today stays true for them.
-PERIODIC = (RunKind.REFRESH, RunKind.FINALIZE)
+# The periodic runs score today (refresh) and yesterday (finalize), never a day the backtest judges
+# (those lie at least the shortest horizon back): a verdict computed today stays true for them.
 PENDING_SECONDS = 600
 
 
@@ -70,8 +69,12 @@ def refresh_after_run(run_id: int) -> PublishedVerdict | None:
     model = published_model(tenant)
     if model is None or model.pk != run.model_id:
         return None
-    if run.kind in PERIODIC and (PublishedVerdict.objects.for_tenant(tenant)
-                                 .filter(model=model, as_of=tenant.today()).exists()):
+    stored_rows = PublishedVerdict.objects.for_tenant(tenant).filter(model=model)
+    if run.kind == RunKind.REFRESH and stored_rows.filter(as_of=tenant.today()).exists():
+        return None
+    # A finalize comes with the day's first refresh (scoring.services.refresh_tenant), which
+    # recomputes a verdict of an earlier day: one computation, not two racing ones.
+    if run.kind == RunKind.FINALIZE and stored_rows.exists():
         return None
     return refresh(tenant)
 

@@ -105,6 +105,11 @@ def test_once_a_day_unless_past_days_were_recomputed(client, tenant, owner, eage
     client.force_login(owner)
     page = outcomes_page(client, tenant)
     assert "Computed yesterday" in page and "As of" in page
+    # The finalize of yesterday leaves it to the refresh of today that comes with it.
+    finalize = scoring_services.run_create(model=model, kind=RunKind.FINALIZE, first_day=today - timedelta(days=1),
+                                           last_day=today - timedelta(days=1))
+    run_succeeded(finalize, django_capture_on_commit_callbacks)
+    assert PublishedVerdict.objects.unscoped().get(model=model).as_of == today - timedelta(days=1)
     refresh = scoring_services.run_create(model=model, kind=RunKind.REFRESH, first_day=today, last_day=today)
     run_succeeded(refresh, django_capture_on_commit_callbacks)
     row.refresh_from_db()

@@ -103,3 +103,18 @@ class OutcomeCount(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["model", "day", "subject"], name="outcomecount_model_day")]
+
+
+class PublishedVerdict(TenantOwned):
+    """The headline of the Outcomes page: `model`'s backtest over past days (truth.published_backtest).
+
+    Written after a scoring run succeeds (insights/verdicts.py), read by the page: the backtest
+    itself is seconds to a minute on a large workspace. One row per version: publishing another
+    version leaves this one unread. `as_of`: the tenant's day it was computed on. `payload`: what
+    the template shows (verdict level, headline and warnings, horizon, each day's AUC).
+    """
+
+    model = models.OneToOneField("scoring.ScoringModel", on_delete=models.CASCADE, related_name="+")
+    as_of = models.DateField()
+    computed_at = models.DateTimeField()
+    payload = models.JSONField()

@@ -26,3 +26,26 @@ def compute_score_truth(tenant_id: int, horizon: int | None) -> None:
             report_for(tenant, horizon=horizon)
         finally:
             cache.delete(pending_key(tenant, horizon))
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def refresh_published_verdict(run_id: int | None = None, tenant_id: int | None = None) -> None:
+    """The Outcomes headline after scoring run `run_id` succeeded (insights.verdicts), or, given
+    `tenant_id`, for a page that found none. Idempotent: it replaces the version's one row."""
+    from accounts import rls
+    from scoring.models import ScoringRun
+
+    from . import verdicts
+
+    if run_id is not None:
+        with rls.task_scope(ScoringRun, run_id):
+            verdicts.refresh_after_run(run_id)
+        return
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return
+    with rls.session_tenant(tenant):
+        try:
+            verdicts.refresh(tenant)
+        finally:
+            cache.delete(verdicts.pending_key(tenant))

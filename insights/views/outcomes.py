@@ -7,14 +7,41 @@ from django import forms
 from accounts.models import Role
 from scoring.selectors import published_model
 
-from .. import truth
+from .. import verdicts
 from ..charts import outcome_spec
-from ..queries.cache import cached_insight
 from ..queries.common import THIN, TIERS, nearest_scored_day, scored_days
 from ..queries.outcomes import HORIZONS, outcomes
 from .base import SUBJECT_CHOICES, InsightView
 
-truth_summary = cached_insight(truth.published_backtest)
+
+def published_verdict(tenant) -> tuple[verdicts.StoredVerdict | None, bool]:
+    """(the stored verdict of the published version, whether it is being computed).
+
+    Written after each scoring run (insights/verdicts.py). None stored yet: the embedded default
+    (eager Celery) computes it here as before; with a broker, a task computes it (enqueued once:
+    the pending mark), as the backtest takes up to a minute on a large workspace.
+    """
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from ..tasks import refresh_published_verdict
+
+    model = published_model(tenant)
+    if model is None:
+        return None, False
+    found = verdicts.stored(tenant, model)
+    if found is not None:
+        return found, False
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        verdicts.refresh(tenant)
+        return verdicts.stored(tenant, model), False
+    try:
+        first = cache.add(verdicts.pending_key(tenant), 1, verdicts.PENDING_SECONDS)
+    except Exception:  # noqa: BLE001 -- no shared cache: enqueue anyway (the task is idempotent)
+        first = True
+    if first:
+        refresh_published_verdict.delay(tenant_id=tenant.pk)
+    return None, True
 
 
 class OutcomeForm(forms.Form):
@@ -37,6 +64,9 @@ class Outcomes(InsightView):
 
     def context(self, request, form, data):
         result = self.query(request, data)
+        # The headline: over several past days, not this one day's tiers (stored, never computed here).
+        truth, truth_pending = (published_verdict(request.tenant) if result.day and data["subject"] == "users"
+                                else (None, False))
         accounts = {}
         if data["subject"] == "accounts":
             # The account fit comes with the Score truth report: shown when that report is cached, never
@@ -53,8 +83,7 @@ class Outcomes(InsightView):
                 "decile_chart": outcome_spec(result.by_decile, HORIZONS, short=True),
                 "with_money": result.has_churn or result.has_mrr,
                 "verdicts": [v for v in (result.verdict(h) for h in HORIZONS) if v],
-                # The headline: over several past days, not this one day's tiers.
-                "truth": truth_summary(request.tenant) if result.day and data["subject"] == "users" else None,
+                "truth": truth, "truth_pending": truth_pending,
                 "query": f"subject={data['subject']}" + (f"&day={result.day}" if result.day else "")}
 
     def csv(self, request, data):

@@ -38,8 +38,8 @@ FILES = [
     ("insights:onboarding_status", {}, "application/json"),
 ]
 # Queries per page, including the session, the user and the membership lookups (the outcomes page
-# adds its headline backtest: stored days, weights, snapshots, accounts: a constant, not per row).
-MAX_QUERIES = 18
+# reads its headline's stored row, insights/verdicts.py: it never runs the backtest).
+MAX_QUERIES = 16
 
 
 def url(name, tenant, **query):

@@ -3,7 +3,7 @@ of test_engine_range.py: heavy uncapped histories under a half-life, non-contigu
 first seen or imported inside the range in a time zone far from UTC, rollup rows of activities
 outside the model, a single activity, a one-day window."""
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -83,8 +83,9 @@ def test_users_first_seen_or_imported_inside_a_range_far_from_utc(tenant, acts, 
                 rows += [(user, login, b, 1 + b % 3) for b in range(0, offset + 1)]
             elif kind == 1:  # imported history: rollup rows long before first_seen_at
                 rows += [(user, share, b, 2) for b in range(offset + 20, offset + 40, 4)]
-            elif kind == 2:  # only an activity outside the model, and a zero count
+            elif kind == 2:  # activities outside the model or at 0 points beside one that counts
                 rows += [(user, other, max(offset - 1, 0), 5), (user, view, offset + 2, 0)]
+                rows += [(user, view, max(offset - 2, 0), 3), (user, login, max(offset - 2, 0), 1)]
             elif kind == 3:  # a zero-count row only, before being first seen
                 rows += [(user, login, offset + 3, 0)]
     add_counts(tenant, rows)
@@ -112,3 +113,102 @@ def test_the_longest_window_and_trend_under_a_half_life(tenant, acts):
     days = [DAY - timedelta(days=i) for i in range(0, 40, 3)][::-1]
     got, expected = both_ways(model, days)
     assert got == expected, diff_rows(got, expected)
+
+
+@pytest.mark.parametrize("half_life", [None, 1, 7])
+def test_a_model_with_no_activity_counting_and_a_world_without_rollup(tenant, acts, half_life):
+    # Every activity at 0 points (nobody scores, everyone seen is dormant), then one activity alone,
+    # first before any rollup row exists, then with rows of the other activities only.
+    login, share = acts["Logged in"], acts["Shared photo"]
+    EndUserFactory(tenant=tenant, user_id="early", first_seen_at=LONG_AGO)
+    EndUserFactory(tenant=tenant, user_id="late", first_seen_at=at(DAY - timedelta(days=2), 23, UTC))
+    days = [DAY - timedelta(days=b) for b in (6, 3, 2, 0)]
+    zero = make_model(tenant, {a: 0 for a in acts.values()}, half_life_days=half_life, grace_days=3)
+    lone = make_model(tenant, {login: 5}, half_life_days=half_life, grace_days=3, window_days=1)
+    for model in (zero, lone):
+        got, expected = both_ways(model, days)
+        assert got == expected, diff_rows(got, expected)
+    user = EndUserFactory(tenant=tenant, user_id="sharer", first_seen_at=LONG_AGO)
+    add_counts(tenant, [(user, share, b, 4) for b in range(0, 30, 2)])
+    for model in (zero, lone):
+        got, expected = both_ways(model, days)
+        assert got == expected, diff_rows(got, expected)
+    assert {row[8] for row in got[0]} == {"dormant"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_ranges_and_lone_days_at_once_never_deadlock_nor_interleave(postgres, tenant, acts):
+    # Ranges given in any order, overlapping each other and a lone day: each takes its days' locks
+    # ascending, so they queue instead of deadlocking, and the rows are one clean computation's.
+    import random
+    import threading
+
+    from django.db import connection
+
+    from accounts import rls
+
+    from .test_engine_range import build_world
+
+    build_world(tenant, acts, random.Random(8))
+    model = make_model(tenant, {a: 2 + i for i, a in enumerate(acts.values())}, half_life_days=5, grace_days=3)
+    days = [DAY - timedelta(days=b) for b in range(8)][::-1]
+    reference = per_day(model, days)
+    jobs = [days[6::-1], days[2:], days[1::2], [days[4]], days[::-1]]
+    errors, barrier = [], threading.Barrier(len(jobs))
+
+    def worker(job):
+        try:
+            barrier.wait()
+            with rls.session_tenant(tenant):
+                for _ in range(3):
+                    if len(job) == 1:
+                        engine.compute_day(model, job[0])
+                    else:
+                        engine.compute_days(model, job)
+        except Exception as error:  # noqa: BLE001 - collected for the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert snapshot(model) == reference
+
+
+def test_a_run_resumed_after_scattered_days_were_done_scores_the_gaps_in_ranges(tenant, acts, settings):
+    # Days 3, 4 and 7 of ten recorded by an earlier (partial) chunk: the rest is scored as ranges of
+    # non-contiguous days, and the run ends with every day's rows as the per-day engine writes them.
+    import random
+
+    from scoring import services
+    from scoring.models import RunKind, RunStatus
+
+    from .test_engine_range import build_world, random_model
+
+    settings.SCORING_RANGE_DAYS = 4
+    build_world(tenant, acts, random.Random(31))
+    model = random_model(tenant, acts, random.Random(32))
+    days = [DAY - timedelta(days=b) for b in range(10)][::-1]
+    reference = per_day(model, days)
+    wipe(model)
+    run = services.run_create(model=model, kind=RunKind.RECOMPUTE, first_day=days[0], last_day=days[-1])
+    services.run_claim(run.pk)
+    services.run_compute_days(run.pk, [days[2], days[3], days[6]])
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.days_done == 3
+    seen = []
+    services.run_compute_days(run.pk, days, on_day=lambda r, result: seen.append(result.day))
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.days_done == 10
+    assert seen == [d for i, d in enumerate(days) if i not in (2, 3, 6)]
+    assert snapshot(model) == reference
+    # Each day's rows recorded: its user and account snapshots and its product row.
+    written = {day.isoformat(): 1 for day in days}
+    for table in reference[:2]:
+        for row in table:
+            written[row[2].isoformat()] += 1
+    assert run.day_rows == written

@@ -579,6 +579,16 @@ def _range_spans(model: ScoringModel, days: list[date]) -> list[list[date]]:
     return [*spans, current]
 
 
+# SQLite weighs each window day of a half-life model by its own LAG term (see user_range_sql): one
+# LAG per window day and grid row, slower than the per-day statement beyond about this many days.
+_MAX_LAG_TERMS = 60
+
+
+def _per_day_users(model: ScoringModel) -> bool:
+    """Whether compute_days writes the user rows with the per-day statement, day by day."""
+    return connection.vendor == "sqlite" and bool(model.half_life_days) and model.window_days > _MAX_LAG_TERMS
+
+
 def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     """The INSERT of the user snapshots of every day of `days` (sorted), equal to user_scores_sql's.
 
@@ -842,8 +852,12 @@ def compute_days(model: ScoringModel, days) -> list[DayResult]:
             mb = int(max(settings.SCORING_RANGE_WORK_MEM_MB, settings.SCORING_WORK_MEM_MB))
             cursor.execute(f"SET LOCAL work_mem = '{mb}MB'")
         _delete_days(cursor, model, days)
-        for span in _range_spans(model, days):
-            cursor.execute(*user_range_sql(model, span))
+        if _per_day_users(model):
+            for day in days:
+                cursor.execute(*user_scores_sql(model, day))
+        else:
+            for span in _range_spans(model, days):
+                cursor.execute(*user_range_sql(model, span))
         users = _users_per_day(cursor, model, days)
         results = []
         for day in days:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -578,6 +579,16 @@ def _range_spans(model: ScoringModel, days: list[date]) -> list[list[date]]:
     return [*spans, current]
 
 
+# SQLite weighs each window day of a half-life model by its own LAG term (see user_range_sql): one
+# LAG per window day and grid row, slower than the per-day statement beyond about this many days.
+_MAX_LAG_TERMS = 60
+
+
+def _per_day_users(model: ScoringModel) -> bool:
+    """Whether compute_days writes the user rows with the per-day statement, day by day."""
+    return connection.vendor == "sqlite" and bool(model.half_life_days) and model.window_days > _MAX_LAG_TERMS
+
+
 def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     """The INSERT of the user snapshots of every day of `days` (sorted), equal to user_scores_sql's.
 
@@ -594,17 +605,25 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     lo = first - timedelta(days=max(backs) + window - 1)
     span = (last - lo).days + 1
     half_life = model.half_life_days
+    # With a half-life, C(T) - C(T - window) in floats would cancel the whole grid's history: a
+    # heavy user's old days would leave float error of their size in later days' points (the
+    # per-day engine never reads them). PostgreSQL sums in NUMERIC, so the difference is exact;
+    # SQLite has no exact type, so it weighs each day of the window by its factor (LAG, below).
+    lag_sum = bool(half_life) and connection.vendor == "sqlite"
+    exact_g = bool(half_life) and not lag_sum
     ctes, params = _weights_cte(model, None)
 
     # cal: the grid's days (dense), their decay scales and whether the day is one to write.
     out_days = set(days)
-    cal_row = f"({_cast('INTEGER')}, {_cast('DATE')}, {_cast('DOUBLE PRECISION')}, " \
+    # On PostgreSQL g is the float's exact value as a NUMERIC, so the running sums below add exactly
+    # (a CAST of the float would keep 15 digits of it).
+    cal_row = f"({_cast('INTEGER')}, {_cast('DATE')}, {_cast('NUMERIC')}, " \
               f"{_cast('DOUBLE PRECISION')}, {_cast('INTEGER')})"
     ctes.append(f"cal (dn, day, g, h, out) AS (VALUES {', '.join([cal_row] * span)})")
     for i in range(span):
         g, h = (2.0 ** (i / half_life), 0.5 ** (i / half_life)) if half_life else (1.0, 1.0)
         when = lo + timedelta(days=i)
-        params += [i, sql_date(when), g, h, 1 if when in out_days else 0]
+        params += [i, sql_date(when), Decimal(g) if exact_g else g, h, 1 if when in out_days else 0]
 
     if model.daily_cap:
         count_sql, count_params = 'CASE WHEN r."count" > %s THEN %s ELSE r."count" END', [model.daily_cap] * 2
@@ -643,11 +662,15 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     )
     # One row per (end user, day) of the grid: uday's sums where it has a row (a day with only a
     # breadth event, a run ending, is not a day seen).
-    weighted = "COALESCE(ud.wc, 0) * c.g" if half_life else "COALESCE(ud.wc, 0)"
+    if not half_life or lag_sum:
+        weighted = "COALESCE(ud.wc, 0)"
+    else:
+        weighted = "COALESCE(ud.wc, 0) * c.g"
+    day_wc = " COALESCE(ud.wc, 0) AS wd," if lag_sum else ""
     ctes.append("grid_users AS (SELECT DISTINCT u FROM rr)")
     ctes.append(
         f"""grid AS (
-        SELECT us.u AS u, c.dn AS dn, c.day AS day, c.h AS h, c.out AS out,
+        SELECT us.u AS u, c.dn AS dn, c.day AS day, c.h AS h, c.out AS out,{day_wc}
                SUM({weighted}) OVER w AS cw,
                SUM(COALESCE(ud.act, 0)) OVER w AS ca,
                SUM(COALESCE(ud.bd, 0)) OVER w AS breadth,
@@ -658,8 +681,27 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
     )"""  # noqa: S608 - constants only
     )
 
+    source = "grid"
+    if lag_sum:
+        # SQLite: each grid row's points as the per-day engine weighs them, the window's days by
+        # their factors 0.5 ** (age / half_life); a compared day's points are this `pw` read back.
+        factors = decay_factors(model, first)
+        terms = " + ".join(
+            "wd" if age == 0 else f"COALESCE(LAG(wd, {age}) OVER o, 0) * %s" for age in range(window)
+        )
+        params += [factor for age, (_, factor) in enumerate(factors) if age]
+        ctes.append(
+            f"""gridp AS (
+            SELECT grid.*, ({terms}) AS pw
+            FROM grid WINDOW o AS (PARTITION BY u ORDER BY dn)
+        )"""  # noqa: S608 - integers only
+        )
+        source = "gridp"
+
     def diff_at(back: int) -> str:
         """The points `back` grid rows before, unrounded."""
+        if lag_sum:
+            return f"LAG(pw, {back}) OVER o" if back else "pw"
         cw = f"LAG(cw, {back}) OVER o" if back else "cw"
         diff = f"({cw} - COALESCE(LAG(cw, {back + window}) OVER o, 0))"
         if half_life:
@@ -675,7 +717,7 @@ def user_range_sql(model: ScoringModel, days: list[date]) -> tuple[str, list]:
         FROM (
             SELECT u, day, out, breadth, last_seen, ca - COALESCE(LAG(ca, {int(window)}) OVER o, 0) AS active_days,
                    {raw}
-            FROM grid WINDOW o AS (PARTITION BY u ORDER BY dn)
+            FROM {source} WINDOW o AS (PARTITION BY u ORDER BY dn)
         ) p WHERE out = 1
     )"""  # noqa: S608 - constants and integers only
     )
@@ -810,8 +852,12 @@ def compute_days(model: ScoringModel, days) -> list[DayResult]:
             mb = int(max(settings.SCORING_RANGE_WORK_MEM_MB, settings.SCORING_WORK_MEM_MB))
             cursor.execute(f"SET LOCAL work_mem = '{mb}MB'")
         _delete_days(cursor, model, days)
-        for span in _range_spans(model, days):
-            cursor.execute(*user_range_sql(model, span))
+        if _per_day_users(model):
+            for day in days:
+                cursor.execute(*user_scores_sql(model, day))
+        else:
+            for span in _range_spans(model, days):
+                cursor.execute(*user_range_sql(model, span))
         users = _users_per_day(cursor, model, days)
         results = []
         for day in days:

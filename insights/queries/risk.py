@@ -31,7 +31,8 @@ from datetime import date, timedelta
 from accounts.models import Tenant
 from accounts.scoping import tenant_sql
 from core.sql import as_uuid, fetch_all, is_postgresql, sql_date
-from scoring.models import ScoringModel
+from scoring.engine import USER_TABLE
+from scoring.models import ScoringModel, UserScore
 from scoring.selectors import published_model, tier_rank_sql
 
 from .cache import cached_insight
@@ -117,10 +118,38 @@ def _as_date(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[int] | None) -> tuple[str, list]:
+def _stored_last_seen(tenant_id: int, model: ScoringModel, day: date) -> bool:
+    """Whether the day's user snapshots carry the engine's last day seen (rows it wrote do; rows from
+    before that column, or written by hand, do not): then the seats read it instead of the rollup."""
+    return UserScore.objects.for_tenant(tenant_id).filter(model=model, day=day, last_seen__isnull=False).exists()
+
+
+def _seat_sql(tenant_id: int, day: date, first: date, model: ScoringModel | None, rollup: str,
+              rollup_params: list, ids: list[int] | None) -> tuple[str, list]:
+    """`seat (sid, uid, last_day)`: each account's current members active in the days read, with their
+    last active day. From the user snapshots of `day` when they store it (the engine's last_seen is
+    the member's last active day up to `day`: the same day the rollup gives when it is on or after
+    `first`), one row per end user instead of ~13 rollup rows per seat (1.4 s of the dashboard's
+    1.5 s at 100,000 end users); else from the rollup."""
+    if model is None:
+        return f"""SELECT m.account_id AS sid, r.end_user_id AS uid, MAX(r.day) AS last_day {rollup}
+          GROUP BY m.account_id, r.end_user_id""", rollup_params
+    scope, scope_params = tenant_sql(tenant_id, "s")
+    narrow = f"AND m.account_id IN ({', '.join(['%s'] * len(ids))})" if ids is not None else ""
+    sql = f"""SELECT m.account_id AS sid, s.end_user_id AS uid, MAX(s.last_seen) AS last_day
+        FROM {USER_TABLE} s
+        JOIN events_accountmembership m ON m.end_user_id = s.end_user_id AND m.tenant_id = %s AND m.ended_at IS NULL
+        WHERE {scope} AND s.model_id = %s AND s.day = %s AND s.last_seen >= %s AND s.last_seen <= %s {narrow}
+        GROUP BY m.account_id, s.end_user_id"""
+    return sql, [tenant_id, *scope_params, model.pk, sql_date(day), sql_date(first), sql_date(day), *(ids or [])]
+
+
+def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[int] | None,
+          seats_from: ScoringModel | None = None) -> tuple[str, list]:
     """The activity CTEs: `seats` (accounts: live and silent seats) and `gap` (active days per subject).
 
-    With `ids` (a detail page) only those subjects' rollup rows are read, not the tenant's."""
+    With `ids` (a detail page) only those subjects' rollup rows are read, not the tenant's.
+    `seats_from`: the version whose user snapshots of `day` give the members' last days (_seat_sql)."""
     first = day - timedelta(days=HISTORY_DAYS - 1)
     silent_before = sql_date(day - timedelta(days=s.silent_days))
     scope, scope_params = tenant_sql(tenant_id, "r")
@@ -150,9 +179,8 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
                    MAX(r.day) AS last_day {rollup}
               AND r.end_user_id IN (SELECT sid FROM last_seen WHERE last_day <= %s) GROUP BY r.end_user_id)""", [
             *rollup_params, *rollup_params, quiet]
-    sql = f"""seat AS (
-        SELECT m.account_id AS sid, r.end_user_id AS uid, MAX(r.day) AS last_day {rollup}
-          GROUP BY m.account_id, r.end_user_id),
+    seat_sql, seat_params = _seat_sql(tenant_id, day, first, seats_from, rollup, rollup_params, ids)
+    sql = f"""seat AS ({seat_sql}),
     seats AS (
         SELECT sid, COUNT(*) AS live, SUM(CASE WHEN last_day <= %s THEN 1 ELSE 0 END) AS silent,
                MAX(CASE WHEN last_day <= %s THEN last_day END) AS silent_last, MAX(last_day) AS last_day
@@ -161,7 +189,7 @@ def _ctes(subject: str, tenant_id: int, day: date, s: RiskSettings, ids: list[in
         SELECT m.account_id AS sid, r.day AS day {rollup}
           AND m.account_id IN (SELECT sid FROM seats WHERE last_day <= %s) GROUP BY m.account_id, r.day),
     gap AS (SELECT sid, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day FROM acct_days GROUP BY sid)"""
-    return sql, [*rollup_params, silent_before, silent_before, *rollup_params, quiet]
+    return sql, [*seat_params, silent_before, silent_before, *rollup_params, quiet]
 
 
 def _flags(day: date, s: RiskSettings) -> tuple[str, list]:
@@ -205,7 +233,8 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     if model is None or day is None or ids == []:
         return result
     table, column, subject_table = SUBJECTS[subject]
-    ctes, params = _ctes(subject, tenant.pk, day, s, ids)
+    seats_from = model if subject == "accounts" and _stored_last_seen(tenant.pk, model, day) else None
+    ctes, params = _ctes(subject, tenant.pk, day, s, ids, seats_from)
     b_where, b_params = tenant_sql(tenant, "b")
     flags, flag_params = _flags(day, s)
     narrow, narrow_params = "", []

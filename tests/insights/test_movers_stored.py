@@ -47,3 +47,33 @@ def test_other_spans_and_days_without_stored_changes_use_the_join(scored_tenant)
     day = ProductScore.objects.for_tenant(scored_tenant).filter(model=model).latest("day").day
     assert not movers_module._stored_change(scored_tenant, "users", model, day, 14)  # no change_14 column
     assert not movers_module._stored_change(scored_tenant, "users", model, day + timedelta(days=1), 7)  # no rows
+
+
+def at_risk_rows(result):
+    return [(i.subject_id, i.points, i.tier, sorted(str(r) for r in i.reasons)) for i in result.items]
+
+
+def test_account_seats_from_stored_last_seen_give_the_rollups_answer(scored_tenant, monkeypatch):
+    """Accounts at risk count live and silent seats from the members' stored last day seen; on an
+    engine-scored world that is the rollup's answer (the previous query, the oracle), narrowed or not."""
+    from insights.queries import risk
+
+    model = published_model(scored_tenant)
+    day = ProductScore.objects.for_tenant(scored_tenant).filter(model=model).latest("day").day
+    assert risk._stored_last_seen(scored_tenant.pk, model, day)
+    settings = risk.RiskSettings(**{**vars(risk.RiskSettings.of(scored_tenant)), "silent_share": 1})
+
+    def both(**kwargs):
+        stored = risk._at_risk(scored_tenant, day=day, model=model, subject="accounts", settings=settings,
+                               owner_id=None, **kwargs)
+        with monkeypatch.context() as m:
+            m.setattr(risk, "_stored_last_seen", lambda *args: False)
+            rollup = risk._at_risk(scored_tenant, day=day, model=model, subject="accounts", settings=settings,
+                                   owner_id=None, **kwargs)
+        return at_risk_rows(stored), at_risk_rows(rollup)
+
+    stored, rollup = both(ids=None)
+    assert stored == rollup
+    assert any("seat" in reason for *_, reasons in stored for reason in reasons)  # the seats rule fired
+    some = [row[0] for row in stored[:3]]
+    assert both(ids=some)[0] == both(ids=some)[1] == [row for row in stored if row[0] in some]

@@ -233,7 +233,9 @@ def _at_risk(tenant: Tenant, *, day: date | None, model: ScoringModel | None, su
     if model is None or day is None or ids == []:
         return result
     table, column, subject_table = SUBJECTS[subject]
-    seats_from = model if subject == "accounts" and _stored_last_seen(tenant.pk, model, day) else None
+    # A detail page (`ids`) reads only its own rollup rows already: the stored seats serve the whole tenant.
+    whole = subject == "accounts" and ids is None
+    seats_from = model if whole and _stored_last_seen(tenant.pk, model, day) else None
     ctes, params = _ctes(subject, tenant.pk, day, s, ids, seats_from)
     b_where, b_params = tenant_sql(tenant, "b")
     flags, flag_params = _flags(day, s)

@@ -104,6 +104,7 @@ def _movers_from_stored(tenant, subject, model, day, days_back, limit, not_risin
     table, column, subject_table = SUBJECTS[subject]
     scope, scope_params = tenant_sql(tenant, "b")
     change = f"b.change_{days_back}"
+    earlier_scope, earlier_params = tenant_sql(tenant, "a")
     # The day's rows are ordered and cut on the snapshot table alone; the subject's name and the
     # earlier tier are read for the rows kept (joining first makes PostgreSQL name every row).
     owner = (f"AND EXISTS (SELECT 1 FROM {subject_table} o WHERE o.id = b.{column} AND o.owner_id = %s)"
@@ -114,14 +115,16 @@ def _movers_from_stored(tenant, subject, model, day, days_back, limit, not_risin
         WHERE {scope} AND b.model_id = %s AND b.day = %s AND {change} {{cmp}} 0 {owner}
         ORDER BY {change} {{order}}, b.{column} LIMIT %s"""
     outer = f"""SELECT m.kind, m.id, e.public_id, {_name_sql(subject)}, m.points, m.before, m.tier,
-            (SELECT a.tier FROM {table} a WHERE a.{column} = m.id AND a.model_id = %s AND a.day = %s)
+            (SELECT a.tier FROM {table} a WHERE {earlier_scope} AND a.{column} = m.id AND a.model_id = %s
+               AND a.day = %s)
         FROM ({{inner}}) m JOIN {subject_table} e ON e.id = m.id"""
     params = [*scope_params, model.pk, sql_date(day)] + ([owner_id] if owner_id is not None else [])
     earlier = sql_date(day - timedelta(days=days_back))
     up = outer.format(inner=inner.format(kind="r", cmp=">", order="DESC"))
     down = outer.format(inner=inner.format(kind="f", cmp="<", order="ASC"))
     rows = fetch_all(f"SELECT * FROM ({up}) up UNION ALL SELECT * FROM ({down}) down",
-                     [model.pk, earlier, *params, limit + len(not_rising), model.pk, earlier, *params, limit])
+                     [*earlier_params, model.pk, earlier, *params, limit + len(not_rising),
+                      *earlier_params, model.pk, earlier, *params, limit])
     return _split_movers(rows, limit, not_rising)
 
 
